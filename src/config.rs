@@ -1,0 +1,393 @@
+//! Configuration: one TOML file (or the seeds' per-region environment), with
+//! `REPLAG_*__*` environment overrides, validated into typed settings. Every
+//! error names the key it is about; no error ever echoes a URL or a secret.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::topology::{NodeSpec, PostgresTarget, System};
+
+pub const DEFAULT_LISTEN: &str = "0.0.0.0:8439";
+const DEFAULT_INTERVAL: Duration = Duration::from_secs(1);
+const DEFAULT_MAX_BACKOFF: Duration = Duration::from_secs(30);
+const ENV_PREFIX: &str = "REPLAG_";
+/// Overrides use `__` between key levels (`REPLAG_POLL__INTERVAL=2s`); a
+/// `REPLAG_*` variable without it (say `REPLAG_PG_PASSWORD`) is never a key.
+const ENV_SEPARATOR: &str = "__";
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    #[error("config key `{key}`: {problem}")]
+    Key { key: String, problem: String },
+    #[error("{0}")]
+    Other(String),
+}
+
+fn key_error(key: impl Into<String>, problem: impl Into<String>) -> ConfigError {
+    ConfigError::Key { key: key.into(), problem: problem.into() }
+}
+
+/// Validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub listen: SocketAddr,
+    pub poll: PollSettings,
+    pub nodes: Vec<NodeSpec>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PollSettings {
+    pub interval: Duration,
+    pub timeout: Duration,
+    pub max_backoff: Duration,
+}
+
+// ---- raw shape, as written in the file ------------------------------------
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    #[serde(default)]
+    server: RawServer,
+    #[serde(default)]
+    poll: RawPoll,
+    #[serde(default)]
+    regions: BTreeMap<String, RawRegion>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawServer {
+    listen: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPoll {
+    interval: Option<String>,
+    timeout: Option<String>,
+    max_backoff: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRegion {
+    #[serde(default)]
+    postgres: Vec<RawPostgresNode>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPostgresNode {
+    name: Option<String>,
+    url: Option<String>,
+    password_env: Option<String>,
+    password_file: Option<PathBuf>,
+    upstream: Option<String>,
+}
+
+impl std::fmt::Debug for RawPostgresNode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RawPostgresNode").field("name", &self.name).finish_non_exhaustive()
+    }
+}
+
+// ---- loading ---------------------------------------------------------------
+
+/// Where the configuration comes from.
+pub enum Source<'a> {
+    File(&'a Path),
+    /// The seeds' per-region variables: `REGION`, `DATABASE_URL`.
+    SeedEnvironment,
+}
+
+/// Load from a file, or from the seeds' environment when no file is given.
+pub fn load(file: Option<&Path>) -> Result<Config, ConfigError> {
+    let env: HashMap<String, String> = std::env::vars().collect();
+    match file {
+        Some(path) => load_from(Source::File(path), &env),
+        None => load_from(Source::SeedEnvironment, &env),
+    }
+}
+
+/// Load with an explicit environment (tests pass their own).
+pub fn load_from(source: Source<'_>, env: &HashMap<String, String>) -> Result<Config, ConfigError> {
+    let mut builder = config::Config::builder();
+    match source {
+        Source::File(path) => {
+            if !path.is_file() {
+                return Err(ConfigError::Other(format!(
+                    "config file {} does not exist or is not a file",
+                    path.display()
+                )));
+            }
+            builder = builder.add_source(config::File::from(path).format(config::FileFormat::Toml).required(true));
+        }
+        Source::SeedEnvironment => {
+            let url = env.get("DATABASE_URL").filter(|v| !v.is_empty()).ok_or_else(|| {
+                ConfigError::Other(
+                    "no configuration: pass --config FILE (or set REPLAG_CONFIG), or set DATABASE_URL and REGION"
+                        .into(),
+                )
+            })?;
+            let region = env.get("REGION").cloned().unwrap_or_else(|| "default".into());
+            check_label_value("REGION", &region)?;
+            let node: HashMap<String, String> =
+                [("name".to_string(), format!("{region}-postgres")), ("url".to_string(), url.clone())].into();
+            builder = builder
+                .set_default(format!("regions.{region}.postgres"), vec![node])
+                .map_err(|e| ConfigError::Other(e.to_string()))?;
+        }
+    }
+    let overrides: HashMap<String, String> = env
+        .iter()
+        .filter(|(k, _)| k.starts_with(ENV_PREFIX) && k[ENV_PREFIX.len()..].contains(ENV_SEPARATOR))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    builder = builder.add_source(
+        config::Environment::with_prefix(ENV_PREFIX.trim_end_matches('_'))
+            .prefix_separator("_")
+            .separator(ENV_SEPARATOR)
+            .source(Some(overrides)),
+    );
+    let raw: RawConfig = builder
+        .build()
+        .and_then(|c| c.try_deserialize())
+        .map_err(|e| ConfigError::Other(format!("invalid configuration: {}", scrub_config_error(&e.to_string()))))?;
+    validate(raw, env)
+}
+
+/// `config` errors quote offending values; values may be URLs with passwords.
+fn scrub_config_error(message: &str) -> String {
+    if message.contains("://") {
+        message
+            .split_whitespace()
+            .map(|w| if w.contains("://") { "<redacted>" } else { w })
+            .collect::<Vec<_>>()
+            .join(" ")
+    } else {
+        message.to_string()
+    }
+}
+
+fn parse_duration(key: &str, value: Option<&str>, default: Duration) -> Result<Duration, ConfigError> {
+    let Some(text) = value else { return Ok(default) };
+    let parsed = humantime::parse_duration(text.trim())
+        .map_err(|e| key_error(key, format!("{text:?} is not a duration ({e}); write e.g. \"1s\" or \"500ms\"")))?;
+    if parsed.is_zero() {
+        return Err(key_error(key, "must be greater than zero"));
+    }
+    Ok(parsed)
+}
+
+fn check_label_value(key: &str, value: &str) -> Result<(), ConfigError> {
+    let ok = !value.is_empty()
+        && value.len() <= 64
+        && value.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
+    if ok {
+        Ok(())
+    } else {
+        Err(key_error(key, format!("{value:?} must be 1-64 characters of letters, digits, '-', '_' or '.'")))
+    }
+}
+
+fn validate(raw: RawConfig, env: &HashMap<String, String>) -> Result<Config, ConfigError> {
+    let listen_text = raw.server.listen.as_deref().unwrap_or(DEFAULT_LISTEN);
+    let listen = SocketAddr::from_str(listen_text)
+        .map_err(|_| key_error("server.listen", format!("{listen_text:?} is not an address like 0.0.0.0:8439")))?;
+
+    let interval = parse_duration("poll.interval", raw.poll.interval.as_deref(), DEFAULT_INTERVAL)?;
+    let timeout = parse_duration("poll.timeout", raw.poll.timeout.as_deref(), interval.mul_f64(0.8))?;
+    if timeout > interval {
+        return Err(key_error("poll.timeout", "must not be longer than poll.interval"));
+    }
+    let max_backoff = parse_duration("poll.max_backoff", raw.poll.max_backoff.as_deref(), DEFAULT_MAX_BACKOFF)?;
+    if max_backoff < interval {
+        return Err(key_error("poll.max_backoff", "must not be shorter than poll.interval"));
+    }
+
+    let mut nodes = Vec::new();
+    let mut names = HashSet::new();
+    for (region, region_cfg) in &raw.regions {
+        check_label_value(&format!("regions.{region}"), region)?;
+        for (i, node) in region_cfg.postgres.iter().enumerate() {
+            let key = format!("regions.{region}.postgres[{i}]");
+            let name = node.name.as_deref().ok_or_else(|| key_error(format!("{key}.name"), "is required"))?;
+            check_label_value(&format!("{key}.name"), name)?;
+            if !names.insert(name.to_string()) {
+                return Err(key_error(format!("{key}.name"), format!("node name {name:?} is used twice")));
+            }
+            let target = postgres_target(&key, node, env)?;
+            nodes.push(NodeSpec {
+                name: name.to_string(),
+                region: region.clone(),
+                system: System::Postgres,
+                upstream: node.upstream.clone(),
+                postgres: target,
+            });
+        }
+    }
+    if nodes.is_empty() {
+        return Err(key_error(
+            "regions",
+            "no nodes configured: add e.g. [[regions.us-east.postgres]] with name and url",
+        ));
+    }
+    for (i, node) in nodes.iter().enumerate() {
+        if let Some(upstream) = &node.upstream {
+            if !nodes.iter().any(|n| &n.name == upstream && n.system == node.system) {
+                let key = format!(
+                    "regions.{}.{}[{}].upstream",
+                    node.region,
+                    node.system.as_str(),
+                    index_in_region(&nodes, i)
+                );
+                return Err(key_error(key, format!("no {} node is named {upstream:?}", node.system.as_str())));
+            }
+        }
+    }
+    Ok(Config { listen, poll: PollSettings { interval, timeout, max_backoff }, nodes })
+}
+
+fn index_in_region(nodes: &[NodeSpec], i: usize) -> usize {
+    nodes[..i].iter().filter(|n| n.region == nodes[i].region && n.system == nodes[i].system).count()
+}
+
+fn postgres_target(
+    key: &str,
+    node: &RawPostgresNode,
+    env: &HashMap<String, String>,
+) -> Result<PostgresTarget, ConfigError> {
+    let url_key = format!("{key}.url");
+    let url = node.url.as_deref().ok_or_else(|| key_error(&url_key, "is required"))?;
+    let mut pg = tokio_postgres::Config::from_str(url).map_err(|_| {
+        key_error(
+            &url_key,
+            "is not a valid PostgreSQL URL or key=value connection string (value not shown: it may hold a password)",
+        )
+    })?;
+    let hosts = pg.get_hosts();
+    if hosts.is_empty() {
+        return Err(key_error(&url_key, "names no host"));
+    }
+    let password = match (&node.password_env, &node.password_file) {
+        (Some(_), Some(_)) => {
+            return Err(key_error(format!("{key}.password_env"), "set password_env or password_file, not both"));
+        }
+        (Some(var), None) => Some(env.get(var).cloned().ok_or_else(|| {
+            key_error(format!("{key}.password_env"), format!("environment variable {var} is not set"))
+        })?),
+        (None, Some(path)) => Some(
+            std::fs::read_to_string(path)
+                .map_err(|e| key_error(format!("{key}.password_file"), format!("cannot read {}: {e}", path.display())))?
+                .trim_end_matches(['\r', '\n'])
+                .to_string(),
+        ),
+        (None, None) => None,
+    };
+    if let Some(password) = password {
+        pg.password(password);
+    }
+    Ok(PostgresTarget::new(pg))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    fn load_toml(text: &str, env: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let mut file = tempfile::NamedTempFile::new().unwrap();
+        file.write_all(text.as_bytes()).unwrap();
+        let env = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        load_from(Source::File(file.path()), &env)
+    }
+
+    const GOOD: &str = r#"
+        [poll]
+        interval = "2s"
+        [[regions.us-east.postgres]]
+        name = "pg-a"
+        url = "postgresql://mon:hunter2@127.0.0.1:5432/postgres"
+        [[regions.eu-west.postgres]]
+        name = "pg-b"
+        url = "host=127.0.0.1 port=5433 user=mon dbname=postgres"
+        password_env = "PGB_PASSWORD"
+        upstream = "pg-a"
+    "#;
+
+    #[test]
+    fn loads_a_good_file_with_defaults() {
+        let cfg = load_toml(GOOD, &[("PGB_PASSWORD", "s3cret")]).unwrap();
+        assert_eq!(cfg.poll.interval, Duration::from_secs(2));
+        assert_eq!(cfg.poll.timeout, Duration::from_millis(1600));
+        assert_eq!(cfg.listen, DEFAULT_LISTEN.parse().unwrap());
+        assert_eq!(cfg.nodes.len(), 2);
+        let b = cfg.nodes.iter().find(|n| n.name == "pg-b").unwrap();
+        assert_eq!(b.region, "eu-west");
+        assert_eq!(b.upstream.as_deref(), Some("pg-a"));
+        assert_eq!(b.postgres.config().get_password(), Some(&b"s3cret"[..]));
+    }
+
+    #[test]
+    fn environment_overrides_keys() {
+        let cfg = load_toml(
+            GOOD,
+            &[("PGB_PASSWORD", "x"), ("REPLAG_POLL__INTERVAL", "5s"), ("REPLAG_PG_PASSWORD", "ignored")],
+        )
+        .unwrap();
+        assert_eq!(cfg.poll.interval, Duration::from_secs(5));
+    }
+
+    fn error_of(text: &str, env: &[(&str, &str)]) -> String {
+        load_toml(text, env).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn errors_name_the_key() {
+        let base = "[[regions.r1.postgres]]\nname = \"a\"\nurl = \"postgresql://u:pw@h/db\"\n";
+        assert!(error_of(&format!("[poll]\ninterval = \"banana\"\n{base}"), &[]).contains("poll.interval"));
+        assert!(error_of(&format!("[poll]\ninterval = \"1s\"\ntimeout = \"2s\"\n{base}"), &[]).contains("poll.timeout"));
+        assert!(error_of(&format!("[server]\nlisten = \"nope\"\n{base}"), &[]).contains("server.listen"));
+        assert!(error_of("[[regions.r1.postgres]]\nname = \"a\"\n", &[]).contains("regions.r1.postgres[0].url"));
+        assert!(error_of("[[regions.r1.postgres]]\nurl = \"postgresql://h/db\"\n", &[])
+            .contains("regions.r1.postgres[0].name"));
+        assert!(error_of(&format!("{base}password_env = \"NOPE\"\n"), &[]).contains("password_env"));
+        assert!(error_of(&format!("{base}upstream = \"ghost\"\n"), &[]).contains("regions.r1.postgres[0].upstream"));
+        assert!(error_of("", &[]).contains("regions"));
+        let dup = format!("{base}[[regions.r2.postgres]]\nname = \"a\"\nurl = \"postgresql://h/db\"\n");
+        assert!(error_of(&dup, &[]).contains("regions.r2.postgres[0].name"));
+        let typo = error_of(&format!("[poll]\nintervall = \"1s\"\n{base}"), &[]);
+        assert!(typo.contains("intervall"), "{typo}");
+    }
+
+    #[test]
+    fn errors_never_echo_the_url_or_password() {
+        let msg =
+            error_of("[[regions.r1.postgres]]\nname = \"a\"\nurl = \"postgresql://u:hunter2@h:notaport/db\"\n", &[]);
+        assert!(msg.contains("regions.r1.postgres[0].url"), "{msg}");
+        assert!(!msg.contains("hunter2"), "{msg}");
+        let msg =
+            error_of("[[regions.r1.postgres]]\nname = \"a\"\nurl = 5\nbogus = \"postgresql://u:hunter2@h/db\"\n", &[]);
+        assert!(!msg.contains("hunter2"), "{msg}");
+    }
+
+    #[test]
+    fn seed_environment_makes_a_one_region_config() {
+        let env: HashMap<String, String> =
+            [("REGION", "us-east"), ("DATABASE_URL", "postgresql://u:p@127.0.0.1:5432/app")]
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect();
+        let cfg = load_from(Source::SeedEnvironment, &env).unwrap();
+        assert_eq!(cfg.nodes.len(), 1);
+        assert_eq!(cfg.nodes[0].name, "us-east-postgres");
+        assert_eq!(cfg.nodes[0].region, "us-east");
+        assert!(load_from(Source::SeedEnvironment, &HashMap::new()).unwrap_err().to_string().contains("DATABASE_URL"));
+    }
+}

@@ -1,0 +1,305 @@
+//! Bounded history of one source's position stream, and the conversion of a
+//! replica position into lag in bytes and seconds (DESIGN.md "Lag").
+//!
+//! Times come from one monotonic clock (the exporter's), so clock skew between
+//! regions cannot distort the result.
+
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+/// Samples kept per source. Plateaus (an idle source) cost two samples, so
+/// this covers about an hour of continuous writes at a 1 s sampling interval
+/// and arbitrarily long idle periods.
+pub const DEFAULT_CAPACITY: usize = 4096;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Sample {
+    pub at: Instant,
+    pub position: u64,
+}
+
+/// What a push did to the history.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pushed {
+    Appended,
+    /// The position went backwards: not progress (restore, reset). History restarted.
+    Reset,
+    /// The sample was not newer than the latest one and was dropped.
+    OutOfOrder,
+}
+
+/// How far a replica trails its source.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Lag {
+    pub bytes: u64,
+    pub seconds: f64,
+    /// The replica is older than the oldest sample: `seconds` is a lower bound.
+    pub lower_bound: bool,
+}
+
+impl Lag {
+    pub const ZERO: Lag = Lag { bytes: 0, seconds: 0.0, lower_bound: false };
+}
+
+#[derive(Debug, Clone)]
+pub struct PositionHistory {
+    samples: VecDeque<Sample>,
+    capacity: usize,
+}
+
+impl Default for PositionHistory {
+    fn default() -> Self {
+        Self::with_capacity(DEFAULT_CAPACITY)
+    }
+}
+
+impl PositionHistory {
+    pub fn with_capacity(capacity: usize) -> Self {
+        Self { samples: VecDeque::new(), capacity: capacity.max(2) }
+    }
+
+    pub fn len(&self) -> usize {
+        self.samples.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.samples.is_empty()
+    }
+
+    pub fn latest(&self) -> Option<Sample> {
+        self.samples.back().copied()
+    }
+
+    pub fn oldest(&self) -> Option<Sample> {
+        self.samples.front().copied()
+    }
+
+    pub fn push(&mut self, at: Instant, position: u64) -> Pushed {
+        let mut outcome = Pushed::Appended;
+        if let Some(last) = self.samples.back() {
+            if at <= last.at {
+                return Pushed::OutOfOrder;
+            }
+            if position < last.position {
+                self.samples.clear();
+                outcome = Pushed::Reset;
+            }
+        }
+        // Keep only both ends of a plateau: the end moves forward, the middle
+        // carries no information.
+        let n = self.samples.len();
+        if n >= 2 && self.samples[n - 1].position == position && self.samples[n - 2].position == position {
+            self.samples[n - 1].at = at;
+            return outcome;
+        }
+        self.samples.push_back(Sample { at, position });
+        while self.samples.len() > self.capacity {
+            self.samples.pop_front();
+        }
+        outcome
+    }
+
+    /// The source's position at `at`, interpolated between samples; clamped to
+    /// the first/last sample outside the covered interval.
+    pub fn position_at(&self, at: Instant) -> Option<u64> {
+        let first = self.samples.front()?;
+        let last = self.samples.back()?;
+        if at <= first.at {
+            return Some(first.position);
+        }
+        if at >= last.at {
+            return Some(last.position);
+        }
+        // First sample strictly after `at`; it exists and has a predecessor.
+        let idx = self.samples.partition_point(|s| s.at <= at);
+        let (a, b) = (self.samples[idx - 1], self.samples[idx]);
+        let fraction = (at - a.at).as_secs_f64() / (b.at - a.at).as_secs_f64();
+        Some(a.position + ((b.position - a.position) as f64 * fraction).floor() as u64)
+    }
+
+    /// Lag of a replica that was at `position` at time `at`.
+    ///
+    /// Caught up (position at or past the source's position at `at`) is 0.
+    /// Otherwise the lag is `at` minus the moment the source moved past
+    /// `position`, interpolated between the two samples around it. A position
+    /// older than the whole history yields a lower bound. `None` without samples.
+    pub fn lag(&self, position: u64, at: Instant) -> Option<Lag> {
+        let source_now = self.position_at(at)?;
+        if position >= source_now {
+            return Some(Lag::ZERO);
+        }
+        let bytes = source_now - position;
+        // Index of the first sample beyond `position`; it exists because
+        // `position < source_now <= last.position`.
+        let idx = self.samples.partition_point(|s| s.position <= position);
+        if idx == 0 {
+            let oldest = self.samples[0].at;
+            let seconds = at.saturating_duration_since(oldest).as_secs_f64();
+            return Some(Lag { bytes, seconds, lower_bound: true });
+        }
+        let (a, b) = (self.samples[idx - 1], self.samples[idx]);
+        let fraction = (position - a.position) as f64 / (b.position - a.position) as f64;
+        let passed_at = a.at + Duration::from_secs_f64((b.at - a.at).as_secs_f64() * fraction);
+        let seconds = at.saturating_duration_since(passed_at).as_secs_f64();
+        Some(Lag { bytes, seconds, lower_bound: false })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn t0() -> Instant {
+        Instant::now()
+    }
+
+    fn secs(base: Instant, s: f64) -> Instant {
+        base + Duration::from_secs_f64(s)
+    }
+
+    #[test]
+    fn empty_history_knows_nothing() {
+        let h = PositionHistory::default();
+        assert_eq!(h.lag(10, t0()), None);
+        assert_eq!(h.position_at(t0()), None);
+    }
+
+    #[test]
+    fn caught_up_is_zero_even_after_long_idle() {
+        let base = t0();
+        let mut h = PositionHistory::default();
+        for i in 0..3600 {
+            h.push(secs(base, i as f64), 1000);
+        }
+        assert_eq!(h.len(), 2, "a plateau keeps only its two ends");
+        assert_eq!(h.lag(1000, secs(base, 3600.0)), Some(Lag::ZERO));
+    }
+
+    #[test]
+    fn interpolates_between_samples() {
+        let base = t0();
+        let mut h = PositionHistory::default();
+        // 100 bytes per second from t=0.
+        for i in 0..=10 {
+            h.push(secs(base, i as f64), 100 * i);
+        }
+        let lag = h.lag(250, secs(base, 10.0)).unwrap();
+        assert_eq!(lag.bytes, 750);
+        assert!((lag.seconds - 7.5).abs() < 1e-6, "{lag:?}");
+        assert!(!lag.lower_bound);
+    }
+
+    #[test]
+    fn burst_after_idle_counts_from_the_end_of_the_plateau() {
+        let base = t0();
+        let mut h = PositionHistory::default();
+        for i in 0..=100 {
+            h.push(secs(base, i as f64), 500);
+        }
+        h.push(secs(base, 101.0), 600);
+        // Replica still at 500: it has missed only what was written after t=100.
+        let lag = h.lag(500, secs(base, 101.0)).unwrap();
+        assert!((lag.seconds - 1.0).abs() < 1e-6, "{lag:?}");
+        assert_eq!(lag.bytes, 100);
+    }
+
+    #[test]
+    fn older_than_history_is_a_lower_bound() {
+        let base = t0();
+        let mut h = PositionHistory::with_capacity(4);
+        for i in 0..10 {
+            h.push(secs(base, i as f64), 100 + 10 * i);
+        }
+        let lag = h.lag(50, secs(base, 9.0)).unwrap();
+        assert!(lag.lower_bound);
+        assert!((lag.seconds - 3.0).abs() < 1e-6, "oldest kept sample is t=6: {lag:?}");
+        assert_eq!(lag.bytes, 190 - 50);
+    }
+
+    #[test]
+    fn position_going_backwards_resets() {
+        let base = t0();
+        let mut h = PositionHistory::default();
+        h.push(secs(base, 0.0), 1_000_000);
+        h.push(secs(base, 1.0), 2_000_000);
+        assert_eq!(h.push(secs(base, 2.0), 10), Pushed::Reset);
+        assert_eq!(h.len(), 1);
+        assert_eq!(h.lag(10, secs(base, 3.0)), Some(Lag::ZERO));
+    }
+
+    #[test]
+    fn out_of_order_samples_are_dropped() {
+        let base = t0();
+        let mut h = PositionHistory::default();
+        h.push(secs(base, 5.0), 10);
+        assert_eq!(h.push(secs(base, 4.0), 20), Pushed::OutOfOrder);
+        assert_eq!(h.latest().unwrap().position, 10);
+    }
+
+    #[test]
+    fn replica_observed_before_a_newer_source_sample_is_not_charged_for_it() {
+        let base = t0();
+        let mut h = PositionHistory::default();
+        h.push(secs(base, 0.0), 100);
+        h.push(secs(base, 10.0), 100);
+        h.push(secs(base, 11.0), 200);
+        // Observed at t=10.5 at position 150: the source was at 150 then.
+        assert_eq!(h.lag(150, secs(base, 10.5)), Some(Lag::ZERO));
+    }
+
+    proptest! {
+        /// Monotonic source, any replica position and time: lag is never
+        /// negative, bytes and seconds agree on "caught up", and a replica at
+        /// the latest position is caught up.
+        #[test]
+        fn lag_is_sane_for_monotonic_input(
+            steps in prop::collection::vec((1u64..2_000, 0u64..10_000), 1..200),
+            replica_frac in 0.0f64..1.2,
+            obs_offset_ms in 0u64..5_000,
+        ) {
+            let base = t0();
+            let mut h = PositionHistory::with_capacity(64);
+            let (mut t_ms, mut pos) = (0u64, 0u64);
+            for (dt, dp) in &steps {
+                t_ms += dt;
+                pos += dp;
+                h.push(base + Duration::from_millis(t_ms), pos);
+            }
+            let at = base + Duration::from_millis(t_ms + obs_offset_ms);
+            let replica = (pos as f64 * replica_frac) as u64;
+            let lag = h.lag(replica, at).unwrap();
+            prop_assert!(lag.seconds >= 0.0 && lag.seconds.is_finite());
+            prop_assert_eq!(lag.bytes == 0, lag.seconds == 0.0 || lag.bytes == 0);
+            if replica >= pos {
+                prop_assert_eq!(lag, Lag::ZERO);
+            }
+            // The lag can never exceed the time since the first sample ever pushed
+            // (here the start of the stream).
+            prop_assert!(lag.seconds <= (at - base).as_secs_f64() + 1e-6);
+            prop_assert!(h.len() <= 64);
+        }
+
+        /// A replica further behind never has less lag than one ahead of it.
+        #[test]
+        fn lag_is_monotonic_in_replica_position(
+            steps in prop::collection::vec((1u64..2_000, 0u64..10_000), 2..100),
+            a in 0.0f64..1.0, b in 0.0f64..1.0,
+        ) {
+            let base = t0();
+            let mut h = PositionHistory::default();
+            let (mut t_ms, mut pos) = (0u64, 0u64);
+            for (dt, dp) in &steps {
+                t_ms += dt;
+                pos += dp;
+                h.push(base + Duration::from_millis(t_ms), pos);
+            }
+            let at = base + Duration::from_millis(t_ms);
+            let (lo, hi) = if a < b { (a, b) } else { (b, a) };
+            let behind = h.lag((pos as f64 * lo) as u64, at).unwrap();
+            let ahead = h.lag((pos as f64 * hi) as u64, at).unwrap();
+            prop_assert!(behind.seconds + 1e-9 >= ahead.seconds);
+            prop_assert!(behind.bytes >= ahead.bytes);
+        }
+    }
+}

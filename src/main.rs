@@ -1,0 +1,152 @@
+//! The `replag` command line: `serve` and `check`.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use clap::{Parser, Subcommand};
+use tokio::sync::{mpsc, watch};
+
+use replag::config::{self, Config};
+use replag::lag::{self, Engine};
+use replag::snapshot::Snapshot;
+use replag::{check, poller, server};
+
+#[derive(Parser)]
+#[command(name = "replag", version, about = "Replication lag in bytes and seconds, across regions")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(clap::Args)]
+struct ConfigArg {
+    /// TOML config file. Without one, the seeds' REGION and DATABASE_URL make a one-region config.
+    #[arg(long, short, env = "REPLAG_CONFIG")]
+    config: Option<PathBuf>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Poll in the background and serve /metrics, /healthz, /api/v1/status.
+    Serve {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// Listen address; overrides server.listen.
+        #[arg(long)]
+        listen: Option<std::net::SocketAddr>,
+    },
+    /// Poll every node twice, print nodes and links; exit 1 if a node is unreachable.
+    Check {
+        #[command(flatten)]
+        config: ConfigArg,
+    },
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("REPLAG_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).init();
+}
+
+fn load(arg: &ConfigArg) -> Result<Config, ExitCode> {
+    config::load(arg.config.as_deref()).map_err(|e| {
+        eprintln!("replag: {e}");
+        ExitCode::from(2)
+    })
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("replag: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(async {
+        match cli.command {
+            Command::Serve { config, listen } => match load(&config) {
+                Ok(mut cfg) => {
+                    if let Some(listen) = listen {
+                        cfg.listen = listen;
+                    }
+                    serve(cfg).await
+                }
+                Err(code) => code,
+            },
+            Command::Check { config } => match load(&config) {
+                Ok(cfg) => {
+                    let snapshot = check::run(&cfg).await;
+                    print!("{}", check::report(&snapshot));
+                    if snapshot.nodes.iter().all(|n| n.up) {
+                        ExitCode::SUCCESS
+                    } else {
+                        ExitCode::FAILURE
+                    }
+                }
+                Err(code) => code,
+            },
+        }
+    })
+}
+
+async fn serve(cfg: Config) -> ExitCode {
+    let listener = match server::bind(cfg.listen).await {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("replag: cannot listen on {} (server.listen): {e}", cfg.listen);
+            return ExitCode::from(2);
+        }
+    };
+    let local = listener.local_addr().map_or(cfg.listen.to_string(), |a| a.to_string());
+    let started = SystemTime::now();
+    let (snapshot_tx, snapshot_rx) = watch::channel(Arc::new(Snapshot::empty(started)));
+    let (report_tx, report_rx) = mpsc::channel(4096);
+    let pollers = poller::spawn_all(&cfg.nodes, cfg.poll, report_tx);
+    let engine = tokio::spawn(lag::run(Engine::new(cfg.nodes.clone(), started), report_rx, snapshot_tx));
+    tracing::info!(
+        listen = %local,
+        nodes = cfg.nodes.len(),
+        interval = %humantime::format_duration(cfg.poll.interval),
+        "replag serving /metrics, /healthz, /api/v1/status"
+    );
+    let result = server::serve(listener, snapshot_rx, shutdown_signal()).await;
+    for task in pollers {
+        task.abort();
+    }
+    engine.abort();
+    match result {
+        Ok(()) => {
+            tracing::info!("shut down");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "server failed");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(s) => s,
+            Err(_) => {
+                let _ = ctrl_c.await;
+                return;
+            }
+        };
+        tokio::select! {
+            _ = ctrl_c => {},
+            _ = term.recv() => {},
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}

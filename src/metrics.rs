@@ -1,0 +1,273 @@
+//! `/metrics`: the snapshot in Prometheus text format. Families and labels
+//! are the contract of docs/metrics.md; dashboards and alerts rely on them.
+
+use std::sync::Arc;
+
+use prometheus::core::Collector;
+use prometheus::{Encoder, GaugeVec, IntCounterVec, Opts, Registry, TextEncoder};
+
+use crate::snapshot::{to_unix, LinkView, NodeView, Snapshot};
+use crate::sources::FailureKind;
+
+pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+const NODE_LABELS: &[&str] = &["system", "node", "node_region"];
+const LINK_LABELS: &[&str] = &["system", "kind", "source", "source_region", "replica", "replica_region"];
+const WAL_STATUSES: &[&str] = &["reserved", "extended", "unreserved", "lost"];
+
+pub fn build_revision() -> &'static str {
+    option_env!("REPLAG_GIT_REVISION").unwrap_or("unknown")
+}
+
+/// The snapshot's metrics text, rendered once and shared by every scrape.
+pub fn rendered(snapshot: &Snapshot) -> Arc<str> {
+    snapshot.rendered_metrics.get_or_init(|| render(snapshot).into()).clone()
+}
+
+struct Families {
+    registry: Registry,
+}
+
+impl Families {
+    fn gauge(&self, name: &str, help: &str, labels: &[&str]) -> GaugeVec {
+        let g = GaugeVec::new(Opts::new(name, help), labels).expect("valid metric definition");
+        self.register(Box::new(g.clone()));
+        g
+    }
+
+    fn counter(&self, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
+        let c = IntCounterVec::new(Opts::new(name, help), labels).expect("valid metric definition");
+        self.register(Box::new(c.clone()));
+        c
+    }
+
+    fn register(&self, c: Box<dyn Collector>) {
+        self.registry.register(c).expect("metric names are unique");
+    }
+}
+
+fn with<'a>(base: &[&'a str], extra: &[&'a str]) -> Vec<&'a str> {
+    base.iter().chain(extra).copied().collect()
+}
+
+fn node_values(n: &NodeView) -> [&str; 3] {
+    [n.system.as_str(), &n.name, &n.region]
+}
+
+fn link_values(l: &LinkView) -> [&str; 6] {
+    [l.system.as_str(), l.kind.as_str(), &l.source, &l.source_region, &l.replica, &l.replica_region]
+}
+
+fn bool_value(b: bool) -> f64 {
+    if b {
+        1.0
+    } else {
+        0.0
+    }
+}
+
+pub fn render(s: &Snapshot) -> String {
+    let f = Families { registry: Registry::new() };
+
+    let build = f.gauge("replag_build_info", "replag version and revision; always 1.", &["version", "revision"]);
+    build.with_label_values(&[env!("CARGO_PKG_VERSION"), build_revision()]).set(1.0);
+
+    // ---- nodes
+    let node_up = f.gauge("replag_node_up", "1 if the last poll of the node succeeded, else 0.", NODE_LABELS);
+    let node_info = f.gauge(
+        "replag_node_info",
+        "Identity of a node as of its last successful poll; always 1.",
+        &with(NODE_LABELS, &["role", "version", "system_identifier"]),
+    );
+    let poll_duration = f.gauge(
+        "replag_poll_duration_seconds",
+        "Duration of the last poll of the node, including any reconnect.",
+        NODE_LABELS,
+    );
+    let last_success = f.gauge(
+        "replag_node_last_success_timestamp_seconds",
+        "Unix time of the last successful poll of the node.",
+        NODE_LABELS,
+    );
+    let failing = f.gauge(
+        "replag_node_failing",
+        "1 for the reason the last poll failed (connect, auth, timeout, query, protocol), 0 for the others.",
+        &with(NODE_LABELS, &["reason"]),
+    );
+    let polls = f.counter("replag_node_polls_total", "Polls of the node since replag started.", NODE_LABELS);
+    let failures = f.counter(
+        "replag_node_poll_failures_total",
+        "Failed polls of the node since replag started, by reason.",
+        &with(NODE_LABELS, &["reason"]),
+    );
+    for n in &s.nodes {
+        let v = node_values(n);
+        node_up.with_label_values(&v).set(bool_value(n.up));
+        if let (Some(role), Some(version)) = (&n.role, &n.version) {
+            let sysid = n.identity.iter().find(|(k, _)| k == "system_identifier").map_or("", |(_, v)| v.as_str());
+            node_info.with_label_values(&[v[0], v[1], v[2], role, version, sysid]).set(1.0);
+        }
+        if let Some(d) = n.last_poll_duration_seconds {
+            poll_duration.with_label_values(&v).set(d);
+        }
+        if let Some(t) = n.last_success {
+            last_success.with_label_values(&v).set(to_unix(t));
+        }
+        polls.with_label_values(&v).inc_by(n.polls_total);
+        for (i, kind) in FailureKind::ALL.iter().enumerate() {
+            let labels = [v[0], v[1], v[2], kind.as_str()];
+            let current = n.failure.as_ref().is_some_and(|f| f.kind == *kind);
+            failing.with_label_values(&labels).set(bool_value(current));
+            failures.with_label_values(&labels).inc_by(n.failures_total[i]);
+        }
+    }
+
+    // ---- links
+    let lag_seconds = f.gauge(
+        "replag_lag_seconds",
+        "Seconds the replica trails its source (apply/replay stage), measured on replag's clock from the source's position history.",
+        LINK_LABELS,
+    );
+    let lag_bytes =
+        f.gauge("replag_lag_bytes", "Bytes the replica trails its source (apply/replay stage).", LINK_LABELS);
+    let lower_bound = f.gauge(
+        "replag_lag_lower_bound",
+        "1 if replag_lag_seconds is a lower bound: the replica is older than the source history replag keeps.",
+        LINK_LABELS,
+    );
+    let link_up = f.gauge("replag_link_up", "1 if the link is connected and streaming, else 0.", LINK_LABELS);
+    let data_age = f.gauge(
+        "replag_link_data_age_seconds",
+        "Age of the replica position the link's lag was computed from.",
+        LINK_LABELS,
+    );
+    let stage_bytes = f.gauge(
+        "replag_pg_stage_lag_bytes",
+        "PostgreSQL physical link: bytes behind the root primary per stage (sent, write, flush, replay), from the upstream's pg_stat_replication.",
+        &with(LINK_LABELS, &["stage"]),
+    );
+    let stage_seconds = f.gauge(
+        "replag_pg_stage_lag_seconds",
+        "PostgreSQL physical link: seconds behind the root primary per stage, from the upstream's pg_stat_replication.",
+        &with(LINK_LABELS, &["stage"]),
+    );
+    let reported = f.gauge(
+        "replag_pg_reported_lag_seconds",
+        "PostgreSQL's own write_lag/flush_lag/replay_lag (absent while PostgreSQL reports NULL; stale when idle).",
+        &with(LINK_LABELS, &["stage"]),
+    );
+    let walsender = f.gauge(
+        "replag_pg_walsender_info",
+        "The upstream's pg_stat_replication state and sync_state for the link; always 1.",
+        &with(LINK_LABELS, &["state", "sync_state"]),
+    );
+    for l in &s.links {
+        let v = link_values(l);
+        link_up.with_label_values(&v).set(bool_value(l.up));
+        if let Some(lag) = l.lag {
+            lag_seconds.with_label_values(&v).set(lag.seconds);
+            lag_bytes.with_label_values(&v).set(lag.bytes as f64);
+            lower_bound.with_label_values(&v).set(bool_value(lag.lower_bound));
+        }
+        if let Some(age) = l.data_age_seconds {
+            data_age.with_label_values(&v).set(age);
+        }
+        if let Some(pg) = &l.postgres {
+            for (stage, lag) in &pg.stages {
+                let labels = with(&v, &[stage]);
+                stage_bytes.with_label_values(&labels).set(lag.bytes as f64);
+                stage_seconds.with_label_values(&labels).set(lag.seconds);
+            }
+            for (stage, seconds) in &pg.reported {
+                reported.with_label_values(&with(&v, &[stage])).set(*seconds);
+            }
+            walsender.with_label_values(&with(&v, &[&pg.state, &pg.sync_state])).set(1.0);
+        }
+    }
+
+    // ---- PostgreSQL servers and slots
+    let position = f.gauge(
+        "replag_pg_wal_position_bytes",
+        "WAL position in bytes: current (primary: pg_current_wal_lsn), receive and replay (standby).",
+        &with(NODE_LABELS, &["position"]),
+    );
+    let timeline =
+        f.gauge("replag_pg_timeline", "Timeline the server writes (primary) or receives (standby).", NODE_LABELS);
+    let paused = f.gauge("replag_pg_replay_paused", "1 if WAL replay is paused on the standby.", NODE_LABELS);
+    let last_replay = f.gauge(
+        "replag_pg_last_xact_replay_timestamp_seconds",
+        "pg_last_xact_replay_timestamp() as Unix time (the commit time on the primary's clock); not a lag figure.",
+        NODE_LABELS,
+    );
+    let receiver_up = f.gauge(
+        "replag_pg_wal_receiver_streaming",
+        "1 if the standby's WAL receiver is streaming, else 0.",
+        NODE_LABELS,
+    );
+    let receiver_age = f.gauge(
+        "replag_pg_wal_receiver_last_message_age_seconds",
+        "Seconds since the standby's WAL receiver last heard from its upstream (on the standby's clock).",
+        NODE_LABELS,
+    );
+    for srv in &s.postgres.servers {
+        let v = ["postgres", srv.node.as_str(), srv.region.as_str()];
+        for (name, lsn) in [("current", srv.current_lsn), ("receive", srv.receive_lsn), ("replay", srv.replay_lsn)] {
+            if let Some(lsn) = lsn {
+                position.with_label_values(&with(&v, &[name])).set(lsn as f64);
+            }
+        }
+        if let Some(t) = srv.timeline {
+            timeline.with_label_values(&v).set(f64::from(t));
+        }
+        if let Some(p) = srv.replay_paused {
+            paused.with_label_values(&v).set(bool_value(p));
+        }
+        if let Some(t) = srv.last_xact_replay_unix {
+            last_replay.with_label_values(&v).set(t);
+        }
+        if let Some(status) = &srv.wal_receiver_status {
+            receiver_up.with_label_values(&v).set(bool_value(status == "streaming"));
+        } else if srv.replay_lsn.is_some() {
+            receiver_up.with_label_values(&v).set(0.0);
+        }
+        if let Some(age) = srv.wal_receiver_last_message_age_seconds {
+            receiver_age.with_label_values(&v).set(age);
+        }
+    }
+    let slot_labels = with(NODE_LABELS, &["slot", "slot_type"]);
+    let retained = f.gauge(
+        "replag_pg_slot_retained_bytes",
+        "WAL held back by the replication slot: the server's position minus the slot's restart_lsn (disk risk).",
+        &slot_labels,
+    );
+    let active = f.gauge("replag_pg_slot_active", "1 if a consumer is connected to the slot.", &slot_labels);
+    let safe_size = f.gauge(
+        "replag_pg_slot_safe_wal_size_bytes",
+        "Bytes that can still be written before the slot is in danger of losing WAL (PostgreSQL 13+, with max_slot_wal_keep_size).",
+        &slot_labels,
+    );
+    let wal_status = f.gauge(
+        "replag_pg_slot_wal_status",
+        "1 for the slot's wal_status (reserved, extended, unreserved, lost), 0 for the others (PostgreSQL 13+).",
+        &with(&slot_labels, &["wal_status"]),
+    );
+    for slot in &s.postgres.slots {
+        let v = ["postgres", slot.node.as_str(), slot.region.as_str(), slot.slot.as_str(), slot.slot_type.as_str()];
+        if let Some(bytes) = slot.retained_bytes {
+            retained.with_label_values(&v).set(bytes as f64);
+        }
+        active.with_label_values(&v).set(bool_value(slot.active));
+        if let Some(size) = slot.safe_wal_size_bytes {
+            safe_size.with_label_values(&v).set(size as f64);
+        }
+        if let Some(current) = &slot.wal_status {
+            for status in WAL_STATUSES {
+                wal_status.with_label_values(&with(&v, &[status])).set(bool_value(current == status));
+            }
+        }
+    }
+
+    let mut out = Vec::with_capacity(16 * 1024);
+    TextEncoder::new().encode(&f.registry.gather(), &mut out).expect("text encoding cannot fail");
+    String::from_utf8(out).expect("metrics text is UTF-8")
+}

@@ -1,0 +1,168 @@
+//! HTTP: `/metrics`, `/healthz`, `/api/v1/status` and a status page at `/`.
+//! Every handler reads the latest snapshot; none queries a database.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use http_body_util::Full;
+use hyper::body::{Bytes, Incoming};
+use hyper::header::{HeaderValue, ALLOW, CONTENT_TYPE};
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use crate::snapshot::Snapshot;
+use crate::{metrics, web};
+
+/// A client gets this long to send its request headers.
+const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+
+type Body = Full<Bytes>;
+
+fn respond(status: StatusCode, content_type: &'static str, body: impl Into<Bytes>) -> Response<Body> {
+    let mut response = Response::new(Full::new(body.into()));
+    *response.status_mut() = status;
+    response.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
+    response
+}
+
+fn text(status: StatusCode, body: impl Into<Bytes>) -> Response<Body> {
+    respond(status, "text/plain; charset=utf-8", body)
+}
+
+/// Route one request against one snapshot.
+pub fn handle(method: &Method, path: &str, snapshot: &Snapshot) -> Response<Body> {
+    if method != Method::GET && method != Method::HEAD {
+        let mut response = text(StatusCode::METHOD_NOT_ALLOWED, format!("method {method} not allowed; use GET\n"));
+        response.headers_mut().insert(ALLOW, HeaderValue::from_static("GET, HEAD"));
+        return response;
+    }
+    match path {
+        "/metrics" => respond(StatusCode::OK, metrics::CONTENT_TYPE, metrics::rendered(snapshot).to_string()),
+        "/healthz" => text(StatusCode::OK, "ok\n"),
+        "/api/v1/status" => match serde_json::to_vec_pretty(snapshot) {
+            Ok(json) => respond(StatusCode::OK, "application/json", json),
+            Err(e) => text(StatusCode::INTERNAL_SERVER_ERROR, format!("cannot encode status: {e}\n")),
+        },
+        "/" => respond(StatusCode::OK, "text/html; charset=utf-8", web::status_page(snapshot)),
+        other => text(
+            StatusCode::NOT_FOUND,
+            format!(
+                "no such endpoint {other:?}; try /metrics, /healthz, /api/v1/status or /\n",
+                other = truncate(other, 100)
+            ),
+        ),
+    }
+}
+
+fn truncate(s: &str, max: usize) -> &str {
+    match s.char_indices().nth(max) {
+        Some((i, _)) => &s[..i],
+        None => s,
+    }
+}
+
+/// Serve until `shutdown` resolves; in-flight requests finish first.
+pub async fn serve(
+    listener: TcpListener,
+    snapshots: watch::Receiver<Arc<Snapshot>>,
+    shutdown: impl Future<Output = ()>,
+) -> std::io::Result<()> {
+    let mut shutdown = std::pin::pin!(shutdown);
+    let connections = tokio_util_tracker::Tracker::default();
+    loop {
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(pair) => pair,
+                Err(e) => {
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            _ = &mut shutdown => break,
+        };
+        let snapshots = snapshots.clone();
+        let guard = connections.enter();
+        tokio::spawn(async move {
+            let _guard = guard;
+            let service = service_fn(move |request: Request<Incoming>| {
+                let snapshot = snapshots.borrow().clone();
+                async move { Ok::<_, Infallible>(handle(request.method(), request.uri().path(), &snapshot)) }
+            });
+            let connection = http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(HEADER_TIMEOUT)
+                .max_buf_size(64 * 1024)
+                .serve_connection(TokioIo::new(stream), service);
+            if let Err(e) = connection.await {
+                tracing::debug!(%peer, error = %e, "connection ended with an error");
+            }
+        });
+    }
+    connections.wait(Duration::from_secs(5)).await;
+    Ok(())
+}
+
+pub async fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    TcpListener::bind(addr).await
+}
+
+/// Counts live connections so shutdown can wait for them, briefly.
+mod tokio_util_tracker {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    #[derive(Default, Clone)]
+    pub struct Tracker(Arc<AtomicUsize>);
+
+    pub struct Guard(Arc<AtomicUsize>);
+
+    impl Tracker {
+        pub fn enter(&self) -> Guard {
+            self.0.fetch_add(1, Ordering::SeqCst);
+            Guard(self.0.clone())
+        }
+
+        pub async fn wait(&self, limit: Duration) {
+            let deadline = tokio::time::Instant::now() + limit;
+            while self.0.load(Ordering::SeqCst) > 0 && tokio::time::Instant::now() < deadline {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+    }
+
+    impl Drop for Guard {
+        fn drop(&mut self) {
+            self.0.fetch_sub(1, Ordering::SeqCst);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::SystemTime;
+
+    #[test]
+    fn routes_and_errors() {
+        let s = Snapshot::empty(SystemTime::now());
+        assert_eq!(handle(&Method::GET, "/healthz", &s).status(), StatusCode::OK);
+        let m = handle(&Method::GET, "/metrics", &s);
+        assert_eq!(m.status(), StatusCode::OK);
+        assert_eq!(m.headers()[CONTENT_TYPE], metrics::CONTENT_TYPE);
+        assert_eq!(handle(&Method::GET, "/nope", &s).status(), StatusCode::NOT_FOUND);
+        let post = handle(&Method::POST, "/metrics", &s);
+        assert_eq!(post.status(), StatusCode::METHOD_NOT_ALLOWED);
+        assert_eq!(post.headers()[ALLOW], "GET, HEAD");
+        assert_eq!(handle(&Method::GET, "/api/v1/status", &s).status(), StatusCode::OK);
+        assert_eq!(handle(&Method::GET, "/", &s).status(), StatusCode::OK);
+    }
+}

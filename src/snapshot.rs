@@ -1,0 +1,164 @@
+//! The immutable picture the server reads: built by the lag engine after each
+//! batch of polls and swapped in atomically. A scrape or API call reads one
+//! snapshot and never touches a database.
+
+use std::sync::{Arc, OnceLock};
+use std::time::SystemTime;
+
+use serde::Serialize;
+
+use crate::sources::PollFailure;
+use crate::topology::System;
+
+#[derive(Debug, Serialize)]
+pub struct Snapshot {
+    #[serde(serialize_with = "unix_seconds")]
+    pub generated_at: SystemTime,
+    #[serde(serialize_with = "unix_seconds")]
+    pub started_at: SystemTime,
+    pub nodes: Vec<NodeView>,
+    pub links: Vec<LinkView>,
+    pub postgres: PgDetails,
+    /// `/metrics` text, rendered on first request.
+    #[serde(skip)]
+    pub(crate) rendered_metrics: OnceLock<Arc<str>>,
+}
+
+impl Snapshot {
+    /// Before the first poll has reported.
+    pub fn empty(started_at: SystemTime) -> Self {
+        Snapshot {
+            generated_at: started_at,
+            started_at,
+            nodes: Vec::new(),
+            links: Vec::new(),
+            postgres: PgDetails::default(),
+            rendered_metrics: OnceLock::new(),
+        }
+    }
+}
+
+fn unix_seconds<S: serde::Serializer>(t: &SystemTime, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_f64(to_unix(*t))
+}
+
+pub fn to_unix(t: SystemTime) -> f64 {
+    t.duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0)
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct NodeView {
+    pub system: System,
+    pub name: String,
+    pub region: String,
+    /// The last poll succeeded.
+    pub up: bool,
+    pub role: Option<String>,
+    pub version: Option<String>,
+    /// Identity labels for `replag_node_info` (system identifier, ...).
+    pub identity: Vec<(String, String)>,
+    pub failure: Option<PollFailure>,
+    pub last_poll_duration_seconds: Option<f64>,
+    #[serde(serialize_with = "opt_unix_seconds")]
+    pub last_success: Option<SystemTime>,
+    pub polls_total: u64,
+    /// Failed polls by reason, in `FailureKind::ALL` order.
+    pub failures_total: [u64; 5],
+}
+
+fn opt_unix_seconds<S: serde::Serializer>(t: &Option<SystemTime>, s: S) -> Result<S::Ok, S::Error> {
+    match t {
+        Some(t) => s.serialize_some(&to_unix(*t)),
+        None => s.serialize_none(),
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LinkKind {
+    Physical,
+}
+
+impl LinkKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LinkKind::Physical => "physical",
+        }
+    }
+}
+
+/// Region label for a replica found by discovery that no config names.
+pub const UNKNOWN_REGION: &str = "unknown";
+
+#[derive(Debug, Clone, Serialize)]
+pub struct LinkView {
+    pub system: System,
+    pub kind: LinkKind,
+    pub source: String,
+    pub source_region: String,
+    pub replica: String,
+    pub replica_region: String,
+    /// Connected and streaming.
+    pub up: bool,
+    /// What the link is doing, in the system's own words (e.g. `streaming`).
+    pub state: String,
+    /// Why the link is down, or what the figures are based on.
+    pub reason: Option<String>,
+    /// `None` when there is no source history to measure against yet.
+    pub lag: Option<LagView>,
+    /// Age of the replica position the lag was computed from.
+    pub data_age_seconds: Option<f64>,
+    pub postgres: Option<PgLinkDetail>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct LagView {
+    pub bytes: u64,
+    pub seconds: f64,
+    pub lower_bound: bool,
+}
+
+/// The upstream's `pg_stat_replication` view of a physical link.
+#[derive(Debug, Clone, Serialize)]
+pub struct PgLinkDetail {
+    pub state: String,
+    pub sync_state: String,
+    /// (stage, lag) for sent, write, flush, replay, measured at the upstream's poll.
+    pub stages: Vec<(&'static str, LagView)>,
+    /// PostgreSQL's own write/flush/replay lag (absent when it reports NULL).
+    pub reported: Vec<(&'static str, f64)>,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct PgDetails {
+    pub servers: Vec<PgServerView>,
+    pub slots: Vec<PgSlotView>,
+}
+
+/// Per-server PostgreSQL figures, from the node's last successful poll.
+#[derive(Debug, Clone, Serialize)]
+pub struct PgServerView {
+    pub node: String,
+    pub region: String,
+    pub timeline: Option<u32>,
+    pub current_lsn: Option<u64>,
+    pub receive_lsn: Option<u64>,
+    pub replay_lsn: Option<u64>,
+    pub replay_paused: Option<bool>,
+    pub last_xact_replay_unix: Option<f64>,
+    pub wal_receiver_status: Option<String>,
+    pub wal_receiver_last_message_age_seconds: Option<f64>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct PgSlotView {
+    pub node: String,
+    pub region: String,
+    pub slot: String,
+    pub slot_type: String,
+    pub active: bool,
+    /// WAL the slot holds back from removal: the node's position − `restart_lsn`.
+    pub retained_bytes: Option<u64>,
+    pub wal_status: Option<String>,
+    pub safe_wal_size_bytes: Option<i64>,
+}

@@ -1,0 +1,82 @@
+//! Source systems. Each module talks to one kind of server and turns one
+//! poll into an observation; nothing here knows about lag or links.
+
+pub mod postgres;
+
+use std::future::Future;
+
+/// One successful poll of one node.
+#[derive(Debug, Clone)]
+pub enum Observation {
+    Postgres(postgres::PgObservation),
+}
+
+/// An observation and the moment (monotonic) it describes: the midpoint of
+/// the query round trip, not including connection set-up.
+#[derive(Debug, Clone)]
+pub struct Sampled {
+    pub at: std::time::Instant,
+    pub observation: Observation,
+}
+
+/// Why a poll failed, coarse enough to be a bounded metric label.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FailureKind {
+    /// TCP connect refused, DNS, TLS.
+    Connect,
+    /// Authentication or authorization refused.
+    Auth,
+    /// No answer within `poll.timeout`.
+    Timeout,
+    /// The server answered with an error to the poll query.
+    Query,
+    /// The answer could not be understood.
+    Protocol,
+}
+
+impl FailureKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FailureKind::Connect => "connect",
+            FailureKind::Auth => "auth",
+            FailureKind::Timeout => "timeout",
+            FailureKind::Query => "query",
+            FailureKind::Protocol => "protocol",
+        }
+    }
+
+    pub const ALL: [FailureKind; 5] =
+        [FailureKind::Connect, FailureKind::Auth, FailureKind::Timeout, FailureKind::Query, FailureKind::Protocol];
+}
+
+/// A failed poll. The message is already scrubbed of secrets.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, serde::Serialize)]
+#[error("{kind}: {message}", kind = kind.as_str())]
+pub struct PollFailure {
+    pub kind: FailureKind,
+    pub message: String,
+}
+
+impl PollFailure {
+    pub fn new(kind: FailureKind, message: impl Into<String>) -> Self {
+        Self { kind, message: message.into() }
+    }
+}
+
+/// A connection to one node that can be polled repeatedly. Implementations
+/// keep their connection between polls and reconnect on the next poll after
+/// a failure; the poller owns timing, timeouts and backoff.
+pub trait Source: Send + 'static {
+    fn poll(&mut self) -> impl Future<Output = Result<Sampled, PollFailure>> + Send;
+    /// Drop the connection (after a timeout, the next poll reconnects).
+    fn reset(&mut self);
+}
+
+/// Remove every occurrence of `secret` from `text`.
+pub fn scrub(text: &str, secret: Option<&[u8]>) -> String {
+    match secret.and_then(|s| std::str::from_utf8(s).ok()).filter(|s| !s.is_empty()) {
+        Some(secret) => text.replace(secret, "<redacted>"),
+        None => text.to_string(),
+    }
+}
