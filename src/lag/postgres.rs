@@ -75,9 +75,20 @@ impl<'a> PgInputs<'a> {
         self.states[i].last_ok.as_ref().map(|(s, _)| (pg(s), s.at))
     }
 
-    fn node_at(&self, host: &str, port: u16) -> Option<usize> {
+    /// The node answering at `host:port`. Several config entries may name one
+    /// server (say, with different credentials): prefer one whose last poll
+    /// succeeded with the expected system identifier.
+    fn node_at(&self, host: &str, port: u16, system_identifier: &str) -> Option<usize> {
         let host = normalize_host(host);
-        self.nodes().find(|&i| self.specs[i].postgres.addresses().iter().any(|(h, p)| *h == host && *p == port))
+        let candidates: Vec<usize> = self
+            .nodes()
+            .filter(|&i| self.specs[i].postgres.addresses().iter().any(|(h, p)| *h == host && *p == port))
+            .collect();
+        candidates
+            .iter()
+            .copied()
+            .find(|&i| self.fresh(i).is_some_and(|(o, _)| o.system_identifier == system_identifier))
+            .or_else(|| candidates.first().copied())
     }
 
     fn node_named(&self, name: &str) -> Option<usize> {
@@ -155,7 +166,7 @@ fn learn_upstreams(mem: &mut PgMemory, inputs: &PgInputs<'_>) {
         let spec = &inputs.specs[i];
         let actual = obs.wal_receiver.as_ref().and_then(|w| {
             let (host, port) = (w.sender_host.as_deref()?, w.sender_port?);
-            Some(match inputs.node_at(host, port) {
+            Some(match inputs.node_at(host, port, &obs.system_identifier) {
                 Some(u) => Upstream::Node(u),
                 None => Upstream::Address(format!("{host}:{port}")),
             })

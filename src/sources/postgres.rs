@@ -308,7 +308,19 @@ impl PostgresSource {
     fn failure(&self, kind: FailureKind, error: &tokio_postgres::Error) -> PollFailure {
         let message = match error.as_db_error() {
             Some(db) => format!("{} ({})", db.message(), db.code().code()),
-            None => error.to_string(),
+            None => {
+                // "error connecting to server" alone does not say why: add the causes.
+                let mut message = error.to_string();
+                let mut cause = std::error::Error::source(error);
+                while let Some(c) = cause {
+                    let text = c.to_string();
+                    if !message.contains(&text) {
+                        message = format!("{message}: {text}");
+                    }
+                    cause = c.source();
+                }
+                message
+            }
         };
         PollFailure::new(kind, scrub(&message, self.target.password()))
     }

@@ -1,0 +1,203 @@
+//! Test harness: real servers in temp dirs on loopback ports, the real
+//! `replag` binary, and `/metrics` parsed back into numbers.
+#![allow(dead_code)]
+
+pub mod postgres;
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A free TCP port on 127.0.0.1 (bound and released).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+pub fn is_root() -> bool {
+    Command::new("id").arg("-u").output().map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0").unwrap_or(false)
+}
+
+/// A temp dir the `postgres` user can write to when the tests run as root.
+pub fn server_dir(prefix: &str) -> tempfile::TempDir {
+    let dir = tempfile::Builder::new().prefix(prefix).tempdir_in("/tmp").unwrap();
+    if is_root() {
+        let status = Command::new("chown").args(["postgres:postgres"]).arg(dir.path()).status().unwrap();
+        assert!(status.success(), "chown of the temp dir to postgres failed");
+    }
+    dir
+}
+
+/// Poll `check` until it returns `Some`, or panic with `what` after `limit`.
+pub async fn wait_for<T, F, Fut>(what: &str, limit: Duration, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        if Instant::now() > deadline {
+            panic!("timed out after {limit:?} waiting for {what}");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// One sample of a scrape.
+#[derive(Debug, Clone)]
+pub struct Sample {
+    pub name: String,
+    pub labels: BTreeMap<String, String>,
+    pub value: f64,
+}
+
+/// A parsed `/metrics` page.
+#[derive(Debug, Clone)]
+pub struct Scrape {
+    pub text: String,
+    pub samples: Vec<Sample>,
+}
+
+impl Scrape {
+    pub fn parse(text: String) -> Scrape {
+        let mut samples = Vec::new();
+        for line in text.lines().filter(|l| !l.starts_with('#') && !l.trim().is_empty()) {
+            let (series, value) = line.rsplit_once(' ').expect("sample line has a value");
+            let value: f64 = value.parse().expect("sample value is a number");
+            let (name, labels) = match series.split_once('{') {
+                Some((name, rest)) => (name.to_string(), parse_labels(rest.trim_end_matches('}'))),
+                None => (series.to_string(), BTreeMap::new()),
+            };
+            samples.push(Sample { name, labels, value });
+        }
+        Scrape { text, samples }
+    }
+
+    /// Samples of `name` whose labels include all of `labels`.
+    pub fn all(&self, name: &str, labels: &[(&str, &str)]) -> Vec<&Sample> {
+        self.samples
+            .iter()
+            .filter(|s| s.name == name && labels.iter().all(|(k, v)| s.labels.get(*k).map(String::as_str) == Some(*v)))
+            .collect()
+    }
+
+    /// The single sample of `name` with `labels`, if present.
+    pub fn get(&self, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+        let found = self.all(name, labels);
+        assert!(found.len() <= 1, "{name} {labels:?} matches {} series", found.len());
+        found.first().map(|s| s.value)
+    }
+}
+
+fn parse_labels(text: &str) -> BTreeMap<String, String> {
+    // Values in replag's output never contain '",' so a simple split suffices.
+    let mut labels = BTreeMap::new();
+    for pair in text.split("\",").filter(|p| !p.is_empty()) {
+        let (k, v) = pair.split_once("=\"").expect("label has a value");
+        labels.insert(k.to_string(), v.trim_end_matches('"').to_string());
+    }
+    labels
+}
+
+/// A running `replag serve`, killed on drop. Its log goes to a file.
+pub struct Replag {
+    child: Child,
+    pub port: u16,
+    pub log_path: PathBuf,
+    pub config_path: PathBuf,
+    _dir: tempfile::TempDir,
+    http: reqwest::Client,
+}
+
+pub fn replag_bin() -> &'static str {
+    env!("CARGO_BIN_EXE_replag")
+}
+
+/// Write `config` (a TOML body without `[server]`) with a fresh listen port.
+pub fn write_config(dir: &Path, port: u16, body: &str) -> PathBuf {
+    let path = dir.join("replag.toml");
+    let mut file = std::fs::File::create(&path).unwrap();
+    write!(file, "[server]\nlisten = \"127.0.0.1:{port}\"\n\n{body}").unwrap();
+    path
+}
+
+impl Replag {
+    /// Start `replag serve` with `body` as config and wait until it answers.
+    pub async fn start(body: &str, env: &[(&str, &str)]) -> Replag {
+        let dir = tempfile::tempdir().unwrap();
+        let port = free_port();
+        let config_path = write_config(dir.path(), port, body);
+        let log_path = dir.path().join("replag.log");
+        let log = std::fs::File::create(&log_path).unwrap();
+        let child = Command::new(replag_bin())
+            .args(["serve", "--config"])
+            .arg(&config_path)
+            .envs(env.iter().copied())
+            .env("REPLAG_LOG", "info,replag=debug")
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("replag starts");
+        let replag = Replag { child, port, log_path, config_path, _dir: dir, http: reqwest::Client::new() };
+        wait_for("replag to answer /healthz", Duration::from_secs(20), || async {
+            replag.get("/healthz").await.ok().filter(|(status, _)| *status == 200)
+        })
+        .await;
+        replag
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{}", self.port, path)
+    }
+
+    pub async fn get(&self, path: &str) -> Result<(u16, String), reqwest::Error> {
+        let response = self.http.get(self.url(path)).timeout(Duration::from_secs(5)).send().await?;
+        let status = response.status().as_u16();
+        Ok((status, response.text().await?))
+    }
+
+    pub async fn scrape(&self) -> Scrape {
+        let (status, text) = self.get("/metrics").await.expect("scrape succeeds");
+        assert_eq!(status, 200);
+        Scrape::parse(text)
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log_path).unwrap_or_default()
+    }
+
+    /// Still running (not crashed)?
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+}
+
+impl Drop for Replag {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if std::thread::panicking() {
+            eprintln!("---- replag log ----\n{}", self.log());
+        }
+    }
+}
+
+/// Run `replag` with arguments to completion: (exit code, stdout, stderr).
+pub fn run_replag(args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
+    let out = Command::new(replag_bin())
+        .args(args)
+        .envs(env.iter().copied())
+        .stdin(Stdio::null())
+        .output()
+        .expect("replag runs");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into(),
+        String::from_utf8_lossy(&out.stderr).into(),
+    )
+}
