@@ -323,3 +323,64 @@ fn bad_config_is_refused_naming_the_key() {
     assert_eq!(code, 2);
     assert!(err.contains("/nonexistent/replag.toml"), "{err}");
 }
+
+/// The exposition passes `promtool check metrics`, and every family of the
+/// metric contract (docs/metrics.md) is there for a primary/standby pair.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_pass_promtool_and_cover_the_contract() {
+    let (primary, standby) = pair("promtool").await;
+    let replag = Replag::start(&pair_config(&primary, &standby), &[]).await;
+    let _writes = Workload::start(&primary, Duration::from_millis(100), Duration::from_secs(30)).await;
+    let s = wait_for("stage lag for the link", Duration::from_secs(20), || async {
+        let s = replag.scrape().await;
+        (!s.all("replag_pg_stage_lag_seconds", &PRIMARY_TO_STANDBY).is_empty()).then_some(s)
+    })
+    .await;
+    let mut promtool = std::process::Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("promtool is installed (scripts/setup installs the prometheus package)");
+    use std::io::Write;
+    promtool.stdin.take().unwrap().write_all(s.text.as_bytes()).unwrap();
+    let out = promtool.wait_with_output().unwrap();
+    let report = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success() && report.trim().is_empty(), "promtool check metrics: {report}");
+
+    for family in [
+        "replag_build_info",
+        "replag_node_up",
+        "replag_node_info",
+        "replag_poll_duration_seconds",
+        "replag_node_last_success_timestamp_seconds",
+        "replag_node_failing",
+        "replag_node_polls_total",
+        "replag_node_poll_failures_total",
+        "replag_lag_seconds",
+        "replag_lag_bytes",
+        "replag_lag_lower_bound",
+        "replag_link_up",
+        "replag_link_data_age_seconds",
+        "replag_pg_stage_lag_bytes",
+        "replag_pg_stage_lag_seconds",
+        "replag_pg_walsender_info",
+        "replag_pg_wal_position_bytes",
+        "replag_pg_timeline",
+        "replag_pg_replay_paused",
+        "replag_pg_last_xact_replay_timestamp_seconds",
+        "replag_pg_wal_receiver_streaming",
+        "replag_pg_wal_receiver_last_message_age_seconds",
+        "replag_pg_slot_retained_bytes",
+        "replag_pg_slot_active",
+        "replag_pg_slot_wal_status",
+    ] {
+        assert!(s.text.contains(&format!("# HELP {family} ")), "{family} has HELP");
+        assert!(!s.all(family, &[]).is_empty(), "{family} has samples");
+    }
+    let content_type = reqwest::get(replag.url("/metrics")).await.unwrap().headers()["content-type"].clone();
+    assert_eq!(content_type, "text/plain; version=0.0.4; charset=utf-8");
+    // No DSN, host:port of a configured node or password in any label.
+    assert!(!s.text.contains("127.0.0.1") && !s.text.contains("postgresql://"));
+}

@@ -174,3 +174,173 @@ pub async fn run(mut engine: Engine, mut reports: mpsc::Receiver<NodeReport>, pu
         publish.send_replace(Arc::new(engine.snapshot(Instant::now(), SystemTime::now())));
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::lsn::Lsn;
+    use crate::sources::postgres::{PgObservation, WalReceiver, WalSender};
+    use crate::topology::PostgresTarget;
+    use std::str::FromStr;
+
+    fn spec(name: &str, region: &str, port: u16, upstream: Option<&str>) -> NodeSpec {
+        let url = format!("postgresql://mon:pw@127.0.0.1:{port}/postgres");
+        NodeSpec {
+            name: name.into(),
+            region: region.into(),
+            system: System::Postgres,
+            upstream: upstream.map(String::from),
+            postgres: PostgresTarget::new(tokio_postgres::Config::from_str(&url).unwrap()),
+        }
+    }
+
+    fn primary(lsn: u64, timeline: u32, walsenders: Vec<WalSender>) -> PgObservation {
+        PgObservation {
+            version: "15".into(),
+            version_num: 150000,
+            in_recovery: false,
+            system_identifier: "42".into(),
+            timeline: Some(timeline),
+            current_lsn: Some(Lsn(lsn)),
+            receive_lsn: None,
+            replay_lsn: None,
+            replay_paused: None,
+            last_xact_replay_unix: None,
+            cluster_name: String::new(),
+            walsenders,
+            slots: vec![],
+            wal_receiver: None,
+        }
+    }
+
+    fn standby(replay: u64, sender_port: u16) -> PgObservation {
+        PgObservation {
+            in_recovery: true,
+            current_lsn: None,
+            receive_lsn: Some(Lsn(replay)),
+            replay_lsn: Some(Lsn(replay)),
+            replay_paused: Some(false),
+            wal_receiver: Some(WalReceiver {
+                status: "streaming".into(),
+                received_tli: Some(1),
+                flushed_lsn: Some(Lsn(replay)),
+                last_msg_receipt_age: Some(0.1),
+                slot_name: None,
+                sender_host: Some("localhost".into()),
+                sender_port: Some(sender_port),
+            }),
+            ..primary(0, 1, vec![])
+        }
+    }
+
+    fn walsender(name: &str, replay: u64) -> WalSender {
+        WalSender {
+            pid: 7,
+            application_name: name.into(),
+            client_addr: Some("10.1.2.3".into()),
+            state: "streaming".into(),
+            sync_state: "async".into(),
+            sent_lsn: Some(Lsn(replay)),
+            write_lsn: Some(Lsn(replay)),
+            flush_lsn: Some(Lsn(replay)),
+            replay_lsn: Some(Lsn(replay)),
+            write_lag: None,
+            flush_lag: None,
+            replay_lag: None,
+        }
+    }
+
+    fn report(node: usize, at: Instant, result: Result<PgObservation, PollFailure>) -> NodeReport {
+        NodeReport {
+            node,
+            finished: at,
+            finished_wall: SystemTime::now(),
+            duration: Duration::from_millis(1),
+            result: result.map(|o| Sampled { at, observation: Observation::Postgres(o) }),
+        }
+    }
+
+    fn find<'a>(s: &'a Snapshot, source: &str, replica: &str) -> &'a crate::snapshot::LinkView {
+        s.links
+            .iter()
+            .find(|l| l.source == source && l.replica == replica)
+            .unwrap_or_else(|| panic!("{source}->{replica}: {:?}", s.links))
+    }
+
+    #[test]
+    fn cascaded_standby_is_measured_against_the_root_primary() {
+        let specs = vec![spec("a", "r1", 5001, None), spec("b", "r2", 5002, None), spec("c", "r3", 5003, None)];
+        let mut engine = Engine::new(specs, SystemTime::now());
+        let t0 = Instant::now();
+        // The primary writes 1000 bytes per second for 10 s.
+        for i in 0..=10u64 {
+            engine.ingest(report(0, t0 + Duration::from_secs(i), Ok(primary(1000 * i, 1, vec![]))));
+        }
+        let now = t0 + Duration::from_secs(10);
+        engine.ingest(report(1, now, Ok(standby(9000, 5001))));
+        engine.ingest(report(2, now, Ok(standby(6000, 5002))));
+        let s = engine.snapshot(now, SystemTime::now());
+        let ab = find(&s, "a", "b");
+        let bc = find(&s, "b", "c");
+        assert!(ab.up && bc.up);
+        assert_eq!(ab.lag.unwrap().bytes, 1000);
+        assert!((ab.lag.unwrap().seconds - 1.0).abs() < 1e-6);
+        assert_eq!(bc.lag.unwrap().bytes, 4000, "c is measured against a, the root");
+        assert!((bc.lag.unwrap().seconds - 4.0).abs() < 1e-6);
+        assert_eq!((bc.source_region.as_str(), bc.replica_region.as_str()), ("r2", "r3"));
+    }
+
+    #[test]
+    fn declared_replica_never_seen_is_a_down_link_not_a_missing_series() {
+        let specs = vec![spec("a", "r1", 5001, None), spec("b", "r2", 5002, Some("a"))];
+        let mut engine = Engine::new(specs, SystemTime::now());
+        let t0 = Instant::now();
+        engine.ingest(report(0, t0, Ok(primary(100, 1, vec![]))));
+        engine.ingest(report(1, t0, Err(PollFailure::new(FailureKind::Connect, "connection refused"))));
+        let s = engine.snapshot(t0, SystemTime::now());
+        let link = find(&s, "a", "b");
+        assert!(!link.up);
+        assert!(link.reason.as_deref().unwrap().contains("connection refused"), "{link:?}");
+        assert_eq!(link.lag, None, "no fake lag without a replica position");
+    }
+
+    #[test]
+    fn unconfigured_standbys_are_discovered_and_do_not_vanish() {
+        let specs = vec![spec("a", "r1", 5001, None)];
+        let mut engine = Engine::new(specs, SystemTime::now());
+        let t0 = Instant::now();
+        engine.ingest(report(0, t0, Ok(primary(100, 1, vec![]))));
+        engine.ingest(report(0, t0 + Duration::from_secs(1), Ok(primary(200, 1, vec![walsender("far-away", 100)]))));
+        let s = engine.snapshot(t0 + Duration::from_secs(1), SystemTime::now());
+        let link = find(&s, "a", "far-away");
+        assert!(link.up);
+        assert_eq!(link.replica_region, crate::snapshot::UNKNOWN_REGION);
+        assert_eq!(link.lag.unwrap().bytes, 100);
+        assert!((link.lag.unwrap().seconds - 1.0).abs() < 1e-6);
+
+        engine.ingest(report(0, t0 + Duration::from_secs(2), Ok(primary(300, 1, vec![]))));
+        let s = engine.snapshot(t0 + Duration::from_secs(2), SystemTime::now());
+        let gone = find(&s, "a", "far-away");
+        assert!(!gone.up, "a standby that left pg_stat_replication is a down link");
+    }
+
+    #[test]
+    fn timeline_change_starts_a_new_history_without_bogus_lag() {
+        let specs = vec![spec("a", "r1", 5001, None), spec("b", "r2", 5002, None)];
+        let mut engine = Engine::new(specs, SystemTime::now());
+        let t0 = Instant::now();
+        for i in 0..5u64 {
+            engine.ingest(report(0, t0 + Duration::from_secs(i), Ok(primary(1_000_000 + i, 1, vec![]))));
+        }
+        // The same system on a new timeline (e.g. after a restore) at a lower position.
+        let t1 = t0 + Duration::from_secs(10);
+        engine.ingest(report(0, t1, Ok(primary(500, 2, vec![]))));
+        engine.ingest(report(1, t1, Ok(standby(500, 5001))));
+        let s = engine.snapshot(t1, SystemTime::now());
+        assert_eq!(
+            find(&s, "a", "b").lag.unwrap(),
+            crate::snapshot::LagView { bytes: 0, seconds: 0.0, lower_bound: false }
+        );
+        assert_eq!(engine.histories.len(), 2, "one stream per timeline");
+    }
+}
