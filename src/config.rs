@@ -378,6 +378,19 @@ mod tests {
     }
 
     #[test]
+    fn the_documented_example_loads() {
+        let dir = tempfile::tempdir().unwrap();
+        let secret = dir.path().join("pw");
+        std::fs::write(&secret, "from-file\n").unwrap();
+        let text = include_str!("../docs/replag.example.toml").replace("/run/secrets/replag-pg-password", secret.to_str().unwrap());
+        let cfg = load_toml(&text, &[("REPLAG_PG_PASSWORD", "from-env")]).unwrap();
+        assert_eq!(cfg.nodes.len(), 3);
+        let first = cfg.nodes.iter().find(|n| n.name == "pg-us-east-1").unwrap();
+        assert_eq!(first.postgres.password(), Some(&b"from-file"[..]), "trailing newline stripped");
+        assert_eq!(cfg.poll.timeout, Duration::from_millis(800));
+    }
+
+    #[test]
     fn seed_environment_makes_a_one_region_config() {
         let env: HashMap<String, String> =
             [("REGION", "us-east"), ("DATABASE_URL", "postgresql://u:p@127.0.0.1:5432/app")]
