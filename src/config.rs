@@ -382,7 +382,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let secret = dir.path().join("pw");
         std::fs::write(&secret, "from-file\n").unwrap();
-        let text = include_str!("../docs/replag.example.toml").replace("/run/secrets/replag-pg-password", secret.to_str().unwrap());
+        let text = include_str!("../docs/replag.example.toml")
+            .replace("/run/secrets/replag-pg-password", secret.to_str().unwrap());
         let cfg = load_toml(&text, &[("REPLAG_PG_PASSWORD", "from-env")]).unwrap();
         assert_eq!(cfg.nodes.len(), 3);
         let first = cfg.nodes.iter().find(|n| n.name == "pg-us-east-1").unwrap();

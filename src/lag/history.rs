@@ -99,27 +99,20 @@ impl PositionHistory {
         outcome
     }
 
-    /// The source's position at `at`, interpolated between samples; clamped to
-    /// the first/last sample outside the covered interval.
+    /// The source's position as known at `at`: that of the last sample taken
+    /// at or before `at` (the first sample if `at` precedes the history).
+    ///
+    /// Not interpolated on purpose: a replica polled just before a burst that
+    /// the source's next sample shows must not be charged for it.
     pub fn position_at(&self, at: Instant) -> Option<u64> {
         let first = self.samples.front()?;
-        let last = self.samples.back()?;
-        if at <= first.at {
-            return Some(first.position);
-        }
-        if at >= last.at {
-            return Some(last.position);
-        }
-        // First sample strictly after `at`; it exists and has a predecessor.
         let idx = self.samples.partition_point(|s| s.at <= at);
-        let (a, b) = (self.samples[idx - 1], self.samples[idx]);
-        let fraction = (at - a.at).as_secs_f64() / (b.at - a.at).as_secs_f64();
-        Some(a.position + ((b.position - a.position) as f64 * fraction).floor() as u64)
+        Some(if idx == 0 { first.position } else { self.samples[idx - 1].position })
     }
 
     /// Lag of a replica that was at `position` at time `at`.
     ///
-    /// Caught up (position at or past the source's position at `at`) is 0.
+    /// Caught up (position at or past the source's known position at `at`) is 0.
     /// Otherwise the lag is `at` minus the moment the source moved past
     /// `position`, interpolated between the two samples around it. A position
     /// older than the whole history yields a lower bound. `None` without samples.
@@ -226,6 +219,22 @@ mod tests {
         assert_eq!(h.push(secs(base, 2.0), 10), Pushed::Reset);
         assert_eq!(h.len(), 1);
         assert_eq!(h.lag(10, secs(base, 3.0)), Some(Lag::ZERO));
+    }
+
+    #[test]
+    fn a_write_between_the_replica_poll_and_the_next_source_sample_is_not_lag() {
+        let base = t0();
+        let mut h = PositionHistory::default();
+        h.push(secs(base, 0.0), 100);
+        h.push(secs(base, 1.0), 100);
+        // A background record lands at t=1.9995; the replica is polled at
+        // t=1.999 (before it), the source at t=2.0 (after it).
+        h.push(secs(base, 2.0), 180);
+        assert_eq!(h.lag(100, secs(base, 1.999)), Some(Lag::ZERO));
+        // The next replica poll, if it had not replayed it, would be lag.
+        let lag = h.lag(100, secs(base, 3.0)).unwrap();
+        assert_eq!(lag.bytes, 80);
+        assert!((lag.seconds - 2.0).abs() < 1e-6, "{lag:?}");
     }
 
     #[test]
