@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::topology::{NodeSpec, PostgresTarget, System};
+use crate::topology::{NodeSpec, PostgresTarget, RedisTarget, System, Target};
 
 pub const DEFAULT_LISTEN: &str = "0.0.0.0:8439";
 const DEFAULT_INTERVAL: Duration = Duration::from_secs(1);
@@ -78,22 +78,27 @@ struct RawPoll {
 #[serde(deny_unknown_fields)]
 struct RawRegion {
     #[serde(default)]
-    postgres: Vec<RawPostgresNode>,
+    postgres: Vec<RawNode>,
+    #[serde(default)]
+    redis: Vec<RawNode>,
 }
 
+/// A node as written, for any system.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct RawPostgresNode {
+struct RawNode {
     name: Option<String>,
     url: Option<String>,
     password_env: Option<String>,
     password_file: Option<PathBuf>,
+    /// Redis `rediss://`: CA certificate(s) to verify the server with.
+    ca_file: Option<PathBuf>,
     upstream: Option<String>,
 }
 
-impl std::fmt::Debug for RawPostgresNode {
+impl std::fmt::Debug for RawNode {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RawPostgresNode").field("name", &self.name).finish_non_exhaustive()
+        f.debug_struct("RawNode").field("name", &self.name).finish_non_exhaustive()
     }
 }
 
@@ -215,39 +220,40 @@ fn validate(raw: RawConfig, env: &HashMap<String, String>) -> Result<Config, Con
     let mut names = HashSet::new();
     for (region, region_cfg) in &raw.regions {
         check_label_value(&format!("regions.{region}"), region)?;
-        for (i, node) in region_cfg.postgres.iter().enumerate() {
-            let key = format!("regions.{region}.postgres[{i}]");
-            let name = node.name.as_deref().ok_or_else(|| key_error(format!("{key}.name"), "is required"))?;
-            check_label_value(&format!("{key}.name"), name)?;
-            if !names.insert(name.to_string()) {
-                return Err(key_error(format!("{key}.name"), format!("node name {name:?} is used twice")));
+        let systems = [(System::Postgres, &region_cfg.postgres), (System::Redis, &region_cfg.redis)];
+        for (system, list) in systems {
+            for (i, node) in list.iter().enumerate() {
+                let key = format!("regions.{region}.{}[{i}]", system.as_str());
+                let name = node.name.as_deref().ok_or_else(|| key_error(format!("{key}.name"), "is required"))?;
+                check_label_value(&format!("{key}.name"), name)?;
+                if !names.insert(name.to_string()) {
+                    return Err(key_error(format!("{key}.name"), format!("node name {name:?} is used twice")));
+                }
+                let target = match system {
+                    System::Postgres => Target::Postgres(postgres_target(&key, node, env)?),
+                    System::Redis => Target::Redis(redis_target(&key, node, env)?),
+                };
+                nodes.push(NodeSpec {
+                    name: name.to_string(),
+                    region: region.clone(),
+                    upstream: node.upstream.clone(),
+                    target,
+                });
             }
-            let target = postgres_target(&key, node, env)?;
-            nodes.push(NodeSpec {
-                name: name.to_string(),
-                region: region.clone(),
-                system: System::Postgres,
-                upstream: node.upstream.clone(),
-                postgres: target,
-            });
         }
     }
     if nodes.is_empty() {
         return Err(key_error(
             "regions",
-            "no nodes configured: add e.g. [[regions.us-east.postgres]] with name and url",
+            "no nodes configured: add e.g. [[regions.us-east.postgres]] or [[regions.us-east.redis]] with name and url",
         ));
     }
     for (i, node) in nodes.iter().enumerate() {
         if let Some(upstream) = &node.upstream {
-            if !nodes.iter().any(|n| &n.name == upstream && n.system == node.system) {
-                let key = format!(
-                    "regions.{}.{}[{}].upstream",
-                    node.region,
-                    node.system.as_str(),
-                    index_in_region(&nodes, i)
-                );
-                return Err(key_error(key, format!("no {} node is named {upstream:?}", node.system.as_str())));
+            if !nodes.iter().any(|n| &n.name == upstream && n.system() == node.system()) {
+                let system = node.system().as_str();
+                let key = format!("regions.{}.{system}[{}].upstream", node.region, index_in_region(&nodes, i));
+                return Err(key_error(key, format!("no {system} node is named {upstream:?}")));
             }
         }
     }
@@ -255,14 +261,35 @@ fn validate(raw: RawConfig, env: &HashMap<String, String>) -> Result<Config, Con
 }
 
 fn index_in_region(nodes: &[NodeSpec], i: usize) -> usize {
-    nodes[..i].iter().filter(|n| n.region == nodes[i].region && n.system == nodes[i].system).count()
+    nodes[..i].iter().filter(|n| n.region == nodes[i].region && n.system() == nodes[i].system()).count()
 }
 
-fn postgres_target(
+/// The password from `password_env` or `password_file`, if either is set.
+fn configured_password(
     key: &str,
-    node: &RawPostgresNode,
+    node: &RawNode,
     env: &HashMap<String, String>,
-) -> Result<PostgresTarget, ConfigError> {
+) -> Result<Option<String>, ConfigError> {
+    match (&node.password_env, &node.password_file) {
+        (Some(_), Some(_)) => {
+            Err(key_error(format!("{key}.password_env"), "set password_env or password_file, not both"))
+        }
+        (Some(var), None) => {
+            env.get(var).cloned().map(Some).ok_or_else(|| {
+                key_error(format!("{key}.password_env"), format!("environment variable {var} is not set"))
+            })
+        }
+        (None, Some(path)) => Ok(Some(
+            std::fs::read_to_string(path)
+                .map_err(|e| key_error(format!("{key}.password_file"), format!("cannot read {}: {e}", path.display())))?
+                .trim_end_matches(['\r', '\n'])
+                .to_string(),
+        )),
+        (None, None) => Ok(None),
+    }
+}
+
+fn postgres_target(key: &str, node: &RawNode, env: &HashMap<String, String>) -> Result<PostgresTarget, ConfigError> {
     let url_key = format!("{key}.url");
     let url = node.url.as_deref().ok_or_else(|| key_error(&url_key, "is required"))?;
     let mut pg = tokio_postgres::Config::from_str(url).map_err(|_| {
@@ -271,29 +298,50 @@ fn postgres_target(
             "is not a valid PostgreSQL URL or key=value connection string (value not shown: it may hold a password)",
         )
     })?;
-    let hosts = pg.get_hosts();
-    if hosts.is_empty() {
+    if pg.get_hosts().is_empty() {
         return Err(key_error(&url_key, "names no host"));
     }
-    let password = match (&node.password_env, &node.password_file) {
-        (Some(_), Some(_)) => {
-            return Err(key_error(format!("{key}.password_env"), "set password_env or password_file, not both"));
-        }
-        (Some(var), None) => Some(env.get(var).cloned().ok_or_else(|| {
-            key_error(format!("{key}.password_env"), format!("environment variable {var} is not set"))
-        })?),
-        (None, Some(path)) => Some(
-            std::fs::read_to_string(path)
-                .map_err(|e| key_error(format!("{key}.password_file"), format!("cannot read {}: {e}", path.display())))?
-                .trim_end_matches(['\r', '\n'])
-                .to_string(),
-        ),
-        (None, None) => None,
-    };
-    if let Some(password) = password {
+    if node.ca_file.is_some() {
+        return Err(key_error(format!("{key}.ca_file"), "TLS to PostgreSQL is not supported yet"));
+    }
+    if let Some(password) = configured_password(key, node, env)? {
         pg.password(password);
     }
     Ok(PostgresTarget::new(pg))
+}
+
+fn redis_target(key: &str, node: &RawNode, env: &HashMap<String, String>) -> Result<RedisTarget, ConfigError> {
+    use redis::IntoConnectionInfo;
+    let url_key = format!("{key}.url");
+    let url = node.url.as_deref().ok_or_else(|| key_error(&url_key, "is required"))?;
+    if !(url.starts_with("redis://") || url.starts_with("rediss://") || url.starts_with("unix://")) {
+        return Err(key_error(&url_key, "must start with redis://, rediss:// or unix://"));
+    }
+    let mut info = url.into_connection_info().map_err(|_| {
+        key_error(&url_key, "is not a valid Redis URL like redis://[user[:password]@]host:port[/db] (value not shown: it may hold a password)")
+    })?;
+    if let Some(password) = configured_password(key, node, env)? {
+        info.redis.password = Some(password);
+    }
+    let ca_pem = match &node.ca_file {
+        Some(path) => {
+            let pem = std::fs::read(path)
+                .map_err(|e| key_error(format!("{key}.ca_file"), format!("cannot read {}: {e}", path.display())))?;
+            if !String::from_utf8_lossy(&pem).contains("-----BEGIN CERTIFICATE-----") {
+                return Err(key_error(
+                    format!("{key}.ca_file"),
+                    format!("{} holds no PEM certificate", path.display()),
+                ));
+            }
+            Some(pem)
+        }
+        None => None,
+    };
+    let target = RedisTarget { info, ca_pem };
+    if target.ca_pem.is_some() && !target.is_tls() {
+        return Err(key_error(format!("{key}.ca_file"), "only applies to rediss:// URLs"));
+    }
+    Ok(target)
 }
 
 #[cfg(test)]
@@ -331,7 +379,8 @@ mod tests {
         let b = cfg.nodes.iter().find(|n| n.name == "pg-b").unwrap();
         assert_eq!(b.region, "eu-west");
         assert_eq!(b.upstream.as_deref(), Some("pg-a"));
-        assert_eq!(b.postgres.config().get_password(), Some(&b"s3cret"[..]));
+        let Target::Postgres(pg) = &b.target else { panic!("postgres node") };
+        assert_eq!(pg.config().get_password(), Some(&b"s3cret"[..]));
     }
 
     #[test]
@@ -387,7 +436,8 @@ mod tests {
         let cfg = load_toml(&text, &[("REPLAG_PG_PASSWORD", "from-env")]).unwrap();
         assert_eq!(cfg.nodes.len(), 3);
         let first = cfg.nodes.iter().find(|n| n.name == "pg-us-east-1").unwrap();
-        assert_eq!(first.postgres.password(), Some(&b"from-file"[..]), "trailing newline stripped");
+        let Target::Postgres(pg) = &first.target else { panic!("postgres node") };
+        assert_eq!(pg.password(), Some(&b"from-file"[..]), "trailing newline stripped");
         assert_eq!(cfg.poll.timeout, Duration::from_millis(800));
     }
 

@@ -77,7 +77,7 @@ pub fn render(s: &Snapshot) -> String {
     let node_info = f.gauge(
         "replag_node_info",
         "Identity of a node as of its last successful poll; always 1.",
-        &with(NODE_LABELS, &["role", "version", "system_identifier"]),
+        &with(NODE_LABELS, &["role", "version", "system_identifier", "replication_id"]),
     );
     let poll_duration = f.gauge(
         "replag_poll_duration_seconds",
@@ -104,8 +104,10 @@ pub fn render(s: &Snapshot) -> String {
         let v = node_values(n);
         node_up.with_label_values(&v).set(bool_value(n.up));
         if let (Some(role), Some(version)) = (&n.role, &n.version) {
-            let sysid = n.identity.iter().find(|(k, _)| k == "system_identifier").map_or("", |(_, v)| v.as_str());
-            node_info.with_label_values(&[v[0], v[1], v[2], role, version, sysid]).set(1.0);
+            let id = |key: &str| n.identity.iter().find(|(k, _)| k == key).map_or("", |(_, v)| v.as_str());
+            node_info
+                .with_label_values(&[v[0], v[1], v[2], role, version, id("system_identifier"), id("replication_id")])
+                .set(1.0);
         }
         if let Some(d) = n.last_poll_duration_seconds {
             poll_duration.with_label_values(&v).set(d);
@@ -141,6 +143,21 @@ pub fn render(s: &Snapshot) -> String {
         "Age of the replica position the link's lag was computed from.",
         LINK_LABELS,
     );
+    let down_seconds = f.gauge(
+        "replag_link_down_seconds",
+        "Seconds replag has seen the link down without a break; 0 while it is up.",
+        LINK_LABELS,
+    );
+    let redis_link = f.gauge(
+        "replag_redis_replica_info",
+        "The master's INFO view of a Redis replica: its state (online, wait_bgsave, ...); always 1.",
+        &with(LINK_LABELS, &["state"]),
+    );
+    let ack_age = f.gauge(
+        "replag_redis_replica_ack_age_seconds",
+        "Seconds since the replica last ACKed to its master (the 'lag' field of INFO; a liveness signal, not data lag).",
+        LINK_LABELS,
+    );
     let stage_bytes = f.gauge(
         "replag_pg_stage_lag_bytes",
         "PostgreSQL physical link: bytes behind the root primary per stage (sent, write, flush, replay), from the upstream's pg_stat_replication.",
@@ -171,6 +188,13 @@ pub fn render(s: &Snapshot) -> String {
         }
         if let Some(age) = l.data_age_seconds {
             data_age.with_label_values(&v).set(age);
+        }
+        down_seconds.with_label_values(&v).set(l.down_seconds.unwrap_or(0.0));
+        if let Some(r) = &l.redis {
+            redis_link.with_label_values(&with(&v, &[&r.state])).set(1.0);
+            if let Some(age) = r.ack_age_seconds {
+                ack_age.with_label_values(&v).set(age as f64);
+            }
         }
         if let Some(pg) = &l.postgres {
             for (stage, lag) in &pg.stages {
@@ -267,7 +291,86 @@ pub fn render(s: &Snapshot) -> String {
         }
     }
 
+    render_redis(&f, s);
+
     let mut out = Vec::with_capacity(16 * 1024);
     TextEncoder::new().encode(&f.registry.gather(), &mut out).expect("text encoding cannot fail");
     String::from_utf8(out).expect("metrics text is UTF-8")
+}
+
+fn render_redis(f: &Families, s: &Snapshot) {
+    let offset = f.gauge(
+        "replag_redis_repl_offset_bytes",
+        "Replication offset: master_repl_offset on a master, slave_repl_offset (applied) on a replica.",
+        NODE_LABELS,
+    );
+    let connected = f.gauge("replag_redis_connected_replicas", "Replicas connected to the master now.", NODE_LABELS);
+    let backlog =
+        f.gauge("replag_redis_backlog_size_bytes", "Replication backlog size (repl_backlog_size).", NODE_LABELS);
+    let histlen =
+        f.gauge("replag_redis_backlog_histlen_bytes", "Bytes of history in the replication backlog.", NODE_LABELS);
+    let link_up =
+        f.gauge("replag_redis_master_link_up", "Replica: 1 if master_link_status is up, else 0.", NODE_LABELS);
+    let last_io = f.gauge(
+        "replag_redis_master_last_io_seconds",
+        "Replica: seconds since the last interaction with its master (master_last_io_seconds_ago).",
+        NODE_LABELS,
+    );
+    let down_since = f.gauge(
+        "replag_redis_master_link_down_since_seconds",
+        "Replica: seconds its link to the master has been down, as the replica reports (absent while up).",
+        NODE_LABELS,
+    );
+    let syncing = f.gauge(
+        "replag_redis_master_sync_in_progress",
+        "Replica: 1 while a full sync from the master runs.",
+        NODE_LABELS,
+    );
+    let full = f.counter(
+        "replag_redis_sync_full_total",
+        "Full resynchronisations served (INFO stats sync_full).",
+        NODE_LABELS,
+    );
+    let partial_ok = f.counter(
+        "replag_redis_sync_partial_ok_total",
+        "Partial resynchronisations accepted (INFO stats sync_partial_ok).",
+        NODE_LABELS,
+    );
+    let partial_err = f.counter(
+        "replag_redis_sync_partial_err_total",
+        "Partial resynchronisations refused (INFO stats sync_partial_err).",
+        NODE_LABELS,
+    );
+    for srv in &s.redis.servers {
+        let v = ["redis", srv.node.as_str(), srv.region.as_str()];
+        offset.with_label_values(&v).set(srv.offset as f64);
+        if let Some(n) = srv.connected_replicas {
+            connected.with_label_values(&v).set(n as f64);
+        }
+        if let Some(b) = srv.backlog_size {
+            backlog.with_label_values(&v).set(b as f64);
+        }
+        if let Some(h) = srv.backlog_histlen {
+            histlen.with_label_values(&v).set(h as f64);
+        }
+        if let Some(up) = srv.master_link_up {
+            link_up.with_label_values(&v).set(bool_value(up));
+        }
+        if let Some(io) = srv.master_last_io_seconds {
+            last_io.with_label_values(&v).set(io as f64);
+        }
+        if let Some(d) = srv.master_link_down_since_seconds {
+            down_since.with_label_values(&v).set(d as f64);
+        }
+        if let Some(sync) = srv.master_sync_in_progress {
+            syncing.with_label_values(&v).set(bool_value(sync));
+        }
+        for (counter, value) in
+            [(&full, srv.sync_full), (&partial_ok, srv.sync_partial_ok), (&partial_err, srv.sync_partial_err)]
+        {
+            if let Some(value) = value {
+                counter.with_label_values(&v).inc_by(value);
+            }
+        }
+    }
 }

@@ -9,8 +9,9 @@ use tokio::task::JoinHandle;
 
 use crate::config::PollSettings;
 use crate::sources::postgres::PostgresSource;
+use crate::sources::redis::RedisSource;
 use crate::sources::{FailureKind, PollFailure, Sampled, Source};
-use crate::topology::{NodeSpec, System};
+use crate::topology::{NodeSpec, Target};
 
 /// The result of one poll of one node.
 #[derive(Debug, Clone)]
@@ -31,10 +32,25 @@ pub fn spawn_all(nodes: &[NodeSpec], settings: PollSettings, reports: mpsc::Send
     nodes
         .iter()
         .enumerate()
-        .map(|(index, spec)| match spec.system {
-            System::Postgres => {
-                let source = PostgresSource::new(spec.postgres.clone(), settings.timeout);
-                tokio::spawn(run(index, spec.name.clone(), source, settings, start, reports.clone()))
+        .map(|(index, spec)| {
+            let (name, reports) = (spec.name.clone(), reports.clone());
+            match &spec.target {
+                Target::Postgres(t) => tokio::spawn(run(
+                    index,
+                    name,
+                    PostgresSource::new(t.clone(), settings.timeout),
+                    settings,
+                    start,
+                    reports,
+                )),
+                Target::Redis(t) => tokio::spawn(run(
+                    index,
+                    name,
+                    RedisSource::new(t.clone(), settings.timeout),
+                    settings,
+                    start,
+                    reports,
+                )),
             }
         })
         .collect()

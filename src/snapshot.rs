@@ -19,6 +19,7 @@ pub struct Snapshot {
     pub nodes: Vec<NodeView>,
     pub links: Vec<LinkView>,
     pub postgres: PgDetails,
+    pub redis: RedisDetails,
     /// `/metrics` text, rendered on first request.
     #[serde(skip)]
     pub(crate) rendered_metrics: OnceLock<Arc<str>>,
@@ -33,6 +34,7 @@ impl Snapshot {
             nodes: Vec::new(),
             links: Vec::new(),
             postgres: PgDetails::default(),
+            redis: RedisDetails::default(),
             rendered_metrics: OnceLock::new(),
         }
     }
@@ -77,12 +79,14 @@ fn opt_unix_seconds<S: serde::Serializer>(t: &Option<SystemTime>, s: S) -> Resul
 #[serde(rename_all = "lowercase")]
 pub enum LinkKind {
     Physical,
+    Replica,
 }
 
 impl LinkKind {
     pub fn as_str(self) -> &'static str {
         match self {
             LinkKind::Physical => "physical",
+            LinkKind::Replica => "replica",
         }
     }
 }
@@ -108,7 +112,41 @@ pub struct LinkView {
     pub lag: Option<LagView>,
     /// Age of the replica position the lag was computed from.
     pub data_age_seconds: Option<f64>,
+    /// How long replag has seen the link down without a break (None while up).
+    pub down_seconds: Option<f64>,
     pub postgres: Option<PgLinkDetail>,
+    pub redis: Option<RedisLinkDetail>,
+}
+
+impl LinkView {
+    /// A link that is down until its rules say otherwise.
+    pub fn new(system: System, kind: LinkKind, source: (String, String), replica: (String, String)) -> Self {
+        LinkView {
+            system,
+            kind,
+            source: source.0,
+            source_region: source.1,
+            replica: replica.0,
+            replica_region: replica.1,
+            up: false,
+            state: "unknown".into(),
+            reason: None,
+            lag: None,
+            data_age_seconds: None,
+            down_seconds: None,
+            postgres: None,
+            redis: None,
+        }
+    }
+}
+
+/// The master's `INFO replication` view of a Redis replica.
+#[derive(Debug, Clone, Serialize)]
+pub struct RedisLinkDetail {
+    /// `online`, `wait_bgsave`, `send_bulk`, ...
+    pub state: String,
+    /// Seconds since the replica's last ACK to the master.
+    pub ack_age_seconds: Option<u64>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
@@ -161,4 +199,29 @@ pub struct PgSlotView {
     pub retained_bytes: Option<u64>,
     pub wal_status: Option<String>,
     pub safe_wal_size_bytes: Option<i64>,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct RedisDetails {
+    pub servers: Vec<RedisServerView>,
+}
+
+/// Per-server Redis figures, from the node's last successful poll.
+#[derive(Debug, Clone, Serialize)]
+pub struct RedisServerView {
+    pub node: String,
+    pub region: String,
+    /// `master_repl_offset` on a master, `slave_repl_offset` on a replica.
+    pub offset: u64,
+    pub connected_replicas: Option<usize>,
+    pub backlog_size: Option<u64>,
+    pub backlog_histlen: Option<u64>,
+    pub sync_full: Option<u64>,
+    pub sync_partial_ok: Option<u64>,
+    pub sync_partial_err: Option<u64>,
+    /// Replica side.
+    pub master_link_up: Option<bool>,
+    pub master_last_io_seconds: Option<i64>,
+    pub master_link_down_since_seconds: Option<i64>,
+    pub master_sync_in_progress: Option<bool>,
 }

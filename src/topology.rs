@@ -8,12 +8,14 @@ use tokio_postgres::config::Host;
 #[serde(rename_all = "lowercase")]
 pub enum System {
     Postgres,
+    Redis,
 }
 
 impl System {
     pub fn as_str(self) -> &'static str {
         match self {
             System::Postgres => "postgres",
+            System::Redis => "redis",
         }
     }
 }
@@ -23,11 +25,68 @@ impl System {
 pub struct NodeSpec {
     pub name: String,
     pub region: String,
-    pub system: System,
     /// The node this one is expected to replicate from, if declared: its link
     /// exists (as down) even before the replica has ever been seen.
     pub upstream: Option<String>,
-    pub postgres: PostgresTarget,
+    pub target: Target,
+}
+
+/// How to reach a node, per system.
+#[derive(Debug, Clone)]
+pub enum Target {
+    Postgres(PostgresTarget),
+    Redis(RedisTarget),
+}
+
+impl NodeSpec {
+    pub fn system(&self) -> System {
+        match self.target {
+            Target::Postgres(_) => System::Postgres,
+            Target::Redis(_) => System::Redis,
+        }
+    }
+
+    /// `(host, port)` pairs the node answers on, to recognise it as another
+    /// node's upstream or in a master's replica list.
+    pub fn addresses(&self) -> Vec<(String, u16)> {
+        match &self.target {
+            Target::Postgres(t) => t.addresses(),
+            Target::Redis(t) => t.addresses(),
+        }
+    }
+}
+
+/// Connection settings for a Redis node. Debug never shows the password.
+#[derive(Clone)]
+pub struct RedisTarget {
+    pub info: redis::ConnectionInfo,
+    /// PEM CA certificate(s) to verify a `rediss://` server against, instead
+    /// of the system's roots.
+    pub ca_pem: Option<Vec<u8>>,
+}
+
+impl RedisTarget {
+    pub fn password(&self) -> Option<&[u8]> {
+        self.info.redis.password.as_deref().map(str::as_bytes)
+    }
+
+    pub fn addresses(&self) -> Vec<(String, u16)> {
+        match &self.info.addr {
+            redis::ConnectionAddr::Tcp(host, port) => vec![(normalize_host(host), *port)],
+            redis::ConnectionAddr::TcpTls { host, port, .. } => vec![(normalize_host(host), *port)],
+            redis::ConnectionAddr::Unix(path) => vec![(path.display().to_string(), 0)],
+        }
+    }
+
+    pub fn is_tls(&self) -> bool {
+        matches!(self.info.addr, redis::ConnectionAddr::TcpTls { .. })
+    }
+}
+
+impl fmt::Debug for RedisTarget {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisTarget").field("addresses", &self.addresses()).finish_non_exhaustive()
+    }
 }
 
 /// Connection settings for a PostgreSQL node. Debug never shows the password.

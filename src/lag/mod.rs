@@ -4,8 +4,9 @@
 
 pub mod history;
 mod postgres;
+mod redis;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -14,12 +15,77 @@ use tokio::sync::{mpsc, watch};
 pub use history::{Lag, PositionHistory, Pushed};
 
 use crate::poller::NodeReport;
-use crate::snapshot::{LagView, NodeView, Snapshot};
+use crate::snapshot::{LagView, LinkView, NodeView, Snapshot};
 use crate::sources::{FailureKind, Observation, PollFailure, Sampled};
 use crate::topology::{NodeSpec, System};
 
 /// A history no source has extended for this long is dropped.
 const HISTORY_IDLE_DROP: Duration = Duration::from_secs(3600);
+/// A discovered (unconfigured) replica that disappears stays visible as a
+/// down link this long, so it does not just vanish.
+const DISCOVERED_RETENTION: Duration = Duration::from_secs(3600);
+/// At most this many discovered links are remembered per system (a flapping
+/// or hostile topology cannot grow memory without bound).
+const DISCOVERED_MAX: usize = 1000;
+
+/// Where a replica replicates from.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum Upstream {
+    Node(usize),
+    /// A server no config names: `host:port`.
+    Address(String),
+}
+
+/// `(name, region)` labels for an upstream.
+fn label(specs: &[NodeSpec], upstream: &Upstream) -> (String, String) {
+    match upstream {
+        Upstream::Node(u) => (specs[*u].name.clone(), specs[*u].region.clone()),
+        Upstream::Address(address) => (address.clone(), crate::snapshot::UNKNOWN_REGION.to_string()),
+    }
+}
+
+/// Replicas found by discovery (named by the upstream's report), remembered
+/// so that one that disappears shows as a down link for a while.
+#[derive(Debug, Default)]
+struct DiscoveredLinks {
+    last_seen: HashMap<(usize, String), Instant>,
+}
+
+impl DiscoveredLinks {
+    fn saw(&mut self, upstream: usize, name: &str, now: Instant) {
+        let key = (upstream, name.to_string());
+        if self.last_seen.len() < DISCOVERED_MAX || self.last_seen.contains_key(&key) {
+            self.last_seen.insert(key, now);
+        }
+    }
+
+    /// Remembered links not in `current`, after forgetting expired ones.
+    fn vanished(&mut self, current: &HashSet<(usize, String)>, now: Instant) -> Vec<(usize, String, Instant)> {
+        self.last_seen.retain(|_, seen| now.saturating_duration_since(*seen) < DISCOVERED_RETENTION);
+        let mut gone: Vec<_> = self
+            .last_seen
+            .iter()
+            .filter(|(key, _)| !current.contains(*key))
+            .map(|((u, name), seen)| (*u, name.clone(), *seen))
+            .collect();
+        gone.sort_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
+        gone
+    }
+
+    /// `base`, or `base@addr`, or `base#n`: unique among `taken` on that upstream.
+    fn unique_name(taken: &HashSet<(usize, String)>, upstream: usize, base: &str, addr: Option<&str>) -> String {
+        let mut name = base.to_string();
+        if taken.contains(&(upstream, name.clone())) {
+            name = format!("{base}@{}", addr.unwrap_or("local"));
+        }
+        let mut n = 2;
+        while taken.contains(&(upstream, name.clone())) {
+            name = format!("{base}#{n}");
+            n += 1;
+        }
+        name
+    }
+}
 
 /// One source position stream. A new epoch (PostgreSQL timeline) is a new
 /// stream: positions that are not progress never mix with the old ones.
@@ -64,13 +130,24 @@ pub struct Engine {
     states: Vec<NodeState>,
     histories: HashMap<StreamKey, PositionHistory>,
     pg: postgres::PgMemory,
+    redis: redis::RedisMemory,
+    /// When each link was first seen down in its current outage.
+    down_since: HashMap<(System, String, String), Instant>,
     started_at: SystemTime,
 }
 
 impl Engine {
     pub fn new(specs: Vec<NodeSpec>, started_at: SystemTime) -> Self {
         let states = specs.iter().map(|_| NodeState::default()).collect();
-        Self { specs, states, histories: HashMap::new(), pg: postgres::PgMemory::default(), started_at }
+        Self {
+            specs,
+            states,
+            histories: HashMap::new(),
+            pg: postgres::PgMemory::default(),
+            redis: redis::RedisMemory::default(),
+            down_since: HashMap::new(),
+            started_at,
+        }
     }
 
     pub fn specs(&self) -> &[NodeSpec] {
@@ -105,15 +182,36 @@ impl Engine {
         self.histories
             .retain(|_, h| h.latest().is_some_and(|s| now.saturating_duration_since(s.at) < HISTORY_IDLE_DROP));
         let nodes = self.specs.iter().zip(&self.states).map(|(spec, state)| node_view(spec, state)).collect();
-        let view = postgres::PgInputs { specs: &self.specs, states: &self.states, histories: &self.histories };
-        let (mut links, pg_details) = postgres::derive(&mut self.pg, &view, now);
+        let pg_inputs = postgres::PgInputs { specs: &self.specs, states: &self.states, histories: &self.histories };
+        let (mut links, pg_details) = postgres::derive(&mut self.pg, &pg_inputs, now);
+        let redis_inputs = redis::RedisInputs { specs: &self.specs, states: &self.states, histories: &self.histories };
+        let (redis_links, redis_details) = redis::derive(&mut self.redis, &redis_inputs, now);
+        links.extend(redis_links);
         links.sort_by(|a, b| (a.system, &a.source, &a.replica).cmp(&(b.system, &b.source, &b.replica)));
+        self.track_outages(&mut links, now);
         let mut snapshot = Snapshot::empty(self.started_at);
         snapshot.generated_at = wall;
         snapshot.nodes = nodes;
         snapshot.links = links;
         snapshot.postgres = pg_details;
+        snapshot.redis = redis_details;
         snapshot
+    }
+
+    /// Fill in how long each down link has been down; forget links that are
+    /// up or gone.
+    fn track_outages(&mut self, links: &mut [LinkView], now: Instant) {
+        let mut current = HashSet::new();
+        for link in links.iter_mut() {
+            let key = (link.system, link.source.clone(), link.replica.clone());
+            if link.up {
+                continue;
+            }
+            let since = *self.down_since.entry(key.clone()).or_insert(now);
+            link.down_seconds = Some(now.saturating_duration_since(since).as_secs_f64());
+            current.insert(key);
+        }
+        self.down_since.retain(|key, _| current.contains(key));
     }
 }
 
@@ -129,6 +227,8 @@ fn source_position(observation: &Observation) -> Option<(StreamKey, u64)> {
             Some((key, pg.current_lsn?.0))
         }
         Observation::Postgres(_) => None,
+        Observation::Redis(r) if r.is_master => Some((redis::stream(&r.replid), r.master_repl_offset)),
+        Observation::Redis(_) => None,
     }
 }
 
@@ -140,10 +240,15 @@ fn node_view(spec: &NodeSpec, state: &NodeState) -> NodeView {
             Some(pg.version.clone()),
             vec![("system_identifier".to_string(), pg.system_identifier.clone())],
         ),
+        Some(Observation::Redis(r)) => (
+            Some(r.role().to_string()),
+            Some(r.version.clone()),
+            vec![("replication_id".to_string(), r.replid.clone()), ("run_id".to_string(), r.run_id.clone())],
+        ),
         None => (None, None, Vec::new()),
     };
     NodeView {
-        system: spec.system,
+        system: spec.system(),
         name: spec.name.clone(),
         region: spec.region.clone(),
         up: state.is_up(),
@@ -180,7 +285,7 @@ mod tests {
     use super::*;
     use crate::lsn::Lsn;
     use crate::sources::postgres::{PgObservation, WalReceiver, WalSender};
-    use crate::topology::PostgresTarget;
+    use crate::topology::{PostgresTarget, Target};
     use std::str::FromStr;
 
     fn spec(name: &str, region: &str, port: u16, upstream: Option<&str>) -> NodeSpec {
@@ -188,9 +293,8 @@ mod tests {
         NodeSpec {
             name: name.into(),
             region: region.into(),
-            system: System::Postgres,
             upstream: upstream.map(String::from),
-            postgres: PostgresTarget::new(tokio_postgres::Config::from_str(&url).unwrap()),
+            target: Target::Postgres(PostgresTarget::new(tokio_postgres::Config::from_str(&url).unwrap())),
         }
     }
 

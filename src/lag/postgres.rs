@@ -7,29 +7,15 @@
 //! is how stale its data is, not how far it trails its intermediate.
 
 use std::collections::{HashMap, HashSet};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use super::{NodeState, PositionHistory, StreamKey};
+use super::{label, DiscoveredLinks, NodeState, PositionHistory, StreamKey, Upstream};
 use crate::lsn::Lsn;
 use crate::snapshot::{LagView, LinkKind, LinkView, PgDetails, PgLinkDetail, PgServerView, PgSlotView, UNKNOWN_REGION};
 use crate::sources::postgres::{PgObservation, WalSender};
-use crate::sources::{Observation, Sampled};
 use crate::topology::{normalize_host, NodeSpec, System};
 
-/// A discovered (unconfigured) standby that left `pg_stat_replication` stays
-/// visible as a down link this long, so it does not just vanish.
-const DISCOVERED_RETENTION: Duration = Duration::from_secs(3600);
-/// At most this many discovered links are remembered (a flapping or hostile
-/// topology cannot grow memory without bound).
-const DISCOVERED_MAX: usize = 1000;
 const MAX_CASCADE_DEPTH: usize = 8;
-
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-enum Upstream {
-    Node(usize),
-    /// Connected to a server no config names: `host:port`.
-    Address(String),
-}
 
 #[derive(Debug, Clone)]
 struct ReplicaMemory {
@@ -38,16 +24,11 @@ struct ReplicaMemory {
     application_names: Vec<String>,
 }
 
-#[derive(Debug, Clone)]
-struct Discovered {
-    last_seen: Instant,
-}
-
 /// What the engine remembers between snapshots.
 #[derive(Debug, Default)]
 pub(super) struct PgMemory {
     replicas: HashMap<usize, ReplicaMemory>,
-    discovered: HashMap<(usize, String), Discovered>,
+    discovered: DiscoveredLinks,
 }
 
 pub(super) struct PgInputs<'a> {
@@ -56,23 +37,17 @@ pub(super) struct PgInputs<'a> {
     pub histories: &'a HashMap<StreamKey, PositionHistory>,
 }
 
-fn pg(sampled: &Sampled) -> &PgObservation {
-    match &sampled.observation {
-        Observation::Postgres(pg) => pg,
-    }
-}
-
 impl<'a> PgInputs<'a> {
     fn nodes(&self) -> impl Iterator<Item = usize> + '_ {
-        (0..self.specs.len()).filter(|&i| self.specs[i].system == System::Postgres)
+        (0..self.specs.len()).filter(|&i| self.specs[i].system() == System::Postgres)
     }
 
     fn fresh(&self, i: usize) -> Option<(&'a PgObservation, Instant)> {
-        self.states[i].fresh().map(|s| (pg(s), s.at))
+        self.states[i].fresh().and_then(|s| Some((s.observation.postgres()?, s.at)))
     }
 
     fn last_ok(&self, i: usize) -> Option<(&'a PgObservation, Instant)> {
-        self.states[i].last_ok.as_ref().map(|(s, _)| (pg(s), s.at))
+        self.states[i].last_ok.as_ref().and_then(|(s, _)| Some((s.observation.postgres()?, s.at)))
     }
 
     /// The node answering at `host:port`. Several config entries may name one
@@ -80,10 +55,8 @@ impl<'a> PgInputs<'a> {
     /// succeeded with the expected system identifier.
     fn node_at(&self, host: &str, port: u16, system_identifier: &str) -> Option<usize> {
         let host = normalize_host(host);
-        let candidates: Vec<usize> = self
-            .nodes()
-            .filter(|&i| self.specs[i].postgres.addresses().iter().any(|(h, p)| *h == host && *p == port))
-            .collect();
+        let candidates: Vec<usize> =
+            self.nodes().filter(|&i| self.specs[i].addresses().iter().any(|(h, p)| *h == host && *p == port)).collect();
         candidates
             .iter()
             .copied()
@@ -112,13 +85,6 @@ impl<'a> PgInputs<'a> {
             id: obs.system_identifier.clone(),
             epoch: u64::from(obs.timeline.unwrap_or(0)),
         })
-    }
-}
-
-fn label(inputs: &PgInputs<'_>, upstream: &Upstream) -> (String, String) {
-    match upstream {
-        Upstream::Node(u) => (inputs.specs[*u].name.clone(), inputs.specs[*u].region.clone()),
-        Upstream::Address(address) => (address.clone(), UNKNOWN_REGION.to_string()),
     }
 }
 
@@ -258,21 +224,9 @@ fn configured_link(
     let state = &inputs.states[r];
     let configured = spec.upstream.as_deref().and_then(|n| inputs.node_named(n)).map(Upstream::Node);
     let upstream = mem.replicas.get(&r).map(|m| m.upstream.clone()).or(configured.clone())?;
-    let (source, source_region) = label(inputs, &upstream);
-    let mut link = LinkView {
-        system: System::Postgres,
-        kind: LinkKind::Physical,
-        source,
-        source_region,
-        replica: spec.name.clone(),
-        replica_region: spec.region.clone(),
-        up: false,
-        state: "unknown".into(),
-        reason: None,
-        lag: None,
-        data_age_seconds: None,
-        postgres: None,
-    };
+    let source = label(inputs.specs, &upstream);
+    let mut link =
+        LinkView::new(System::Postgres, LinkKind::Physical, source, (spec.name.clone(), spec.region.clone()));
 
     // A node that is a primary now: promoted, or misdeclared.
     if let Some((obs, _)) = inputs.last_ok(r).filter(|(o, _)| !o.in_recovery) {
@@ -362,58 +316,33 @@ fn discovered_links(
     let mut seen = HashSet::new();
     for (u, row) in rows {
         let base = if row.application_name.is_empty() { "walreceiver" } else { row.application_name.as_str() };
-        let mut name = base.to_string();
-        if seen.contains(&(*u, name.clone())) {
-            name = format!("{base}@{}", row.client_addr.as_deref().unwrap_or("local"));
-        }
-        let mut n = 2;
-        while seen.contains(&(*u, name.clone())) {
-            name = format!("{base}#{n}");
-            n += 1;
-        }
+        let name = DiscoveredLinks::unique_name(&seen, *u, base, row.client_addr.as_deref());
         seen.insert((*u, name.clone()));
-        if mem.discovered.len() < DISCOVERED_MAX || mem.discovered.contains_key(&(*u, name.clone())) {
-            mem.discovered.insert((*u, name.clone()), Discovered { last_seen: now });
-        }
+        mem.discovered.saw(*u, &name, now);
         let history = root_stream(mem, inputs, *u).and_then(|k| inputs.histories.get(&k));
         let at = inputs.fresh(*u).map_or(now, |(_, at)| at);
-        let (source, source_region) = label(inputs, &Upstream::Node(*u));
-        links.push(LinkView {
-            system: System::Postgres,
-            kind: LinkKind::Physical,
-            source,
-            source_region,
-            replica: name,
-            replica_region: UNKNOWN_REGION.into(),
-            up: row.state == "streaming",
-            state: row.state.clone(),
-            reason: Some("standby not in the config; figures from the upstream's pg_stat_replication".into()),
-            lag: lag_of(history, row.replay_lsn, at),
-            data_age_seconds: Some(now.saturating_duration_since(at).as_secs_f64()),
-            postgres: Some(stage_detail(history, row, at)),
-        });
+        let mut link = LinkView::new(
+            System::Postgres,
+            LinkKind::Physical,
+            label(inputs.specs, &Upstream::Node(*u)),
+            (name, UNKNOWN_REGION.into()),
+        );
+        link.up = row.state == "streaming";
+        link.state = row.state.clone();
+        link.reason = Some("standby not in the config; figures from the upstream's pg_stat_replication".into());
+        link.lag = lag_of(history, row.replay_lsn, at);
+        link.data_age_seconds = Some(now.saturating_duration_since(at).as_secs_f64());
+        link.postgres = Some(stage_detail(history, row, at));
+        links.push(link);
     }
-    mem.discovered.retain(|_, d| now.saturating_duration_since(d.last_seen) < DISCOVERED_RETENTION);
-    for ((u, name), d) in &mem.discovered {
-        if seen.contains(&(*u, name.clone())) {
-            continue;
-        }
-        let (source, source_region) = label(inputs, &Upstream::Node(*u));
-        let why = if inputs.fresh(*u).is_some() { "no longer in" } else { "upstream unreachable; cannot read" };
-        links.push(LinkView {
-            system: System::Postgres,
-            kind: LinkKind::Physical,
-            source: source.clone(),
-            source_region,
-            replica: name.clone(),
-            replica_region: UNKNOWN_REGION.into(),
-            up: false,
-            state: "down".into(),
-            reason: Some(format!("{why} {source}'s pg_stat_replication")),
-            lag: None,
-            data_age_seconds: Some(now.saturating_duration_since(d.last_seen).as_secs_f64()),
-            postgres: None,
-        });
+    for (u, name, last_seen) in mem.discovered.vanished(&seen, now) {
+        let source = label(inputs.specs, &Upstream::Node(u));
+        let why = if inputs.fresh(u).is_some() { "no longer in" } else { "upstream unreachable; cannot read" };
+        let mut link = LinkView::new(System::Postgres, LinkKind::Physical, source, (name, UNKNOWN_REGION.into()));
+        link.state = "down".into();
+        link.reason = Some(format!("{why} {}'s pg_stat_replication", link.source));
+        link.data_age_seconds = Some(now.saturating_duration_since(last_seen).as_secs_f64());
+        links.push(link);
     }
     links
 }

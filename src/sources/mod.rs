@@ -2,6 +2,7 @@
 //! poll into an observation; nothing here knows about lag or links.
 
 pub mod postgres;
+pub mod redis;
 
 use std::future::Future;
 
@@ -9,6 +10,23 @@ use std::future::Future;
 #[derive(Debug, Clone)]
 pub enum Observation {
     Postgres(postgres::PgObservation),
+    Redis(redis::RedisObservation),
+}
+
+impl Observation {
+    pub fn postgres(&self) -> Option<&postgres::PgObservation> {
+        match self {
+            Observation::Postgres(o) => Some(o),
+            _ => None,
+        }
+    }
+
+    pub fn redis(&self) -> Option<&redis::RedisObservation> {
+        match self {
+            Observation::Redis(o) => Some(o),
+            _ => None,
+        }
+    }
 }
 
 /// An observation and the moment (monotonic) it describes: the midpoint of

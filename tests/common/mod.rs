@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod postgres;
+pub mod redis;
 
 use std::collections::BTreeMap;
 use std::future::Future;
