@@ -107,7 +107,7 @@ impl std::fmt::Debug for RawNode {
 /// Where the configuration comes from.
 pub enum Source<'a> {
     File(&'a Path),
-    /// The seeds' per-region variables: `REGION`, `DATABASE_URL`.
+    /// The seeds' per-region variables: `REGION`, `DATABASE_URL`, `REDIS_URL`.
     SeedEnvironment,
 }
 
@@ -134,19 +134,25 @@ pub fn load_from(source: Source<'_>, env: &HashMap<String, String>) -> Result<Co
             builder = builder.add_source(config::File::from(path).format(config::FileFormat::Toml).required(true));
         }
         Source::SeedEnvironment => {
-            let url = env.get("DATABASE_URL").filter(|v| !v.is_empty()).ok_or_else(|| {
-                ConfigError::Other(
-                    "no configuration: pass --config FILE (or set REPLAG_CONFIG), or set DATABASE_URL and REGION"
-                        .into(),
-                )
-            })?;
             let region = env.get("REGION").cloned().unwrap_or_else(|| "default".into());
             check_label_value("REGION", &region)?;
-            let node: HashMap<String, String> =
-                [("name".to_string(), format!("{region}-postgres")), ("url".to_string(), url.clone())].into();
-            builder = builder
-                .set_default(format!("regions.{region}.postgres"), vec![node])
-                .map_err(|e| ConfigError::Other(e.to_string()))?;
+            let mut any = false;
+            for (variable, system) in [("DATABASE_URL", System::Postgres), ("REDIS_URL", System::Redis)] {
+                let Some(url) = env.get(variable).filter(|v| !v.is_empty()) else { continue };
+                let node: HashMap<String, String> =
+                    [("name".to_string(), format!("{region}-{}", system.as_str())), ("url".to_string(), url.clone())]
+                        .into();
+                builder = builder
+                    .set_default(format!("regions.{region}.{}", system.as_str()), vec![node])
+                    .map_err(|e| ConfigError::Other(e.to_string()))?;
+                any = true;
+            }
+            if !any {
+                return Err(ConfigError::Other(
+                    "no configuration: pass --config FILE (or set REPLAG_CONFIG), or set DATABASE_URL and/or REDIS_URL (and REGION)"
+                        .into(),
+                ));
+            }
         }
     }
     let overrides: HashMap<String, String> = env
@@ -409,6 +415,11 @@ mod tests {
         assert!(error_of(&format!("{base}password_env = \"NOPE\"\n"), &[]).contains("password_env"));
         assert!(error_of(&format!("{base}upstream = \"ghost\"\n"), &[]).contains("regions.r1.postgres[0].upstream"));
         assert!(error_of("", &[]).contains("regions"));
+        let redis = "[[regions.r1.redis]]\nname = \"r\"\n";
+        assert!(error_of(&format!("{redis}url = \"http://x\"\n"), &[]).contains("regions.r1.redis[0].url"));
+        assert!(error_of(&format!("{redis}url = \"redis://h:1\"\nca_file = \"/nonexistent\"\n"), &[])
+            .contains("regions.r1.redis[0].ca_file"));
+        assert!(error_of(&format!("{base}ca_file = \"/x\"\n"), &[]).contains("regions.r1.postgres[0].ca_file"));
         let dup = format!("{base}[[regions.r2.postgres]]\nname = \"a\"\nurl = \"postgresql://h/db\"\n");
         assert!(error_of(&dup, &[]).contains("regions.r2.postgres[0].name"));
         let typo = error_of(&format!("[poll]\nintervall = \"1s\"\n{base}"), &[]);
@@ -431,10 +442,14 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let secret = dir.path().join("pw");
         std::fs::write(&secret, "from-file\n").unwrap();
+        let ca = dir.path().join("ca.pem");
+        std::fs::write(&ca, "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n").unwrap();
         let text = include_str!("../docs/replag.example.toml")
-            .replace("/run/secrets/replag-pg-password", secret.to_str().unwrap());
-        let cfg = load_toml(&text, &[("REPLAG_PG_PASSWORD", "from-env")]).unwrap();
-        assert_eq!(cfg.nodes.len(), 3);
+            .replace("/run/secrets/replag-pg-password", secret.to_str().unwrap())
+            .replace("/etc/replag/redis-ca.pem", ca.to_str().unwrap());
+        let env = [("REPLAG_PG_PASSWORD", "from-env"), ("REPLAG_REDIS_PASSWORD", "r")];
+        let cfg = load_toml(&text, &env).unwrap();
+        assert_eq!(cfg.nodes.len(), 5);
         let first = cfg.nodes.iter().find(|n| n.name == "pg-us-east-1").unwrap();
         let Target::Postgres(pg) = &first.target else { panic!("postgres node") };
         assert_eq!(pg.password(), Some(&b"from-file"[..]), "trailing newline stripped");
@@ -452,6 +467,11 @@ mod tests {
         assert_eq!(cfg.nodes.len(), 1);
         assert_eq!(cfg.nodes[0].name, "us-east-postgres");
         assert_eq!(cfg.nodes[0].region, "us-east");
+        let mut both = env.clone();
+        both.insert("REDIS_URL".into(), "redis://:p@127.0.0.1:6379".into());
+        let cfg = load_from(Source::SeedEnvironment, &both).unwrap();
+        let names: Vec<&str> = cfg.nodes.iter().map(|n| n.name.as_str()).collect();
+        assert_eq!(names, ["us-east-postgres", "us-east-redis"]);
         assert!(load_from(Source::SeedEnvironment, &HashMap::new()).unwrap_err().to_string().contains("DATABASE_URL"));
     }
 }

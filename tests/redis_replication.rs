@@ -228,3 +228,108 @@ async fn master_with_replicas_in_two_regions_has_one_link_each() {
     }
     assert_eq!(s.get("replag_redis_connected_replicas", &[("node", "master")]), Some(2.0));
 }
+
+fn openssl(dir: &std::path::Path, args: &[&str]) {
+    let out = std::process::Command::new("openssl").args(args).current_dir(dir).output().expect("openssl is installed");
+    assert!(out.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+/// A CA and, if `server` is set, a server certificate for 127.0.0.1 signed by it.
+fn make_ca(dir: &std::path::Path, name: &str, server: bool) {
+    let (key, pem) = (format!("{name}.key"), format!("{name}.pem"));
+    openssl(
+        dir,
+        &[
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            &key,
+            "-out",
+            &pem,
+            "-days",
+            "2",
+            "-subj",
+            &format!("/CN={name}"),
+        ],
+    );
+    if server {
+        std::fs::write(dir.join("ext"), "subjectAltName=IP:127.0.0.1,DNS:localhost\n").unwrap();
+        openssl(
+            dir,
+            &[
+                "req",
+                "-newkey",
+                "rsa:2048",
+                "-nodes",
+                "-keyout",
+                "server.key",
+                "-out",
+                "server.csr",
+                "-subj",
+                "/CN=127.0.0.1",
+            ],
+        );
+        openssl(
+            dir,
+            &[
+                "x509",
+                "-req",
+                "-in",
+                "server.csr",
+                "-CA",
+                &pem,
+                "-CAkey",
+                &key,
+                "-CAcreateserial",
+                "-out",
+                "server.pem",
+                "-days",
+                "2",
+                "-extfile",
+                "ext",
+            ],
+        );
+    }
+}
+
+/// `rediss://` with certificate verification: a server whose certificate the
+/// configured CA signed is up; the same server checked against another CA is
+/// refused (reason connect), never silently accepted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rediss_verifies_the_server_certificate() {
+    let dir = tempfile::tempdir().unwrap();
+    make_ca(dir.path(), "good-ca", true);
+    make_ca(dir.path(), "other-ca", false);
+    let port = common::free_port();
+    let mut server = std::process::Command::new("redis-server")
+        .args(["--port", "0", "--tls-port", &port.to_string(), "--bind", "127.0.0.1", "--save", ""])
+        .args(["--tls-cert-file", "server.pem", "--tls-key-file", "server.key", "--tls-ca-cert-file", "good-ca.pem"])
+        .args(["--tls-auth-clients", "no", "--requirepass", PASSWORD])
+        .current_dir(dir.path())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let d = dir.path().display();
+    let config = format!(
+        "[poll]\ninterval = \"500ms\"\n\n\
+         [[regions.us-east.redis]]\nname = \"tls-good\"\nurl = \"rediss://:{PASSWORD}@127.0.0.1:{port}\"\nca_file = \"{d}/good-ca.pem\"\n\n\
+         [[regions.us-east.redis]]\nname = \"tls-wrong-ca\"\nurl = \"rediss://:{PASSWORD}@127.0.0.1:{port}\"\nca_file = \"{d}/other-ca.pem\"\n\n\
+         [[regions.us-east.redis]]\nname = \"tls-system-roots\"\nurl = \"rediss://:{PASSWORD}@127.0.0.1:{port}\"\n"
+    );
+    let replag = Replag::start(&config, &[]).await;
+    let s = wait_until(&replag, "the TLS nodes to be polled", Duration::from_secs(20), |s| {
+        s.get("replag_node_up", &[("node", "tls-good")]) == Some(1.0)
+            && s.get("replag_node_failing", &[("node", "tls-wrong-ca"), ("reason", "connect")]) == Some(1.0)
+            && s.get("replag_node_failing", &[("node", "tls-system-roots"), ("reason", "connect")]) == Some(1.0)
+    })
+    .await;
+    assert_eq!(s.get("replag_node_up", &[("node", "tls-wrong-ca")]), Some(0.0));
+    let (_, status) = replag.get("/api/v1/status").await.unwrap();
+    assert!(status.to_lowercase().contains("certificate"), "the TLS failure is explained: {status}");
+    assert!(!status.contains(PASSWORD) && !replag.log().contains(PASSWORD));
+    let _ = server.kill();
+    let _ = server.wait();
+}
