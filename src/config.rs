@@ -94,6 +94,9 @@ struct RawNode {
     /// Redis `rediss://`: CA certificate(s) to verify the server with.
     ca_file: Option<PathBuf>,
     upstream: Option<String>,
+    /// PostgreSQL: subscription name → publisher node name.
+    #[serde(default)]
+    publishers: BTreeMap<String, String>,
 }
 
 impl std::fmt::Debug for RawNode {
@@ -239,10 +242,14 @@ fn validate(raw: RawConfig, env: &HashMap<String, String>) -> Result<Config, Con
                     System::Postgres => Target::Postgres(postgres_target(&key, node, env)?),
                     System::Redis => Target::Redis(redis_target(&key, node, env)?),
                 };
+                if system != System::Postgres && !node.publishers.is_empty() {
+                    return Err(key_error(format!("{key}.publishers"), "only applies to postgres nodes"));
+                }
                 nodes.push(NodeSpec {
                     name: name.to_string(),
                     region: region.clone(),
                     upstream: node.upstream.clone(),
+                    publishers: node.publishers.clone(),
                     target,
                 });
             }
@@ -260,6 +267,16 @@ fn validate(raw: RawConfig, env: &HashMap<String, String>) -> Result<Config, Con
                 let system = node.system().as_str();
                 let key = format!("regions.{}.{system}[{}].upstream", node.region, index_in_region(&nodes, i));
                 return Err(key_error(key, format!("no {system} node is named {upstream:?}")));
+            }
+        }
+        for (subscription, publisher) in &node.publishers {
+            if !nodes.iter().any(|n| &n.name == publisher && n.system() == System::Postgres && n.name != node.name) {
+                let key = format!(
+                    "regions.{}.postgres[{}].publishers.{subscription}",
+                    node.region,
+                    index_in_region(&nodes, i)
+                );
+                return Err(key_error(key, format!("no other postgres node is named {publisher:?}")));
             }
         }
     }

@@ -291,6 +291,7 @@ pub fn render(s: &Snapshot) -> String {
         }
     }
 
+    render_subscriptions(&f, s);
     render_redis(&f, s);
 
     let mut out = Vec::with_capacity(16 * 1024);
@@ -371,6 +372,67 @@ fn render_redis(f: &Families, s: &Snapshot) {
             if let Some(value) = value {
                 counter.with_label_values(&v).inc_by(value);
             }
+        }
+    }
+}
+
+fn render_subscriptions(f: &Families, s: &Snapshot) {
+    let labels = with(NODE_LABELS, &["subscription"]);
+    let enabled = f.gauge("replag_pg_subscription_enabled", "1 if the logical subscription is enabled.", &labels);
+    let worker = f.gauge(
+        "replag_pg_subscription_worker_running",
+        "1 if the subscription's apply worker is running (pg_stat_subscription).",
+        &labels,
+    );
+    let sync_workers = f.gauge(
+        "replag_pg_subscription_sync_workers",
+        "Table synchronization workers running for the subscription.",
+        &labels,
+    );
+    let received = f.gauge(
+        "replag_pg_subscription_received_position_bytes",
+        "Last WAL position the apply worker received (received, not applied).",
+        &labels,
+    );
+    let message_age = f.gauge(
+        "replag_pg_subscription_last_message_age_seconds",
+        "Seconds since the apply worker last received a message from the publisher (a liveness signal; subscriber's clock).",
+        &labels,
+    );
+    let apply_errors = f.counter(
+        "replag_pg_subscription_apply_errors_total",
+        "Errors applying changes (pg_stat_subscription_stats.apply_error_count, PostgreSQL 15+).",
+        &labels,
+    );
+    let sync_errors = f.counter(
+        "replag_pg_subscription_sync_errors_total",
+        "Errors during initial table synchronization (pg_stat_subscription_stats.sync_error_count, PostgreSQL 15+).",
+        &labels,
+    );
+    let tables = f.gauge(
+        "replag_pg_subscription_tables",
+        "Tables of the subscription per pg_subscription_rel state: i (init), d (data copy), f (finished copy), s (synchronized), r (ready).",
+        &with(&labels, &["state"]),
+    );
+    for sub in &s.postgres.subscriptions {
+        let v = ["postgres", sub.node.as_str(), sub.region.as_str(), sub.subscription.as_str()];
+        enabled.with_label_values(&v).set(bool_value(sub.enabled));
+        worker.with_label_values(&v).set(bool_value(sub.worker_running));
+        sync_workers.with_label_values(&v).set(sub.sync_workers as f64);
+        if let Some(lsn) = sub.received_lsn {
+            received.with_label_values(&v).set(lsn as f64);
+        }
+        if let Some(age) = sub.last_message_age_seconds {
+            message_age.with_label_values(&v).set(age);
+        }
+        if let Some(n) = sub.apply_error_count {
+            apply_errors.with_label_values(&v).inc_by(n);
+        }
+        if let Some(n) = sub.sync_error_count {
+            sync_errors.with_label_values(&v).inc_by(n);
+        }
+        for (state, n) in &sub.table_states {
+            tables.with_label_values(&with(&v, &[state])).set(*n as f64);
         }
     }
 }

@@ -79,6 +79,7 @@ fn opt_unix_seconds<S: serde::Serializer>(t: &Option<SystemTime>, s: S) -> Resul
 #[serde(rename_all = "lowercase")]
 pub enum LinkKind {
     Physical,
+    Logical,
     Replica,
 }
 
@@ -86,6 +87,7 @@ impl LinkKind {
     pub fn as_str(self) -> &'static str {
         match self {
             LinkKind::Physical => "physical",
+            LinkKind::Logical => "logical",
             LinkKind::Replica => "replica",
         }
     }
@@ -171,6 +173,25 @@ pub struct PgLinkDetail {
 pub struct PgDetails {
     pub servers: Vec<PgServerView>,
     pub slots: Vec<PgSlotView>,
+    pub subscriptions: Vec<PgSubscriptionView>,
+}
+
+/// A logical subscription, from the subscriber's last successful poll.
+#[derive(Debug, Clone, Serialize)]
+pub struct PgSubscriptionView {
+    pub node: String,
+    pub region: String,
+    pub subscription: String,
+    pub enabled: bool,
+    pub worker_running: bool,
+    pub sync_workers: usize,
+    pub received_lsn: Option<u64>,
+    pub last_message_age_seconds: Option<f64>,
+    pub apply_error_count: Option<u64>,
+    pub sync_error_count: Option<u64>,
+    pub errors_rising: bool,
+    /// Tables per `srsubstate`.
+    pub table_states: Vec<(String, u64)>,
 }
 
 /// Per-server PostgreSQL figures, from the node's last successful poll.

@@ -28,6 +28,9 @@ pub struct NodeSpec {
     /// The node this one is expected to replicate from, if declared: its link
     /// exists (as down) even before the replica has ever been seen.
     pub upstream: Option<String>,
+    /// PostgreSQL subscriber: the publisher node of each subscription, by
+    /// subscription name, where discovery by slot name is not enough.
+    pub publishers: std::collections::BTreeMap<String, String>,
     pub target: Target,
 }
 

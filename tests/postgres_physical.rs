@@ -65,6 +65,7 @@ async fn idle_primary_and_caught_up_standby_report_zero() {
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
     let last = last.unwrap();
+    assert_eq!(last.all("replag_link_up", &[]).len(), 1, "one link, no phantom discoveries: {}", last.text);
     let node = [("node", "standby")];
     let replay_ts = last.get("replag_pg_last_xact_replay_timestamp_seconds", &node).unwrap();
     let naive = chrono::Utc::now().timestamp() as f64 - replay_ts;

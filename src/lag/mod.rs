@@ -4,6 +4,7 @@
 
 pub mod history;
 mod postgres;
+mod postgres_logical;
 mod redis;
 
 use std::collections::{HashMap, HashSet};
@@ -57,6 +58,11 @@ impl DiscoveredLinks {
         if self.last_seen.len() < DISCOVERED_MAX || self.last_seen.contains_key(&key) {
             self.last_seen.insert(key, now);
         }
+    }
+
+    /// A configured replica claimed this one: it is not a lost discovery.
+    fn forget(&mut self, upstream: usize, name: &str) {
+        self.last_seen.remove(&(upstream, name.to_string()));
     }
 
     /// Remembered links not in `current`, after forgetting expired ones.
@@ -182,9 +188,14 @@ impl Engine {
         self.histories
             .retain(|_, h| h.latest().is_some_and(|s| now.saturating_duration_since(s.at) < HISTORY_IDLE_DROP));
         let nodes = self.specs.iter().zip(&self.states).map(|(spec, state)| node_view(spec, state)).collect();
-        let pg_inputs = postgres::PgInputs { specs: &self.specs, states: &self.states, histories: &self.histories };
+        // Until every node has reported once, a replica's upstream may report
+        // it before the replica itself does: no discovery yet.
+        let discovery = self.states.iter().all(|s| s.last_report.is_some());
+        let pg_inputs =
+            postgres::PgInputs { specs: &self.specs, states: &self.states, histories: &self.histories, discovery };
         let (mut links, pg_details) = postgres::derive(&mut self.pg, &pg_inputs, now);
-        let redis_inputs = redis::RedisInputs { specs: &self.specs, states: &self.states, histories: &self.histories };
+        let redis_inputs =
+            redis::RedisInputs { specs: &self.specs, states: &self.states, histories: &self.histories, discovery };
         let (redis_links, redis_details) = redis::derive(&mut self.redis, &redis_inputs, now);
         links.extend(redis_links);
         links.sort_by(|a, b| (a.system, &a.source, &a.replica).cmp(&(b.system, &b.source, &b.replica)));
@@ -294,6 +305,7 @@ mod tests {
             name: name.into(),
             region: region.into(),
             upstream: upstream.map(String::from),
+            publishers: Default::default(),
             target: Target::Postgres(PostgresTarget::new(tokio_postgres::Config::from_str(&url).unwrap())),
         }
     }
@@ -314,6 +326,7 @@ mod tests {
             walsenders,
             slots: vec![],
             wal_receiver: None,
+            subscriptions: vec![],
         }
     }
 
@@ -426,6 +439,21 @@ mod tests {
         let s = engine.snapshot(t0 + Duration::from_secs(2), SystemTime::now());
         let gone = find(&s, "a", "far-away");
         assert!(!gone.up, "a standby that left pg_stat_replication is a down link");
+    }
+
+    #[test]
+    fn a_standby_reported_by_its_primary_first_is_not_a_lingering_discovery() {
+        let specs = vec![spec("a", "r1", 5001, None), spec("b", "r2", 5002, None)];
+        let mut engine = Engine::new(specs, SystemTime::now());
+        let t0 = Instant::now();
+        // The primary's first report lists b's walsender before b has reported.
+        engine.ingest(report(0, t0, Ok(primary(100, 1, vec![walsender("walreceiver", 100)]))));
+        let s = engine.snapshot(t0, SystemTime::now());
+        assert!(s.links.is_empty(), "no discovery before every node reported: {:?}", s.links);
+        engine.ingest(report(1, t0, Ok(standby(100, 5001))));
+        let s = engine.snapshot(t0, SystemTime::now());
+        assert_eq!(s.links.len(), 1, "{:?}", s.links);
+        assert!(find(&s, "a", "b").up);
     }
 
     #[test]

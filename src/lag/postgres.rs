@@ -9,6 +9,7 @@
 use std::collections::{HashMap, HashSet};
 use std::time::Instant;
 
+use super::postgres_logical::{self, is_logical_walsender, LogicalMemory};
 use super::{label, DiscoveredLinks, NodeState, PositionHistory, StreamKey, Upstream};
 use crate::lsn::Lsn;
 use crate::snapshot::{LagView, LinkKind, LinkView, PgDetails, PgLinkDetail, PgServerView, PgSlotView, UNKNOWN_REGION};
@@ -29,24 +30,28 @@ struct ReplicaMemory {
 pub(super) struct PgMemory {
     replicas: HashMap<usize, ReplicaMemory>,
     discovered: DiscoveredLinks,
+    logical: LogicalMemory,
 }
 
 pub(super) struct PgInputs<'a> {
     pub specs: &'a [NodeSpec],
     pub states: &'a [NodeState],
     pub histories: &'a HashMap<StreamKey, PositionHistory>,
+    /// Every node has reported at least once: unclaimed rows and slots are
+    /// really unconfigured replicas.
+    pub discovery: bool,
 }
 
 impl<'a> PgInputs<'a> {
-    fn nodes(&self) -> impl Iterator<Item = usize> + '_ {
+    pub(super) fn nodes(&self) -> impl Iterator<Item = usize> + '_ {
         (0..self.specs.len()).filter(|&i| self.specs[i].system() == System::Postgres)
     }
 
-    fn fresh(&self, i: usize) -> Option<(&'a PgObservation, Instant)> {
+    pub(super) fn fresh(&self, i: usize) -> Option<(&'a PgObservation, Instant)> {
         self.states[i].fresh().and_then(|s| Some((s.observation.postgres()?, s.at)))
     }
 
-    fn last_ok(&self, i: usize) -> Option<(&'a PgObservation, Instant)> {
+    pub(super) fn last_ok(&self, i: usize) -> Option<(&'a PgObservation, Instant)> {
         self.states[i].last_ok.as_ref().and_then(|(s, _)| Some((s.observation.postgres()?, s.at)))
     }
 
@@ -64,7 +69,7 @@ impl<'a> PgInputs<'a> {
             .or_else(|| candidates.first().copied())
     }
 
-    fn node_named(&self, name: &str) -> Option<usize> {
+    pub(super) fn node_named(&self, name: &str) -> Option<usize> {
         self.nodes().find(|&i| self.specs[i].name == name)
     }
 
@@ -76,6 +81,11 @@ impl<'a> PgInputs<'a> {
             .collect();
         found.sort_by_key(|&i| std::cmp::Reverse(self.fresh(i).and_then(|(o, _)| o.timeline)));
         found
+    }
+
+    /// The WAL history of node `i` itself when it is a primary (a publisher).
+    pub(super) fn root_history(&self, i: usize) -> Option<&'a PositionHistory> {
+        self.histories.get(&self.stream_of_primary(i)?)
     }
 
     fn stream_of_primary(&self, i: usize) -> Option<StreamKey> {
@@ -105,13 +115,20 @@ fn root_stream(mem: &PgMemory, inputs: &PgInputs<'_>, i: usize) -> Option<Stream
     inputs.primaries_of(&obs.system_identifier).first().and_then(|&p| inputs.stream_of_primary(p))
 }
 
-fn lag_of(history: Option<&PositionHistory>, position: Option<Lsn>, at: Instant) -> Option<LagView> {
+pub(super) fn lag_of(history: Option<&PositionHistory>, position: Option<Lsn>, at: Instant) -> Option<LagView> {
     Some(history?.lag(position?.0, at)?.into())
 }
 
 pub(super) fn derive(mem: &mut PgMemory, inputs: &PgInputs<'_>, now: Instant) -> (Vec<LinkView>, PgDetails) {
     learn_upstreams(mem, inputs);
     let (matched, unmatched) = match_walsenders(mem, inputs);
+    for (u, row) in matched.values() {
+        // A row a configured standby claims is no lost discovery.
+        mem.discovered.forget(*u, &row.application_name);
+        if let Some(addr) = &row.client_addr {
+            mem.discovered.forget(*u, &format!("{}@{addr}", row.application_name));
+        }
+    }
     let mut links = Vec::new();
     for r in inputs.nodes() {
         if let Some(link) = configured_link(mem, inputs, r, matched.get(&r), now) {
@@ -119,7 +136,11 @@ pub(super) fn derive(mem: &mut PgMemory, inputs: &PgInputs<'_>, now: Instant) ->
         }
     }
     links.extend(discovered_links(mem, inputs, &unmatched, now));
-    (links, details(inputs))
+    let (logical_links, subscriptions) = postgres_logical::derive(&mut mem.logical, inputs, now);
+    links.extend(logical_links);
+    let mut details = details(inputs);
+    details.subscriptions = subscriptions;
+    (links, details)
 }
 
 /// Record each reachable standby's upstream, slot and application names.
@@ -165,7 +186,8 @@ fn match_walsenders<'a>(mem: &PgMemory, inputs: &PgInputs<'a>) -> (HashMap<usize
         let replicas: Vec<usize> =
             inputs.nodes().filter(|r| mem.replicas.get(r).is_some_and(|m| m.upstream == Upstream::Node(u))).collect();
         let mut left_rows = Vec::new();
-        for row in &upstream_obs.walsenders {
+        // Logical walsenders belong to logical links.
+        for row in upstream_obs.walsenders.iter().filter(|w| !is_logical_walsender(upstream_obs, w.pid)) {
             let by_slot = |m: &ReplicaMemory| {
                 m.slot_name.as_ref().is_some_and(|slot| {
                     upstream_obs.slots.iter().any(|s| &s.name == slot && s.active_pid == Some(row.pid))
@@ -200,7 +222,7 @@ fn match_walsenders<'a>(mem: &PgMemory, inputs: &PgInputs<'a>) -> (HashMap<usize
 /// A `pg_stat_replication` row and the node whose view it is.
 type RowOf<'a> = (usize, &'a WalSender);
 
-fn stage_detail(history: Option<&PositionHistory>, row: &WalSender, at: Instant) -> PgLinkDetail {
+pub(super) fn stage_detail(history: Option<&PositionHistory>, row: &WalSender, at: Instant) -> PgLinkDetail {
     let stages =
         [("sent", row.sent_lsn), ("write", row.write_lsn), ("flush", row.flush_lsn), ("replay", row.replay_lsn)]
             .into_iter()
@@ -314,6 +336,7 @@ fn discovered_links(
 ) -> Vec<LinkView> {
     let mut links = Vec::new();
     let mut seen = HashSet::new();
+    let rows = if inputs.discovery { rows } else { &[] };
     for (u, row) in rows {
         let base = if row.application_name.is_empty() { "walreceiver" } else { row.application_name.as_str() };
         let name = DiscoveredLinks::unique_name(&seen, *u, base, row.client_addr.as_deref());

@@ -29,6 +29,8 @@ pub(super) struct RedisInputs<'a> {
     pub specs: &'a [NodeSpec],
     pub states: &'a [NodeState],
     pub histories: &'a HashMap<StreamKey, PositionHistory>,
+    /// Every node has reported at least once (see `PgInputs::discovery`).
+    pub discovery: bool,
 }
 
 pub fn stream(replid: &str) -> StreamKey {
@@ -210,6 +212,7 @@ fn discovered_links(
 ) -> Vec<LinkView> {
     let mut links = Vec::new();
     let mut seen = HashSet::new();
+    let entries = if inputs.discovery { entries } else { &[] };
     for (u, entry) in entries {
         let name = DiscoveredLinks::unique_name(&seen, *u, &format!("{}:{}", entry.ip, entry.port), None);
         seen.insert((*u, name.clone()));

@@ -36,6 +36,36 @@ pub struct PgObservation {
     pub walsenders: Vec<WalSender>,
     pub slots: Vec<Slot>,
     pub wal_receiver: Option<WalReceiver>,
+    /// Logical subscriptions this server has (as a subscriber).
+    pub subscriptions: Vec<Subscription>,
+}
+
+/// A `pg_subscription` row with its workers and statistics.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Subscription {
+    pub name: String,
+    pub enabled: bool,
+    /// The slot on the publisher (None if created with `slot_name = NONE`).
+    pub slot_name: Option<String>,
+    pub publications: Vec<String>,
+    /// The apply worker (`pg_stat_subscription` row with `relid IS NULL`).
+    pub apply_worker: Option<SubscriptionWorker>,
+    /// Table synchronization workers running now.
+    pub sync_workers: usize,
+    /// PostgreSQL 15+ (`pg_stat_subscription_stats`).
+    pub apply_error_count: Option<u64>,
+    pub sync_error_count: Option<u64>,
+    /// Tables per `pg_subscription_rel.srsubstate` (i, d, f, s, r).
+    pub table_states: Vec<(String, u64)>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct SubscriptionWorker {
+    pub pid: i32,
+    pub received_lsn: Option<Lsn>,
+    /// Seconds since the publisher sent / this server received the last message (this server's clock).
+    pub last_msg_send_age: Option<f64>,
+    pub last_msg_receipt_age: Option<f64>,
 }
 
 /// A `pg_stat_replication` row: a downstream this server streams to.
@@ -105,6 +135,14 @@ pub fn poll_query(version_num: u32) -> String {
     let safe_wal_size = if v >= 130_000 { "safe_wal_size" } else { "NULL" };
     let flushed = if v >= 130_000 { "flushed_lsn" } else { "received_lsn" };
     let sender = if v >= 110_000 { "sender_host, 'sender_port', sender_port" } else { "NULL, 'sender_port', NULL" };
+    let (apply_errors, sync_errors) = if v >= 150_000 {
+        (
+            "(SELECT apply_error_count FROM pg_stat_subscription_stats x WHERE x.subid = s.oid)",
+            "(SELECT sync_error_count FROM pg_stat_subscription_stats x WHERE x.subid = s.oid)",
+        )
+    } else {
+        ("NULL", "NULL")
+    };
     format!(
         r#"SELECT json_build_object(
   'version', current_setting('server_version'),
@@ -135,7 +173,20 @@ pub fn poll_query(version_num: u32) -> String {
       'status', status, 'received_tli', received_tli, 'flushed_lsn', {flushed}::text,
       'last_msg_receipt_age', extract(epoch from now() - last_msg_receipt_time),
       'slot_name', slot_name, 'sender_host', {sender})
-    FROM pg_stat_wal_receiver LIMIT 1)
+    FROM pg_stat_wal_receiver LIMIT 1),
+  'subscriptions', (SELECT coalesce(json_agg(json_build_object(
+      'name', s.subname, 'enabled', s.subenabled, 'slot_name', s.subslotname,
+      'publications', s.subpublications,
+      'workers', (SELECT coalesce(json_agg(json_build_object(
+          'pid', w.pid, 'relid', w.relid, 'received_lsn', w.received_lsn::text,
+          'last_msg_send_age', extract(epoch from now() - w.last_msg_send_time),
+          'last_msg_receipt_age', extract(epoch from now() - w.last_msg_receipt_time))), '[]'::json)
+        FROM pg_stat_subscription w WHERE w.subid = s.oid AND w.pid IS NOT NULL),
+      'apply_error_count', {apply_errors}, 'sync_error_count', {sync_errors},
+      'table_states', (SELECT coalesce(json_object_agg(st, n), '{{}}'::json)
+        FROM (SELECT r.srsubstate::text AS st, count(*) AS n FROM pg_subscription_rel r
+              WHERE r.srsubid = s.oid GROUP BY 1) q))), '[]'::json)
+    FROM pg_subscription s)
 )::text"#
     )
 }
@@ -161,6 +212,32 @@ struct RawObservation {
     #[serde(default)]
     slots: Vec<RawSlot>,
     wal_receiver: Option<RawWalReceiver>,
+    #[serde(default)]
+    subscriptions: Vec<RawSubscription>,
+}
+
+#[derive(Deserialize)]
+struct RawSubscription {
+    name: String,
+    enabled: bool,
+    slot_name: Option<String>,
+    #[serde(default)]
+    publications: Vec<String>,
+    #[serde(default)]
+    workers: Vec<RawWorker>,
+    apply_error_count: Option<u64>,
+    sync_error_count: Option<u64>,
+    #[serde(default)]
+    table_states: std::collections::BTreeMap<String, u64>,
+}
+
+#[derive(Deserialize)]
+struct RawWorker {
+    pid: i32,
+    relid: Option<u32>,
+    received_lsn: Option<String>,
+    last_msg_send_age: Option<f64>,
+    last_msg_receipt_age: Option<f64>,
 }
 
 #[derive(Deserialize)]
@@ -266,6 +343,33 @@ pub fn decode(json: &str) -> Result<PgObservation, PollFailure> {
             })
         })
         .transpose()?;
+    let subscriptions = raw
+        .subscriptions
+        .into_iter()
+        .map(|sub| {
+            let apply = sub.workers.iter().find(|w| w.relid.is_none());
+            Ok(Subscription {
+                apply_worker: apply
+                    .map(|w| {
+                        Ok::<_, PollFailure>(SubscriptionWorker {
+                            pid: w.pid,
+                            received_lsn: lsn("received_lsn", w.received_lsn.clone())?,
+                            last_msg_send_age: w.last_msg_send_age,
+                            last_msg_receipt_age: w.last_msg_receipt_age,
+                        })
+                    })
+                    .transpose()?,
+                sync_workers: sub.workers.iter().filter(|w| w.relid.is_some()).count(),
+                name: sub.name,
+                enabled: sub.enabled,
+                slot_name: sub.slot_name,
+                publications: sub.publications,
+                apply_error_count: sub.apply_error_count,
+                sync_error_count: sub.sync_error_count,
+                table_states: sub.table_states.into_iter().collect(),
+            })
+        })
+        .collect::<Result<Vec<_>, PollFailure>>()?;
     let timeline = match (&raw.walfile, &wal_receiver) {
         (Some(walfile), _) => timeline_of_walfile(walfile),
         (None, Some(receiver)) => receiver.received_tli,
@@ -288,6 +392,7 @@ pub fn decode(json: &str) -> Result<PgObservation, PollFailure> {
         walsenders,
         slots,
         wal_receiver,
+        subscriptions,
     })
 }
 
@@ -419,7 +524,11 @@ mod tests {
         "replay_lag":null,"reply_age":0.5}],
       "slots":[{"name":"s1","slot_type":"physical","active":true,"active_pid":2982,
         "restart_lsn":"0/3000E08","confirmed_flush_lsn":null,"wal_status":"reserved","safe_wal_size":null}],
-      "wal_receiver":null}"#;
+      "wal_receiver":null,
+      "subscriptions":[{"name":"from_eu","enabled":true,"slot_name":"from_eu","publications":["pub"],
+        "workers":[{"pid":77,"relid":null,"received_lsn":"0/3000E08","last_msg_send_age":0.2,"last_msg_receipt_age":0.1},
+                   {"pid":78,"relid":16400,"received_lsn":null,"last_msg_send_age":null,"last_msg_receipt_age":null}],
+        "apply_error_count":3,"sync_error_count":0,"table_states":{"r":2,"d":1}}]}"#;
 
     #[test]
     fn decodes_a_primary() {
@@ -430,6 +539,11 @@ mod tests {
         assert_eq!(obs.walsenders[0].replay_lsn, Some(Lsn(0x3000D00)));
         assert_eq!(obs.walsenders[0].flush_lag, None);
         assert_eq!(obs.slots[0].wal_status.as_deref(), Some("reserved"));
+        let sub = &obs.subscriptions[0];
+        assert_eq!(sub.apply_worker.as_ref().unwrap().pid, 77);
+        assert_eq!(sub.sync_workers, 1);
+        assert_eq!(sub.apply_error_count, Some(3));
+        assert_eq!(sub.table_states, [("d".to_string(), 1), ("r".to_string(), 2)]);
     }
 
     #[test]
@@ -443,6 +557,8 @@ mod tests {
             &PRIMARY.replace("0/3000E08", "zzz"),
             &PRIMARY.replace(r#""system_identifier":"7710755292850694928","#, ""),
             &PRIMARY.replace(r#""pid":2982"#, r#""pid":"many""#),
+            &PRIMARY.replace(r#""received_lsn":"0/3000E08""#, r#""received_lsn":"nope""#),
+            &PRIMARY.replace(r#""apply_error_count":3"#, r#""apply_error_count":-3"#),
         ] {
             let err = decode(bad).unwrap_err();
             assert_eq!(err.kind, FailureKind::Protocol, "{bad}");
@@ -456,5 +572,7 @@ mod tests {
         assert!(poll_query(120_000).contains("received_lsn::text"));
         assert!(!poll_query(100_000).contains("reply_time"));
         assert!(poll_query(100_000).contains("'sender_host', NULL"));
+        assert!(poll_query(150_000).contains("pg_stat_subscription_stats"));
+        assert!(!poll_query(140_000).contains("pg_stat_subscription_stats"));
     }
 }

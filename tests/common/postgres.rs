@@ -80,7 +80,7 @@ impl PgServer {
     fn common_settings(&self) -> String {
         format!(
             "\nport = {port}\nlisten_addresses = '127.0.0.1'\nunix_socket_directories = '{sock}'\n\
-             wal_level = replica\nmax_wal_senders = 10\nmax_replication_slots = 10\nhot_standby = on\n\
+             wal_level = logical\nmax_wal_senders = 10\nmax_replication_slots = 10\nhot_standby = on\n\
              fsync = off\nfull_page_writes = off\nshared_buffers = 16MB\nmax_connections = 30\n\
              logging_collector = off\nlog_min_messages = warning\ncluster_name = '{name}'\n",
             port = self.port,
@@ -264,4 +264,29 @@ pub fn pair_config(primary: &PgServer, standby: &PgServer) -> String {
         primary.monitor_url(),
         standby.monitor_url()
     )
+}
+
+/// Subscribe `subscriber` to `publication` on `publisher` and wait until its
+/// tables are ready.
+pub async fn subscribe(subscriber: &PgServer, name: &str, publisher: &PgServer, publication: &str) {
+    subscriber
+        .exec(&format!(
+            "CREATE SUBSCRIPTION {name} CONNECTION 'host=127.0.0.1 port={} user=postgres dbname=postgres' PUBLICATION {publication}",
+            publisher.port
+        ))
+        .await;
+    wait_for(&format!("subscription {name} to be ready"), Duration::from_secs(30), || async {
+        let row = subscriber
+            .admin()
+            .await
+            .query_one(
+                "SELECT count(*) FILTER (WHERE srsubstate <> 'r') = 0 AND count(*) > 0 FROM pg_subscription_rel r \
+                 JOIN pg_subscription s ON s.oid = r.srsubid WHERE s.subname = $1",
+                &[&name],
+            )
+            .await
+            .ok()?;
+        row.get::<_, bool>(0).then_some(())
+    })
+    .await;
 }
