@@ -437,6 +437,8 @@ mod tests {
         assert!(error_of(&format!("{redis}url = \"redis://h:1\"\nca_file = \"/nonexistent\"\n"), &[])
             .contains("regions.r1.redis[0].ca_file"));
         assert!(error_of(&format!("{base}ca_file = \"/x\"\n"), &[]).contains("regions.r1.postgres[0].ca_file"));
+        assert!(error_of(&format!("{base}publishers = {{ s = \"ghost\" }}\n"), &[])
+            .contains("regions.r1.postgres[0].publishers.s"));
         let dup = format!("{base}[[regions.r2.postgres]]\nname = \"a\"\nurl = \"postgresql://h/db\"\n");
         assert!(error_of(&dup, &[]).contains("regions.r2.postgres[0].name"));
         let typo = error_of(&format!("[poll]\nintervall = \"1s\"\n{base}"), &[]);
@@ -466,7 +468,9 @@ mod tests {
             .replace("/etc/replag/redis-ca.pem", ca.to_str().unwrap());
         let env = [("REPLAG_PG_PASSWORD", "from-env"), ("REPLAG_REDIS_PASSWORD", "r")];
         let cfg = load_toml(&text, &env).unwrap();
-        assert_eq!(cfg.nodes.len(), 5);
+        assert_eq!(cfg.nodes.len(), 6);
+        let subscriber = cfg.nodes.iter().find(|n| n.name == "pg-ap-south-sub").unwrap();
+        assert_eq!(subscriber.publishers.get("ap_south_sub").map(String::as_str), Some("pg-us-east-1"));
         let first = cfg.nodes.iter().find(|n| n.name == "pg-us-east-1").unwrap();
         let Target::Postgres(pg) = &first.target else { panic!("postgres node") };
         assert_eq!(pg.password(), Some(&b"from-file"[..]), "trailing newline stripped");
