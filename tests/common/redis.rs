@@ -40,8 +40,11 @@ impl RedisServer {
             .stderr(Stdio::null())
             .spawn()
             .expect("redis-server is installed (scripts/setup installs the redis-server package)");
+        let log_path = dir.path().join("redis.log");
         let server = RedisServer { name: name.into(), port, child, _dir: dir };
         wait_for(&format!("{name} to answer PING"), Duration::from_secs(20), || async {
+            let log = std::fs::read_to_string(&log_path).unwrap_or_default();
+            assert!(!log.contains("# Could not") && !log.contains("# Failed"), "{name} did not start:\n{log}");
             let mut c = server.try_client().await?;
             redis::cmd("PING").query_async::<String>(&mut c).await.ok()
         })
