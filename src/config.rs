@@ -15,6 +15,7 @@ use crate::topology::{NodeSpec, PostgresTarget, RedisTarget, System, Target};
 pub const DEFAULT_LISTEN: &str = "0.0.0.0:8439";
 const DEFAULT_INTERVAL: Duration = Duration::from_secs(1);
 const DEFAULT_MAX_BACKOFF: Duration = Duration::from_secs(30);
+const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 const ENV_PREFIX: &str = "REPLAG_";
 /// Overrides use `__` between key levels (`REPLAG_POLL__INTERVAL=2s`); a
 /// `REPLAG_*` variable without it (say `REPLAG_PG_PASSWORD`) is never a key.
@@ -43,7 +44,11 @@ pub struct Config {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PollSettings {
     pub interval: Duration,
+    /// Bound on one poll over an established connection (one round trip).
     pub timeout: Duration,
+    /// Bound on establishing a connection (TCP, TLS, authentication, set-up):
+    /// several round trips, which across regions can exceed `timeout`.
+    pub connect_timeout: Duration,
     pub max_backoff: Duration,
 }
 
@@ -71,6 +76,7 @@ struct RawServer {
 struct RawPoll {
     interval: Option<String>,
     timeout: Option<String>,
+    connect_timeout: Option<String>,
     max_backoff: Option<String>,
 }
 
@@ -220,6 +226,8 @@ fn validate(raw: RawConfig, env: &HashMap<String, String>) -> Result<Config, Con
     if timeout > interval {
         return Err(key_error("poll.timeout", "must not be longer than poll.interval"));
     }
+    let connect_timeout =
+        parse_duration("poll.connect_timeout", raw.poll.connect_timeout.as_deref(), DEFAULT_CONNECT_TIMEOUT)?;
     let max_backoff = parse_duration("poll.max_backoff", raw.poll.max_backoff.as_deref(), DEFAULT_MAX_BACKOFF)?;
     if max_backoff < interval {
         return Err(key_error("poll.max_backoff", "must not be shorter than poll.interval"));
@@ -280,7 +288,7 @@ fn validate(raw: RawConfig, env: &HashMap<String, String>) -> Result<Config, Con
             }
         }
     }
-    Ok(Config { listen, poll: PollSettings { interval, timeout, max_backoff }, nodes })
+    Ok(Config { listen, poll: PollSettings { interval, timeout, connect_timeout, max_backoff }, nodes })
 }
 
 fn index_in_region(nodes: &[NodeSpec], i: usize) -> usize {

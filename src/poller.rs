@@ -38,7 +38,7 @@ pub fn spawn_all(nodes: &[NodeSpec], settings: PollSettings, reports: mpsc::Send
                 Target::Postgres(t) => tokio::spawn(run(
                     index,
                     name,
-                    PostgresSource::new(t.clone(), settings.timeout),
+                    PostgresSource::new(t.clone(), settings.timeout, settings.connect_timeout),
                     settings,
                     start,
                     reports,
@@ -46,7 +46,7 @@ pub fn spawn_all(nodes: &[NodeSpec], settings: PollSettings, reports: mpsc::Send
                 Target::Redis(t) => tokio::spawn(run(
                     index,
                     name,
-                    RedisSource::new(t.clone(), settings.timeout),
+                    RedisSource::new(t.clone(), settings.timeout, settings.connect_timeout),
                     settings,
                     start,
                     reports,
@@ -79,11 +79,17 @@ async fn run<S: Source>(
     loop {
         tokio::time::sleep_until(next).await;
         let started = Instant::now();
-        let result = match tokio::time::timeout(settings.timeout, source.poll()).await {
+        // A new connection takes several round trips; a poll on one, one.
+        let (limit, key) = if source.is_connected() {
+            (settings.timeout, "poll.timeout")
+        } else {
+            (settings.connect_timeout + settings.timeout, "poll.connect_timeout + poll.timeout")
+        };
+        let result = match tokio::time::timeout(limit, source.poll()).await {
             Ok(result) => result,
             Err(_) => Err(PollFailure::new(
                 FailureKind::Timeout,
-                format!("no answer within poll.timeout ({})", humantime::format_duration(settings.timeout)),
+                format!("no answer within {key} ({})", humantime::format_duration(limit)),
             )),
         };
         let finished = Instant::now();
@@ -129,6 +135,7 @@ mod tests {
         let s = PollSettings {
             interval: Duration::from_secs(1),
             timeout: Duration::from_millis(800),
+            connect_timeout: Duration::from_secs(5),
             max_backoff: Duration::from_secs(10),
         };
         let delays: Vec<u64> = (0..7).map(|f| next_delay(&s, f).as_secs()).collect();

@@ -242,9 +242,10 @@ async fn failing_nodes_are_down_with_a_reason_and_never_leak_the_password() {
     let replag = Replag::start(&config, &[("HUNG_PW", wrong_password)]).await;
     let s = wait_for("every node to be polled", Duration::from_secs(20), || async {
         let s = replag.scrape().await;
-        let reported = ["bad-password", "refused", "hung"]
+        // The hung server is given poll.connect_timeout (5 s) to answer.
+        let reported = [("bad-password", "auth"), ("refused", "connect"), ("hung", "timeout")]
             .iter()
-            .all(|n| s.all("replag_node_failing", &[("node", n)]).iter().any(|x| x.value == 1.0));
+            .all(|(n, reason)| s.get("replag_node_failing", &[("node", n), ("reason", reason)]) == Some(1.0));
         (reported && link_up(&s) == Some(1.0)).then_some(s)
     })
     .await;

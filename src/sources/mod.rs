@@ -86,7 +86,10 @@ impl PollFailure {
 /// keep their connection between polls and reconnect on the next poll after
 /// a failure; the poller owns timing, timeouts and backoff.
 pub trait Source: Send + 'static {
+    /// Poll once, connecting first if there is no connection.
     fn poll(&mut self) -> impl Future<Output = Result<Sampled, PollFailure>> + Send;
+    /// A connection is established: the next poll is one round trip.
+    fn is_connected(&self) -> bool;
     /// Drop the connection (after a timeout, the next poll reconnects).
     fn reset(&mut self);
 }

@@ -401,13 +401,15 @@ pub fn decode(json: &str) -> Result<PgObservation, PollFailure> {
 /// A polled PostgreSQL node: one connection, one prepared statement.
 pub struct PostgresSource {
     target: PostgresTarget,
+    /// Server-side statement and lock timeout for the poll query.
     timeout: Duration,
+    connect_timeout: Duration,
     session: Option<(Client, Statement)>,
 }
 
 impl PostgresSource {
-    pub fn new(target: PostgresTarget, timeout: Duration) -> Self {
-        Self { target, timeout, session: None }
+    pub fn new(target: PostgresTarget, timeout: Duration, connect_timeout: Duration) -> Self {
+        Self { target, timeout, connect_timeout, session: None }
     }
 
     fn failure(&self, kind: FailureKind, error: &tokio_postgres::Error) -> PollFailure {
@@ -457,7 +459,7 @@ impl PostgresSource {
             ms * 10
         );
         config.options(options.trim());
-        config.connect_timeout(self.timeout);
+        config.connect_timeout(self.connect_timeout);
         let (client, connection) = config.connect(NoTls).await.map_err(|e| self.classify(&e, true))?;
         tokio::spawn(async move {
             // Ends when the client is dropped or the server goes away; the
@@ -503,6 +505,10 @@ impl Source for PostgresSource {
                 Err(failure)
             }
         }
+    }
+
+    fn is_connected(&self) -> bool {
+        self.session.is_some()
     }
 
     fn reset(&mut self) {

@@ -180,12 +180,13 @@ pub fn decode(replication: &str, server: &str, stats: &str) -> Result<RedisObser
 pub struct RedisSource {
     target: RedisTarget,
     timeout: Duration,
+    connect_timeout: Duration,
     connection: Option<MultiplexedConnection>,
 }
 
 impl RedisSource {
-    pub fn new(target: RedisTarget, timeout: Duration) -> Self {
-        Self { target, timeout, connection: None }
+    pub fn new(target: RedisTarget, timeout: Duration, connect_timeout: Duration) -> Self {
+        Self { target, timeout, connect_timeout, connection: None }
     }
 
     fn failure(&self, error: &RedisError, connecting: bool) -> PollFailure {
@@ -212,8 +213,9 @@ impl RedisSource {
             None => Client::open(self.target.info.clone()),
         }
         .map_err(|e| self.failure(&e, true))?;
-        let config =
-            AsyncConnectionConfig::new().set_connection_timeout(self.timeout).set_response_timeout(self.timeout);
+        let config = AsyncConnectionConfig::new()
+            .set_connection_timeout(self.connect_timeout)
+            .set_response_timeout(self.timeout);
         client.get_multiplexed_async_connection_with_config(&config).await.map_err(|e| self.failure(&e, true))
     }
 }
@@ -245,6 +247,10 @@ impl Source for RedisSource {
                 Err(failure)
             }
         }
+    }
+
+    fn is_connected(&self) -> bool {
+        self.connection.is_some()
     }
 
     fn reset(&mut self) {
