@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use crate::gate::GateSpec;
 use crate::topology::{NodeSpec, PostgresTarget, RedisTarget, System, Target};
 
 pub const DEFAULT_LISTEN: &str = "0.0.0.0:8439";
@@ -39,6 +40,20 @@ pub struct Config {
     pub listen: SocketAddr,
     pub poll: PollSettings,
     pub nodes: Vec<NodeSpec>,
+    /// Named gates, by name.
+    pub gates: BTreeMap<String, GateSpec>,
+}
+
+impl Config {
+    /// Data older than this fails a gate unless it sets `max_data_age`: three
+    /// missed polls, and never less than 10 s.
+    pub fn default_max_data_age(&self) -> Duration {
+        default_max_data_age(&self.poll)
+    }
+}
+
+fn default_max_data_age(poll: &PollSettings) -> Duration {
+    (poll.interval * 3 + poll.timeout).max(Duration::from_secs(10))
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -63,6 +78,28 @@ struct RawConfig {
     poll: RawPoll,
     #[serde(default)]
     regions: BTreeMap<String, RawRegion>,
+    #[serde(default)]
+    gates: BTreeMap<String, RawGate>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawGate {
+    max_lag: Option<String>,
+    max_lag_bytes: Option<String>,
+    #[serde(rename = "for")]
+    hold: Option<String>,
+    max_data_age: Option<String>,
+    #[serde(default)]
+    systems: Vec<String>,
+    #[serde(default)]
+    kinds: Vec<String>,
+    #[serde(default)]
+    source_regions: Vec<String>,
+    #[serde(default)]
+    replica_regions: Vec<String>,
+    #[serde(default)]
+    links: Vec<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -288,7 +325,46 @@ fn validate(raw: RawConfig, env: &HashMap<String, String>) -> Result<Config, Con
             }
         }
     }
-    Ok(Config { listen, poll: PollSettings { interval, timeout, connect_timeout, max_backoff }, nodes })
+    let poll = PollSettings { interval, timeout, connect_timeout, max_backoff };
+    let mut gates = BTreeMap::new();
+    for (name, raw) in &raw.gates {
+        check_label_value(&format!("gates.{name}"), name)?;
+        gates.insert(name.clone(), gate_spec(name, raw, default_max_data_age(&poll))?);
+    }
+    Ok(Config { listen, poll, nodes, gates })
+}
+
+/// A `[gates.NAME]` table, through the same validation as `/gate?…`.
+fn gate_spec(name: &str, raw: &RawGate, default_data_age: Duration) -> Result<GateSpec, ConfigError> {
+    let mut pairs: Vec<(&str, &str)> = Vec::new();
+    let scalars = [
+        ("max_lag", &raw.max_lag),
+        ("max_lag_bytes", &raw.max_lag_bytes),
+        ("for", &raw.hold),
+        ("max_data_age", &raw.max_data_age),
+    ];
+    for (key, value) in scalars {
+        if let Some(value) = value {
+            pairs.push((key, value));
+        }
+    }
+    let lists = [
+        ("system", &raw.systems),
+        ("kind", &raw.kinds),
+        ("source_region", &raw.source_regions),
+        ("replica_region", &raw.replica_regions),
+        ("link", &raw.links),
+    ];
+    for (key, values) in lists {
+        pairs.extend(values.iter().map(|v| (key, v.as_str())));
+    }
+    GateSpec::from_pairs(Some(name.to_string()), pairs, default_data_age).map_err(|e| {
+        let key = match e.param.as_str() {
+            "system" | "kind" | "source_region" | "replica_region" | "link" => format!("{}s", e.param),
+            other => other.to_string(),
+        };
+        key_error(format!("gates.{name}.{key}"), e.message)
+    })
 }
 
 fn index_in_region(nodes: &[NodeSpec], i: usize) -> usize {
@@ -451,6 +527,26 @@ mod tests {
         assert!(error_of(&dup, &[]).contains("regions.r2.postgres[0].name"));
         let typo = error_of(&format!("[poll]\nintervall = \"1s\"\n{base}"), &[]);
         assert!(typo.contains("intervall"), "{typo}");
+    }
+
+    #[test]
+    fn gates_are_validated_naming_the_key() {
+        let base = "[[regions.r1.postgres]]\nname = \"a\"\nurl = \"postgresql://h/db\"\n";
+        let cfg = load_toml(
+            &format!("{base}[gates.deploy]\nmax_lag = \"500ms\"\nfor = \"60s\"\nsystems = [\"postgres\"]\nmax_lag_bytes = 1048576\n"),
+            &[],
+        )
+        .unwrap();
+        let gate = &cfg.gates["deploy"];
+        assert_eq!(gate.max_lag, Some(Duration::from_millis(500)));
+        assert_eq!(gate.max_lag_bytes, Some(1_048_576));
+        assert_eq!(gate.scope.systems, ["postgres"]);
+        assert_eq!(gate.max_data_age, Duration::from_secs(10));
+        assert!(error_of(&format!("{base}[gates.deploy]\nmax_lag = \"soon\"\n"), &[]).contains("gates.deploy.max_lag"));
+        assert!(
+            error_of(&format!("{base}[gates.deploy]\nsystems = [\"oracle\"]\n"), &[]).contains("gates.deploy.systems")
+        );
+        assert!(error_of(&format!("{base}[gates.deploy]\nfour = \"1s\"\n"), &[]).contains("four"));
     }
 
     #[test]

@@ -4,6 +4,8 @@
 
 pub mod check;
 pub mod config;
+pub mod gate;
+pub mod gate_client;
 pub mod lag;
 pub mod lsn;
 pub mod metrics;

@@ -42,6 +42,87 @@ enum Command {
         #[command(flatten)]
         config: ConfigArg,
     },
+    /// Ask a running replag whether a gate passes: exit 0 pass, 1 fail, 2 cannot evaluate.
+    Gate(GateArgs),
+}
+
+#[derive(clap::Args)]
+struct GateArgs {
+    /// A gate defined in the config ([gates.NAME]); without it, an ad-hoc gate from the options.
+    name: Option<String>,
+    /// Where replag serves.
+    #[arg(long, env = "REPLAG_URL", default_value = "http://127.0.0.1:8439")]
+    url: String,
+    /// Fail a link whose lag stays above this (e.g. 500ms).
+    #[arg(long)]
+    max_lag: Option<String>,
+    /// Fail a link whose lag stays above this many bytes (e.g. 16MiB).
+    #[arg(long)]
+    max_lag_bytes: Option<String>,
+    /// How long a link may be over a limit before it fails (0: right now).
+    #[arg(long = "for")]
+    hold: Option<String>,
+    /// Data older than this fails.
+    #[arg(long)]
+    max_data_age: Option<String>,
+    /// Only these systems (repeatable): postgres, redis.
+    #[arg(long)]
+    system: Vec<String>,
+    /// Only these link kinds (repeatable): physical, logical, replica.
+    #[arg(long)]
+    kind: Vec<String>,
+    #[arg(long)]
+    source_region: Vec<String>,
+    #[arg(long)]
+    replica_region: Vec<String>,
+    /// Only these links (repeatable): source->replica, or a replica name.
+    #[arg(long)]
+    link: Vec<String>,
+    /// Ask again until the gate passes or this much time has passed.
+    #[arg(long, value_parser = humantime::parse_duration)]
+    wait: Option<std::time::Duration>,
+    /// Time between questions while waiting.
+    #[arg(long, default_value = "2s", value_parser = humantime::parse_duration)]
+    every: std::time::Duration,
+    /// Print the full JSON verdict instead of the short report.
+    #[arg(long)]
+    json: bool,
+}
+
+impl GateArgs {
+    fn into_request(self) -> Result<replag::gate_client::GateRequest, String> {
+        let mut params = Vec::new();
+        for (key, value) in [
+            ("max_lag", self.max_lag),
+            ("max_lag_bytes", self.max_lag_bytes),
+            ("for", self.hold),
+            ("max_data_age", self.max_data_age),
+        ] {
+            if let Some(value) = value {
+                params.push((key.to_string(), value));
+            }
+        }
+        for (key, values) in [
+            ("system", self.system),
+            ("kind", self.kind),
+            ("source_region", self.source_region),
+            ("replica_region", self.replica_region),
+            ("link", self.link),
+        ] {
+            params.extend(values.into_iter().map(|v| (key.to_string(), v)));
+        }
+        if self.name.is_some() && !params.is_empty() {
+            return Err("a named gate takes no limit or scope options; drop the name for an ad-hoc gate".into());
+        }
+        Ok(replag::gate_client::GateRequest {
+            url: self.url,
+            name: self.name,
+            params,
+            wait: self.wait,
+            every: self.every.max(std::time::Duration::from_millis(100)),
+            json: self.json,
+        })
+    }
 }
 
 fn init_logging() {
@@ -84,6 +165,13 @@ fn main() -> ExitCode {
                 }
                 Err(code) => code,
             },
+            Command::Gate(args) => match args.into_request() {
+                Ok(request) => replag::gate_client::run(request).await,
+                Err(message) => {
+                    eprintln!("replag gate: {message}");
+                    ExitCode::from(2)
+                }
+            },
             Command::Check { config } => match load(&config) {
                 Ok(cfg) => {
                     let snapshot = check::run(&cfg).await;
@@ -120,7 +208,8 @@ async fn serve(cfg: Config) -> ExitCode {
         interval = %humantime::format_duration(cfg.poll.interval),
         "replag serving /metrics, /healthz, /api/v1/status"
     );
-    let result = server::serve(listener, snapshot_rx, shutdown_signal()).await;
+    let gates = Arc::new(server::Gates { default_max_data_age: cfg.default_max_data_age(), named: cfg.gates.clone() });
+    let result = server::serve(listener, snapshot_rx, gates, shutdown_signal()).await;
     for task in pollers {
         task.abort();
     }

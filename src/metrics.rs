@@ -6,6 +6,7 @@ use std::sync::Arc;
 use prometheus::core::Collector;
 use prometheus::{Encoder, GaugeVec, IntCounterVec, Opts, Registry, TextEncoder};
 
+use crate::server::Gates;
 use crate::snapshot::{to_unix, LinkView, NodeView, Snapshot};
 use crate::sources::FailureKind;
 
@@ -20,8 +21,8 @@ pub fn build_revision() -> &'static str {
 }
 
 /// The snapshot's metrics text, rendered once and shared by every scrape.
-pub fn rendered(snapshot: &Snapshot) -> Arc<str> {
-    snapshot.rendered_metrics.get_or_init(|| render(snapshot).into()).clone()
+pub fn rendered(snapshot: &Snapshot, gates: &Gates) -> Arc<str> {
+    snapshot.rendered_metrics.get_or_init(|| render(snapshot, gates).into()).clone()
 }
 
 struct Families {
@@ -66,8 +67,15 @@ fn bool_value(b: bool) -> f64 {
     }
 }
 
-pub fn render(s: &Snapshot) -> String {
+pub fn render(s: &Snapshot, gates: &Gates) -> String {
     let f = Families { registry: Registry::new() };
+
+    let gate_pass =
+        f.gauge("replag_gate_pass", "1 if the configured gate passes now, else 0 (see /gate/<gate>).", &["gate"]);
+    let (now, wall) = (std::time::Instant::now(), std::time::SystemTime::now());
+    for (name, spec) in &gates.named {
+        gate_pass.with_label_values(&[name]).set(bool_value(crate::gate::evaluate(spec, s, now, wall).pass));
+    }
 
     let build = f.gauge("replag_build_info", "replag version and revision; always 1.", &["version", "revision"]);
     build.with_label_values(&[env!("CARGO_PKG_VERSION"), build_revision()]).set(1.0);

@@ -17,8 +17,17 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
+use crate::gate::{self, GateSpec};
 use crate::snapshot::Snapshot;
 use crate::{metrics, web};
+
+/// What every request may read besides the snapshot.
+#[derive(Debug, Clone, Default)]
+pub struct Gates {
+    pub named: std::collections::BTreeMap<String, GateSpec>,
+    /// `max_data_age` for ad-hoc gates that do not set it.
+    pub default_max_data_age: Duration,
+}
 
 /// A client gets this long to send its request headers.
 const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
@@ -36,15 +45,56 @@ fn text(status: StatusCode, body: impl Into<Bytes>) -> Response<Body> {
     respond(status, "text/plain; charset=utf-8", body)
 }
 
+fn json_error(status: StatusCode, param: Option<&str>, message: &str) -> Response<Body> {
+    let body = serde_json::json!({ "error": message, "param": param });
+    respond(status, "application/json", body.to_string())
+}
+
+fn gate_response(spec: &GateSpec, snapshot: &Snapshot) -> Response<Body> {
+    let verdict = gate::evaluate(spec, snapshot, std::time::Instant::now(), std::time::SystemTime::now());
+    let status = if verdict.pass { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    match serde_json::to_vec_pretty(&verdict) {
+        Ok(json) => respond(status, "application/json", json),
+        Err(e) => json_error(StatusCode::INTERNAL_SERVER_ERROR, None, &format!("cannot encode verdict: {e}")),
+    }
+}
+
+fn handle_gate(path: &str, query: Option<&str>, snapshot: &Snapshot, gates: &Gates) -> Response<Body> {
+    let query = query.unwrap_or("");
+    match path.strip_prefix("/gate").unwrap_or("") {
+        "" | "/" => match GateSpec::from_query(query, gates.default_max_data_age) {
+            Ok(spec) => gate_response(&spec, snapshot),
+            Err(e) => json_error(StatusCode::BAD_REQUEST, Some(&e.param), &e.to_string()),
+        },
+        name => {
+            let name = name.trim_start_matches('/');
+            match gates.named.get(name) {
+                None => {
+                    let known: Vec<&str> = gates.named.keys().map(String::as_str).collect();
+                    let message = format!("no gate named {:?}; configured: {}", truncate(name, 64), known.join(", "));
+                    json_error(StatusCode::NOT_FOUND, None, &message)
+                }
+                Some(_) if !query.is_empty() => json_error(
+                    StatusCode::BAD_REQUEST,
+                    None,
+                    "a named gate takes no parameters; use /gate?… for an ad-hoc one",
+                ),
+                Some(spec) => gate_response(spec, snapshot),
+            }
+        }
+    }
+}
+
 /// Route one request against one snapshot.
-pub fn handle(method: &Method, path: &str, snapshot: &Snapshot) -> Response<Body> {
+pub fn handle(method: &Method, path: &str, query: Option<&str>, snapshot: &Snapshot, gates: &Gates) -> Response<Body> {
     if method != Method::GET && method != Method::HEAD {
         let mut response = text(StatusCode::METHOD_NOT_ALLOWED, format!("method {method} not allowed; use GET\n"));
         response.headers_mut().insert(ALLOW, HeaderValue::from_static("GET, HEAD"));
         return response;
     }
     match path {
-        "/metrics" => respond(StatusCode::OK, metrics::CONTENT_TYPE, metrics::rendered(snapshot).to_string()),
+        "/metrics" => respond(StatusCode::OK, metrics::CONTENT_TYPE, metrics::rendered(snapshot, gates).to_string()),
+        p if p == "/gate" || p.starts_with("/gate/") => handle_gate(p, query, snapshot, gates),
         "/healthz" => text(StatusCode::OK, "ok\n"),
         "/api/v1/status" => match serde_json::to_vec_pretty(snapshot) {
             Ok(json) => respond(StatusCode::OK, "application/json", json),
@@ -72,6 +122,7 @@ fn truncate(s: &str, max: usize) -> &str {
 pub async fn serve(
     listener: TcpListener,
     snapshots: watch::Receiver<Arc<Snapshot>>,
+    gates: Arc<Gates>,
     shutdown: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
     let mut shutdown = std::pin::pin!(shutdown);
@@ -89,12 +140,17 @@ pub async fn serve(
             _ = &mut shutdown => break,
         };
         let snapshots = snapshots.clone();
+        let gates = gates.clone();
         let guard = connections.enter();
         tokio::spawn(async move {
             let _guard = guard;
             let service = service_fn(move |request: Request<Incoming>| {
                 let snapshot = snapshots.borrow().clone();
-                async move { Ok::<_, Infallible>(handle(request.method(), request.uri().path(), &snapshot)) }
+                let gates = gates.clone();
+                async move {
+                    let uri = request.uri();
+                    Ok::<_, Infallible>(handle(request.method(), uri.path(), uri.query(), &snapshot, &gates))
+                }
             });
             let connection = http1::Builder::new()
                 .timer(TokioTimer::new())
@@ -154,15 +210,24 @@ mod tests {
     #[test]
     fn routes_and_errors() {
         let s = Snapshot::empty(SystemTime::now());
-        assert_eq!(handle(&Method::GET, "/healthz", &s).status(), StatusCode::OK);
-        let m = handle(&Method::GET, "/metrics", &s);
+        let mut g = Gates { default_max_data_age: Duration::from_secs(10), ..Default::default() };
+        g.named.insert("deploy".into(), GateSpec::from_query("max_lag=1s", Duration::from_secs(10)).unwrap());
+        let get = |path: &str, query: Option<&str>| handle(&Method::GET, path, query, &s, &g);
+        assert_eq!(get("/healthz", None).status(), StatusCode::OK);
+        let m = get("/metrics", None);
         assert_eq!(m.status(), StatusCode::OK);
         assert_eq!(m.headers()[CONTENT_TYPE], metrics::CONTENT_TYPE);
-        assert_eq!(handle(&Method::GET, "/nope", &s).status(), StatusCode::NOT_FOUND);
-        let post = handle(&Method::POST, "/metrics", &s);
+        assert_eq!(get("/nope", None).status(), StatusCode::NOT_FOUND);
+        let post = handle(&Method::POST, "/metrics", None, &s, &g);
         assert_eq!(post.status(), StatusCode::METHOD_NOT_ALLOWED);
         assert_eq!(post.headers()[ALLOW], "GET, HEAD");
-        assert_eq!(handle(&Method::GET, "/api/v1/status", &s).status(), StatusCode::OK);
-        assert_eq!(handle(&Method::GET, "/", &s).status(), StatusCode::OK);
+        assert_eq!(get("/api/v1/status", None).status(), StatusCode::OK);
+        assert_eq!(get("/", None).status(), StatusCode::OK);
+        assert_eq!(get("/gate", Some("max_lag=banana")).status(), StatusCode::BAD_REQUEST);
+        assert_eq!(get("/gate/nope", None).status(), StatusCode::NOT_FOUND);
+        assert_eq!(get("/gate/deploy", Some("for=1s")).status(), StatusCode::BAD_REQUEST);
+        // No data at all: fail closed.
+        assert_eq!(get("/gate/deploy", None).status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(get("/gate", Some("max_lag=1s")).status(), StatusCode::SERVICE_UNAVAILABLE);
     }
 }

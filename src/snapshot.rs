@@ -118,9 +118,24 @@ pub struct LinkView {
     pub down_seconds: Option<f64>,
     pub postgres: Option<PgLinkDetail>,
     pub redis: Option<RedisLinkDetail>,
+    /// Lag over time, for gates (not serialized: `/gate` reports from it).
+    #[serde(skip)]
+    pub track: Option<Arc<LinkTrack>>,
+}
+
+/// A link's lag history in the form gates ask about.
+#[derive(Debug, Clone, Default)]
+pub struct LinkTrack {
+    pub seconds: crate::lag::breach::BreachHistory,
+    pub bytes: crate::lag::breach::BreachHistory,
 }
 
 impl LinkView {
+    /// `system/kind/source->replica`: how gates and logs name a link.
+    pub fn id(&self) -> String {
+        format!("{}/{}/{}->{}", self.system.as_str(), self.kind.as_str(), self.source, self.replica)
+    }
+
     /// A link that is down until its rules say otherwise.
     pub fn new(system: System, kind: LinkKind, source: (String, String), replica: (String, String)) -> Self {
         LinkView {
@@ -138,6 +153,7 @@ impl LinkView {
             down_seconds: None,
             postgres: None,
             redis: None,
+            track: None,
         }
     }
 }

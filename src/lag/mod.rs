@@ -2,6 +2,7 @@
 //! derives replication links with lag in bytes and seconds, and produces
 //! snapshots. Per-system link rules live in one file per system.
 
+pub mod breach;
 pub mod history;
 mod postgres;
 mod postgres_logical;
@@ -16,7 +17,7 @@ use tokio::sync::{mpsc, watch};
 pub use history::{Lag, PositionHistory, Pushed};
 
 use crate::poller::NodeReport;
-use crate::snapshot::{LagView, LinkView, NodeView, Snapshot};
+use crate::snapshot::{LagView, LinkTrack, LinkView, NodeView, Snapshot};
 use crate::sources::{FailureKind, Observation, PollFailure, Sampled};
 use crate::topology::{NodeSpec, System};
 
@@ -139,6 +140,8 @@ pub struct Engine {
     redis: redis::RedisMemory,
     /// When each link was first seen down in its current outage.
     down_since: HashMap<(System, String, String), Instant>,
+    /// Each link's lag over time, for gates.
+    tracks: HashMap<String, Arc<LinkTrack>>,
     started_at: SystemTime,
 }
 
@@ -152,6 +155,7 @@ impl Engine {
             pg: postgres::PgMemory::default(),
             redis: redis::RedisMemory::default(),
             down_since: HashMap::new(),
+            tracks: HashMap::new(),
             started_at,
         }
     }
@@ -200,6 +204,7 @@ impl Engine {
         links.extend(redis_links);
         links.sort_by(|a, b| (a.system, &a.source, &a.replica).cmp(&(b.system, &b.source, &b.replica)));
         self.track_outages(&mut links, now);
+        self.track_lag(&mut links, now);
         let mut snapshot = Snapshot::empty(self.started_at);
         snapshot.generated_at = wall;
         snapshot.nodes = nodes;
@@ -207,6 +212,23 @@ impl Engine {
         snapshot.postgres = pg_details;
         snapshot.redis = redis_details;
         snapshot
+    }
+
+    /// Extend each link's lag history and attach it; forget links that are gone.
+    fn track_lag(&mut self, links: &mut [LinkView], now: Instant) {
+        let mut current = HashSet::new();
+        for link in links.iter_mut() {
+            let id = link.id();
+            let track = self.tracks.entry(id.clone()).or_default();
+            if let Some(lag) = link.lag {
+                let t = Arc::make_mut(track);
+                t.seconds.push(now, lag.seconds);
+                t.bytes.push(now, lag.bytes as f64);
+            }
+            link.track = Some(track.clone());
+            current.insert(id);
+        }
+        self.tracks.retain(|id, _| current.contains(id));
     }
 
     /// Fill in how long each down link has been down; forget links that are
