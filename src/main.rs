@@ -43,7 +43,7 @@ enum Command {
         config: ConfigArg,
     },
     /// Ask a running replag whether a gate passes: exit 0 pass, 1 fail, 2 cannot evaluate.
-    Gate(GateArgs),
+    Gate(Box<GateArgs>),
 }
 
 #[derive(clap::Args)]
@@ -165,7 +165,7 @@ fn main() -> ExitCode {
                 }
                 Err(code) => code,
             },
-            Command::Gate(args) => match args.into_request() {
+            Command::Gate(args) => match (*args).into_request() {
                 Ok(request) => replag::gate_client::run(request).await,
                 Err(message) => {
                     eprintln!("replag gate: {message}");
