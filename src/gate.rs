@@ -382,6 +382,17 @@ mod tests {
     }
 
     #[test]
+    fn the_argo_example_query_is_valid() {
+        let template = include_str!("../deploy/ci/argo-analysistemplate.yaml");
+        let url = template.lines().find_map(|l| l.trim().strip_prefix("url: ")).unwrap().trim_matches('"');
+        let query =
+            url.split_once('?').unwrap().1.replace("{{args.region}}", "eu-west").replace("&always_200=true", "");
+        let s = spec(&query);
+        assert_eq!((s.max_lag, s.hold), (Some(Duration::from_millis(500)), Duration::from_secs(60)));
+        assert_eq!(s.scope.replica_regions, ["eu-west"]);
+    }
+
+    #[test]
     fn bad_parameters_name_themselves() {
         for (query, param) in [
             ("max_lag=banana", "max_lag"),

@@ -17,7 +17,7 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-use crate::gate::{self, GateSpec};
+use crate::gate::{self, GateError, GateSpec};
 use crate::snapshot::Snapshot;
 use crate::{metrics, web};
 
@@ -50,20 +50,48 @@ fn json_error(status: StatusCode, param: Option<&str>, message: &str) -> Respons
     respond(status, "application/json", body.to_string())
 }
 
-fn gate_response(spec: &GateSpec, snapshot: &Snapshot) -> Response<Body> {
+fn gate_response(spec: &GateSpec, snapshot: &Snapshot, always_200: bool) -> Response<Body> {
     let verdict = gate::evaluate(spec, snapshot, std::time::Instant::now(), std::time::SystemTime::now());
-    let status = if verdict.pass { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    let status = if verdict.pass || always_200 { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
     match serde_json::to_vec_pretty(&verdict) {
         Ok(json) => respond(status, "application/json", json),
         Err(e) => json_error(StatusCode::INTERNAL_SERVER_ERROR, None, &format!("cannot encode verdict: {e}")),
     }
 }
 
+/// `always_200=true`: answer 200 whatever the verdict (read `pass` in the
+/// body) — for clients such as Argo Rollouts' web provider that treat any
+/// other status as an error rather than a result.
+fn take_always_200(query: &str) -> Result<(bool, String), GateError> {
+    let mut always = false;
+    let mut rest = form_urlencoded::Serializer::new(String::new());
+    for (key, value) in form_urlencoded::parse(query.as_bytes()) {
+        if key == "always_200" {
+            always = match value.as_ref() {
+                "true" | "1" => true,
+                "false" | "0" => false,
+                other => {
+                    return Err(GateError {
+                        param: "always_200".into(),
+                        message: format!("{other:?} is not true or false"),
+                    })
+                }
+            };
+        } else {
+            rest.append_pair(&key, &value);
+        }
+    }
+    Ok((always, rest.finish()))
+}
+
 fn handle_gate(path: &str, query: Option<&str>, snapshot: &Snapshot, gates: &Gates) -> Response<Body> {
-    let query = query.unwrap_or("");
+    let (always_200, query) = match take_always_200(query.unwrap_or("")) {
+        Ok(split) => split,
+        Err(e) => return json_error(StatusCode::BAD_REQUEST, Some(&e.param), &e.to_string()),
+    };
     match path.strip_prefix("/gate").unwrap_or("") {
-        "" | "/" => match GateSpec::from_query(query, gates.default_max_data_age) {
-            Ok(spec) => gate_response(&spec, snapshot),
+        "" | "/" => match GateSpec::from_query(&query, gates.default_max_data_age) {
+            Ok(spec) => gate_response(&spec, snapshot, always_200),
             Err(e) => json_error(StatusCode::BAD_REQUEST, Some(&e.param), &e.to_string()),
         },
         name => {
@@ -77,9 +105,9 @@ fn handle_gate(path: &str, query: Option<&str>, snapshot: &Snapshot, gates: &Gat
                 Some(_) if !query.is_empty() => json_error(
                     StatusCode::BAD_REQUEST,
                     None,
-                    "a named gate takes no parameters; use /gate?… for an ad-hoc one",
+                    "a named gate takes no parameters but always_200; use /gate?… for an ad-hoc one",
                 ),
-                Some(spec) => gate_response(spec, snapshot),
+                Some(spec) => gate_response(spec, snapshot, always_200),
             }
         }
     }
@@ -229,5 +257,8 @@ mod tests {
         // No data at all: fail closed.
         assert_eq!(get("/gate/deploy", None).status(), StatusCode::SERVICE_UNAVAILABLE);
         assert_eq!(get("/gate", Some("max_lag=1s")).status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(get("/gate/deploy", Some("always_200=true")).status(), StatusCode::OK);
+        assert_eq!(get("/gate", Some("max_lag=1s&always_200=1")).status(), StatusCode::OK);
+        assert_eq!(get("/gate", Some("always_200=maybe")).status(), StatusCode::BAD_REQUEST);
     }
 }
