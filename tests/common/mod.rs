@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod postgres;
+pub mod prometheus;
 pub mod redis;
 
 use std::collections::BTreeMap;
