@@ -11,7 +11,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::gate::GateSpec;
-use crate::topology::{NodeSpec, PostgresTarget, RedisTarget, System, Target};
+use crate::topology::{NodeSpec, PostgresTarget, RedisTarget, SeaweedTarget, System, Target};
 
 pub const DEFAULT_LISTEN: &str = "0.0.0.0:8439";
 const DEFAULT_INTERVAL: Duration = Duration::from_secs(1);
@@ -124,6 +124,8 @@ struct RawRegion {
     postgres: Vec<RawNode>,
     #[serde(default)]
     redis: Vec<RawNode>,
+    #[serde(default)]
+    seaweedfs: Vec<RawNode>,
 }
 
 /// A node as written, for any system.
@@ -140,6 +142,9 @@ struct RawNode {
     /// PostgreSQL: subscription name → publisher node name.
     #[serde(default)]
     publishers: BTreeMap<String, String>,
+    /// SeaweedFS: data center → replag region.
+    #[serde(default)]
+    datacenters: BTreeMap<String, String>,
 }
 
 impl std::fmt::Debug for RawNode {
@@ -183,8 +188,19 @@ pub fn load_from(source: Source<'_>, env: &HashMap<String, String>) -> Result<Co
             let region = env.get("REGION").cloned().unwrap_or_else(|| "default".into());
             check_label_value("REGION", &region)?;
             let mut any = false;
-            for (variable, system) in [("DATABASE_URL", System::Postgres), ("REDIS_URL", System::Redis)] {
+            let seeds = [
+                ("DATABASE_URL", System::Postgres),
+                ("REDIS_URL", System::Redis),
+                ("SEAWEEDFS_MASTER", System::Seaweedfs),
+            ];
+            for (variable, system) in seeds {
                 let Some(url) = env.get(variable).filter(|v| !v.is_empty()) else { continue };
+                // The seeds give the master as host:port.
+                let url = if system == System::Seaweedfs && !url.contains("://") {
+                    format!("http://{url}")
+                } else {
+                    url.clone()
+                };
                 let node: HashMap<String, String> =
                     [("name".to_string(), format!("{region}-{}", system.as_str())), ("url".to_string(), url.clone())]
                         .into();
@@ -195,7 +211,7 @@ pub fn load_from(source: Source<'_>, env: &HashMap<String, String>) -> Result<Co
             }
             if !any {
                 return Err(ConfigError::Other(
-                    "no configuration: pass --config FILE (or set REPLAG_CONFIG), or set DATABASE_URL and/or REDIS_URL (and REGION)"
+                    "no configuration: pass --config FILE (or set REPLAG_CONFIG), or set DATABASE_URL, REDIS_URL and/or SEAWEEDFS_MASTER (and REGION)"
                         .into(),
                 ));
             }
@@ -274,7 +290,11 @@ fn validate(raw: RawConfig, env: &HashMap<String, String>) -> Result<Config, Con
     let mut names = HashSet::new();
     for (region, region_cfg) in &raw.regions {
         check_label_value(&format!("regions.{region}"), region)?;
-        let systems = [(System::Postgres, &region_cfg.postgres), (System::Redis, &region_cfg.redis)];
+        let systems = [
+            (System::Postgres, &region_cfg.postgres),
+            (System::Redis, &region_cfg.redis),
+            (System::Seaweedfs, &region_cfg.seaweedfs),
+        ];
         for (system, list) in systems {
             for (i, node) in list.iter().enumerate() {
                 let key = format!("regions.{region}.{}[{i}]", system.as_str());
@@ -286,7 +306,11 @@ fn validate(raw: RawConfig, env: &HashMap<String, String>) -> Result<Config, Con
                 let target = match system {
                     System::Postgres => Target::Postgres(postgres_target(&key, node, env)?),
                     System::Redis => Target::Redis(redis_target(&key, node, env)?),
+                    System::Seaweedfs => Target::Seaweed(seaweed_target(&key, node)?),
                 };
+                if system != System::Seaweedfs && !node.datacenters.is_empty() {
+                    return Err(key_error(format!("{key}.datacenters"), "only applies to seaweedfs nodes"));
+                }
                 if system != System::Postgres && !node.publishers.is_empty() {
                     return Err(key_error(format!("{key}.publishers"), "only applies to postgres nodes"));
                 }
@@ -417,6 +441,49 @@ fn postgres_target(key: &str, node: &RawNode, env: &HashMap<String, String>) -> 
     Ok(PostgresTarget::new(pg))
 }
 
+fn read_ca(key: &str, node: &RawNode) -> Result<Option<Vec<u8>>, ConfigError> {
+    let Some(path) = &node.ca_file else { return Ok(None) };
+    let pem = std::fs::read(path)
+        .map_err(|e| key_error(format!("{key}.ca_file"), format!("cannot read {}: {e}", path.display())))?;
+    if !String::from_utf8_lossy(&pem).contains("-----BEGIN CERTIFICATE-----") {
+        return Err(key_error(format!("{key}.ca_file"), format!("{} holds no PEM certificate", path.display())));
+    }
+    Ok(Some(pem))
+}
+
+fn seaweed_target(key: &str, node: &RawNode) -> Result<SeaweedTarget, ConfigError> {
+    let url_key = format!("{key}.url");
+    let url = node.url.as_deref().ok_or_else(|| key_error(&url_key, "is required"))?.trim_end_matches('/');
+    let (scheme, rest) = url.split_once("://").filter(|(s, _)| *s == "http" || *s == "https").ok_or_else(|| {
+        key_error(&url_key, "must be the master's http:// or https:// address, like http://10.0.0.5:9333")
+    })?;
+    if rest.contains('/') || rest.contains('@') {
+        return Err(key_error(&url_key, "must be scheme://host:port, without path or credentials"));
+    }
+    let (host, port) = match rest.rsplit_once(':') {
+        Some((h, p)) if !h.is_empty() => (h, p.parse::<u16>().map_err(|_| key_error(&url_key, "has an invalid port"))?),
+        _ if !rest.is_empty() => (rest, if scheme == "https" { 443 } else { 80 }),
+        _ => return Err(key_error(&url_key, "names no host")),
+    };
+    if node.password_env.is_some() || node.password_file.is_some() {
+        return Err(key_error(format!("{key}.password_env"), "SeaweedFS masters take no password"));
+    }
+    let ca_pem = read_ca(key, node)?;
+    if ca_pem.is_some() && scheme != "https" {
+        return Err(key_error(format!("{key}.ca_file"), "only applies to https:// URLs"));
+    }
+    for (datacenter, region) in &node.datacenters {
+        check_label_value(&format!("{key}.datacenters.{datacenter}"), region)?;
+    }
+    Ok(SeaweedTarget {
+        base_url: format!("{scheme}://{rest}"),
+        host: host.to_string(),
+        port,
+        ca_pem,
+        datacenters: node.datacenters.clone(),
+    })
+}
+
 fn redis_target(key: &str, node: &RawNode, env: &HashMap<String, String>) -> Result<RedisTarget, ConfigError> {
     use redis::IntoConnectionInfo;
     let url_key = format!("{key}.url");
@@ -430,20 +497,7 @@ fn redis_target(key: &str, node: &RawNode, env: &HashMap<String, String>) -> Res
     if let Some(password) = configured_password(key, node, env)? {
         info.redis.password = Some(password);
     }
-    let ca_pem = match &node.ca_file {
-        Some(path) => {
-            let pem = std::fs::read(path)
-                .map_err(|e| key_error(format!("{key}.ca_file"), format!("cannot read {}: {e}", path.display())))?;
-            if !String::from_utf8_lossy(&pem).contains("-----BEGIN CERTIFICATE-----") {
-                return Err(key_error(
-                    format!("{key}.ca_file"),
-                    format!("{} holds no PEM certificate", path.display()),
-                ));
-            }
-            Some(pem)
-        }
-        None => None,
-    };
+    let ca_pem = read_ca(key, node)?;
     let target = RedisTarget { info, ca_pem };
     if target.ca_pem.is_some() && !target.is_tls() {
         return Err(key_error(format!("{key}.ca_file"), "only applies to rediss:// URLs"));
@@ -521,6 +575,11 @@ mod tests {
         assert!(error_of(&format!("{redis}url = \"redis://h:1\"\nca_file = \"/nonexistent\"\n"), &[])
             .contains("regions.r1.redis[0].ca_file"));
         assert!(error_of(&format!("{base}ca_file = \"/x\"\n"), &[]).contains("regions.r1.postgres[0].ca_file"));
+        let weed = "[[regions.r1.seaweedfs]]\nname = \"w\"\n";
+        assert!(error_of(&format!("{weed}url = \"10.0.0.1:9333\"\n"), &[]).contains("regions.r1.seaweedfs[0].url"));
+        assert!(error_of(&format!("{weed}url = \"http://h:x\"\n"), &[]).contains("regions.r1.seaweedfs[0].url"));
+        assert!(error_of(&format!("{weed}url = \"http://h:9333\"\ndatacenters = {{ dc1 = \"bad region\" }}\n"), &[])
+            .contains("regions.r1.seaweedfs[0].datacenters.dc1"));
         assert!(error_of(&format!("{base}publishers = {{ s = \"ghost\" }}\n"), &[])
             .contains("regions.r1.postgres[0].publishers.s"));
         let dup = format!("{base}[[regions.r2.postgres]]\nname = \"a\"\nurl = \"postgresql://h/db\"\n");
@@ -597,6 +656,11 @@ mod tests {
         let cfg = load_from(Source::SeedEnvironment, &both).unwrap();
         let names: Vec<&str> = cfg.nodes.iter().map(|n| n.name.as_str()).collect();
         assert_eq!(names, ["us-east-postgres", "us-east-redis"]);
+        both.insert("SEAWEEDFS_MASTER".into(), "10.0.0.9:9333".into());
+        let cfg = load_from(Source::SeedEnvironment, &both).unwrap();
+        let weed = cfg.nodes.iter().find(|n| n.name == "us-east-seaweedfs").unwrap();
+        let Target::Seaweed(t) = &weed.target else { panic!("seaweedfs node") };
+        assert_eq!((t.base_url.as_str(), t.port), ("http://10.0.0.9:9333", 9333));
         assert!(load_from(Source::SeedEnvironment, &HashMap::new()).unwrap_err().to_string().contains("DATABASE_URL"));
     }
 }

@@ -77,8 +77,8 @@ fn opt_seconds<S: serde::Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok
     }
 }
 
-const SYSTEMS: &[&str] = &["postgres", "redis"];
-const KINDS: &[&str] = &["physical", "logical", "replica"];
+const SYSTEMS: &[&str] = &["postgres", "redis", "seaweedfs"];
+const KINDS: &[&str] = &["physical", "logical", "replica", "volume"];
 
 fn duration(param: &str, value: &str, max: Duration) -> Result<Duration, GateError> {
     let d = humantime::parse_duration(value.trim())

@@ -10,6 +10,7 @@ use tokio::task::JoinHandle;
 use crate::config::PollSettings;
 use crate::sources::postgres::PostgresSource;
 use crate::sources::redis::RedisSource;
+use crate::sources::seaweedfs::SeaweedSource;
 use crate::sources::{FailureKind, PollFailure, Sampled, Source};
 use crate::topology::{NodeSpec, Target};
 
@@ -34,11 +35,12 @@ pub fn spawn_all(nodes: &[NodeSpec], settings: PollSettings, reports: mpsc::Send
         .enumerate()
         .map(|(index, spec)| {
             let (name, reports) = (spec.name.clone(), reports.clone());
+            let (timeout, connect) = (settings.timeout, settings.connect_timeout);
             match &spec.target {
                 Target::Postgres(t) => tokio::spawn(run(
                     index,
                     name,
-                    PostgresSource::new(t.clone(), settings.timeout, settings.connect_timeout),
+                    PostgresSource::new(t.clone(), timeout, connect),
                     settings,
                     start,
                     reports,
@@ -46,7 +48,15 @@ pub fn spawn_all(nodes: &[NodeSpec], settings: PollSettings, reports: mpsc::Send
                 Target::Redis(t) => tokio::spawn(run(
                     index,
                     name,
-                    RedisSource::new(t.clone(), settings.timeout, settings.connect_timeout),
+                    RedisSource::new(t.clone(), timeout, connect),
+                    settings,
+                    start,
+                    reports,
+                )),
+                Target::Seaweed(t) => tokio::spawn(run(
+                    index,
+                    name,
+                    SeaweedSource::new(t.clone(), timeout, connect),
                     settings,
                     start,
                     reports,

@@ -20,6 +20,7 @@ pub struct Snapshot {
     pub links: Vec<LinkView>,
     pub postgres: PgDetails,
     pub redis: RedisDetails,
+    pub seaweedfs: SeaweedDetails,
     /// `/metrics` text, rendered on first request.
     #[serde(skip)]
     pub(crate) rendered_metrics: OnceLock<Arc<str>>,
@@ -35,6 +36,7 @@ impl Snapshot {
             links: Vec::new(),
             postgres: PgDetails::default(),
             redis: RedisDetails::default(),
+            seaweedfs: SeaweedDetails::default(),
             rendered_metrics: OnceLock::new(),
         }
     }
@@ -81,6 +83,7 @@ pub enum LinkKind {
     Physical,
     Logical,
     Replica,
+    Volume,
 }
 
 impl LinkKind {
@@ -89,6 +92,7 @@ impl LinkKind {
             LinkKind::Physical => "physical",
             LinkKind::Logical => "logical",
             LinkKind::Replica => "replica",
+            LinkKind::Volume => "volume",
         }
     }
 }
@@ -261,4 +265,48 @@ pub struct RedisServerView {
     pub master_last_io_seconds: Option<i64>,
     pub master_link_down_since_seconds: Option<i64>,
     pub master_sync_in_progress: Option<bool>,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct SeaweedDetails {
+    pub masters: Vec<SeaweedMasterView>,
+    /// From leader masters only.
+    pub clusters: Vec<SeaweedClusterView>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct SeaweedMasterView {
+    pub node: String,
+    pub region: String,
+    pub is_leader: bool,
+    pub leader_known: bool,
+    pub peers: usize,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct SeaweedClusterView {
+    pub node: String,
+    pub region: String,
+    pub datacenters: Vec<SeaweedDataCenterView>,
+    pub volume_groups: Vec<SeaweedVolumeGroupView>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct SeaweedDataCenterView {
+    pub datacenter: String,
+    pub data_nodes: usize,
+    /// Volume replicas held in the data center.
+    pub volumes: u64,
+    pub free_slots: u64,
+}
+
+/// Volumes of one collection and replica placement.
+#[derive(Debug, Clone, Serialize)]
+pub struct SeaweedVolumeGroupView {
+    pub collection: String,
+    pub replication: String,
+    pub volumes: u64,
+    pub under_replicated: u64,
+    pub missing_datacenter: u64,
+    pub writable: usize,
 }

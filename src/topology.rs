@@ -9,6 +9,7 @@ use tokio_postgres::config::Host;
 pub enum System {
     Postgres,
     Redis,
+    Seaweedfs,
 }
 
 impl System {
@@ -16,6 +17,7 @@ impl System {
         match self {
             System::Postgres => "postgres",
             System::Redis => "redis",
+            System::Seaweedfs => "seaweedfs",
         }
     }
 }
@@ -39,6 +41,7 @@ pub struct NodeSpec {
 pub enum Target {
     Postgres(PostgresTarget),
     Redis(RedisTarget),
+    Seaweed(SeaweedTarget),
 }
 
 impl NodeSpec {
@@ -46,6 +49,7 @@ impl NodeSpec {
         match self.target {
             Target::Postgres(_) => System::Postgres,
             Target::Redis(_) => System::Redis,
+            Target::Seaweed(_) => System::Seaweedfs,
         }
     }
 
@@ -55,7 +59,27 @@ impl NodeSpec {
         match &self.target {
             Target::Postgres(t) => t.addresses(),
             Target::Redis(t) => t.addresses(),
+            Target::Seaweed(t) => vec![(normalize_host(&t.host), t.port)],
         }
+    }
+}
+
+/// A SeaweedFS master's HTTP(S) address.
+#[derive(Debug, Clone)]
+pub struct SeaweedTarget {
+    /// `scheme://host:port`, no path.
+    pub base_url: String,
+    pub host: String,
+    pub port: u16,
+    /// PEM CA certificate(s) for an https master, instead of the system roots.
+    pub ca_pem: Option<Vec<u8>>,
+    /// SeaweedFS data center → replag region (by default, the same name).
+    pub datacenters: std::collections::BTreeMap<String, String>,
+}
+
+impl SeaweedTarget {
+    pub fn region_of(&self, datacenter: &str) -> String {
+        self.datacenters.get(datacenter).cloned().unwrap_or_else(|| datacenter.to_string())
     }
 }
 

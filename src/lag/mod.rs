@@ -7,6 +7,7 @@ pub mod history;
 mod postgres;
 mod postgres_logical;
 mod redis;
+mod seaweedfs;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -138,6 +139,7 @@ pub struct Engine {
     histories: HashMap<StreamKey, PositionHistory>,
     pg: postgres::PgMemory,
     redis: redis::RedisMemory,
+    seaweed: seaweedfs::SeaweedMemory,
     /// When each link was first seen down in its current outage.
     down_since: HashMap<(System, String, String), Instant>,
     /// Each link's lag over time, for gates.
@@ -154,6 +156,7 @@ impl Engine {
             histories: HashMap::new(),
             pg: postgres::PgMemory::default(),
             redis: redis::RedisMemory::default(),
+            seaweed: seaweedfs::SeaweedMemory::default(),
             down_since: HashMap::new(),
             tracks: HashMap::new(),
             started_at,
@@ -202,6 +205,9 @@ impl Engine {
             redis::RedisInputs { specs: &self.specs, states: &self.states, histories: &self.histories, discovery };
         let (redis_links, redis_details) = redis::derive(&mut self.redis, &redis_inputs, now);
         links.extend(redis_links);
+        let seaweed_inputs = seaweedfs::SeaweedInputs { specs: &self.specs, states: &self.states };
+        let (seaweed_links, seaweed_details) = seaweedfs::derive(&mut self.seaweed, &seaweed_inputs, now);
+        links.extend(seaweed_links);
         links.sort_by(|a, b| (a.system, &a.source, &a.replica).cmp(&(b.system, &b.source, &b.replica)));
         self.track_outages(&mut links, now);
         self.track_lag(&mut links, now);
@@ -211,6 +217,7 @@ impl Engine {
         snapshot.links = links;
         snapshot.postgres = pg_details;
         snapshot.redis = redis_details;
+        snapshot.seaweedfs = seaweed_details;
         snapshot
     }
 
@@ -261,7 +268,7 @@ fn source_position(observation: &Observation) -> Option<(StreamKey, u64)> {
         }
         Observation::Postgres(_) => None,
         Observation::Redis(r) if r.is_master => Some((redis::stream(&r.replid), r.master_repl_offset)),
-        Observation::Redis(_) => None,
+        Observation::Redis(_) | Observation::Seaweed(_) => None,
     }
 }
 
@@ -277,6 +284,11 @@ fn node_view(spec: &NodeSpec, state: &NodeState) -> NodeView {
             Some(r.role().to_string()),
             Some(r.version.clone()),
             vec![("replication_id".to_string(), r.replid.clone()), ("run_id".to_string(), r.run_id.clone())],
+        ),
+        Some(Observation::Seaweed(w)) => (
+            Some(if w.is_leader { "leader" } else { "follower" }.to_string()),
+            Some(w.version.clone()).filter(|v| !v.is_empty()),
+            Vec::new(),
         ),
         None => (None, None, Vec::new()),
     };

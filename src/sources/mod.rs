@@ -3,6 +3,7 @@
 
 pub mod postgres;
 pub mod redis;
+pub mod seaweedfs;
 
 use std::future::Future;
 
@@ -11,6 +12,7 @@ use std::future::Future;
 pub enum Observation {
     Postgres(postgres::PgObservation),
     Redis(redis::RedisObservation),
+    Seaweed(seaweedfs::SeaweedObservation),
 }
 
 impl Observation {
@@ -24,6 +26,13 @@ impl Observation {
     pub fn redis(&self) -> Option<&redis::RedisObservation> {
         match self {
             Observation::Redis(o) => Some(o),
+            _ => None,
+        }
+    }
+
+    pub fn seaweed(&self) -> Option<&seaweedfs::SeaweedObservation> {
+        match self {
+            Observation::Seaweed(o) => Some(o),
             _ => None,
         }
     }

@@ -5,6 +5,7 @@
 pub mod postgres;
 pub mod prometheus;
 pub mod redis;
+pub mod seaweedfs;
 
 use std::collections::BTreeMap;
 use std::future::Future;

