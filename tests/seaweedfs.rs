@@ -16,7 +16,7 @@ fn config(master: &Weed, extra: &str) -> String {
     )
 }
 
-fn dc_link<'a>(datacenter: &'a str) -> [(&'a str, &'a str); 4] {
+fn dc_link(datacenter: &str) -> [(&str, &str); 4] {
     [("system", "seaweedfs"), ("kind", "volume"), ("source", "weed"), ("replica", datacenter)]
 }
 
