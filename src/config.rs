@@ -631,7 +631,11 @@ mod tests {
             .replace("/etc/replag/redis-ca.pem", ca.to_str().unwrap());
         let env = [("REPLAG_PG_PASSWORD", "from-env"), ("REPLAG_REDIS_PASSWORD", "r")];
         let cfg = load_toml(&text, &env).unwrap();
-        assert_eq!(cfg.nodes.len(), 6);
+        assert_eq!(cfg.nodes.len(), 7);
+        let weed = cfg.nodes.iter().find(|n| n.name == "weed-us-east").unwrap();
+        let Target::Seaweed(t) = &weed.target else { panic!("seaweedfs node") };
+        assert_eq!(t.region_of("dc-dublin"), "eu-west");
+        assert_eq!(t.region_of("elsewhere"), "elsewhere");
         let subscriber = cfg.nodes.iter().find(|n| n.name == "pg-ap-south-sub").unwrap();
         assert_eq!(subscriber.publishers.get("ap_south_sub").map(String::as_str), Some("pg-us-east-1"));
         let first = cfg.nodes.iter().find(|n| n.name == "pg-us-east-1").unwrap();
