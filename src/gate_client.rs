@@ -50,16 +50,7 @@ impl GateRequest {
 async fn ask(client: &reqwest::Client, endpoint: &str) -> Answer {
     let response = match client.get(endpoint).send().await {
         Ok(r) => r,
-        Err(e) => {
-            // reqwest's own text does not say why: add the causes.
-            let mut why = String::new();
-            let mut cause = std::error::Error::source(&e);
-            while let Some(c) = cause {
-                why = c.to_string();
-                cause = c.source();
-            }
-            return Answer::Error(format!("cannot reach {endpoint}: {why}"));
-        }
+        Err(e) => return Answer::Error(format!("cannot reach {endpoint}: {}", crate::sources::error_chain(&e))),
     };
     let status = response.status().as_u16();
     let body: Value = match response.bytes().await.map(|b| serde_json::from_slice(&b)) {

@@ -103,6 +103,21 @@ pub trait Source: Send + 'static {
     fn reset(&mut self);
 }
 
+/// An error with its causes: client libraries' top-level text ("error
+/// connecting to server", "error sending request") rarely says why.
+pub fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut message = error.to_string();
+    let mut cause = error.source();
+    while let Some(c) = cause {
+        let text = c.to_string();
+        if !message.contains(&text) {
+            message = format!("{message}: {text}");
+        }
+        cause = c.source();
+    }
+    message
+}
+
 /// Remove every occurrence of `secret` from `text`.
 pub fn scrub(text: &str, secret: Option<&[u8]>) -> String {
     match secret.and_then(|s| std::str::from_utf8(s).ok()).filter(|s| !s.is_empty()) {

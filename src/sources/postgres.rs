@@ -8,7 +8,7 @@ use serde::Deserialize;
 use tokio_postgres::error::SqlState;
 use tokio_postgres::{Client, NoTls, Statement};
 
-use super::{scrub, FailureKind, Observation, PollFailure, Sampled, Source};
+use super::{error_chain, scrub, FailureKind, Observation, PollFailure, Sampled, Source};
 use crate::lsn::Lsn;
 use crate::topology::PostgresTarget;
 
@@ -415,19 +415,7 @@ impl PostgresSource {
     fn failure(&self, kind: FailureKind, error: &tokio_postgres::Error) -> PollFailure {
         let message = match error.as_db_error() {
             Some(db) => format!("{} ({})", db.message(), db.code().code()),
-            None => {
-                // "error connecting to server" alone does not say why: add the causes.
-                let mut message = error.to_string();
-                let mut cause = std::error::Error::source(error);
-                while let Some(c) = cause {
-                    let text = c.to_string();
-                    if !message.contains(&text) {
-                        message = format!("{message}: {text}");
-                    }
-                    cause = c.source();
-                }
-                message
-            }
+            None => error_chain(error),
         };
         PollFailure::new(kind, scrub(&message, self.target.password()))
     }

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use serde::Deserialize;
 
-use super::{FailureKind, Observation, PollFailure, Sampled, Source};
+use super::{error_chain, FailureKind, Observation, PollFailure, Sampled, Source};
 use crate::topology::SeaweedTarget;
 
 /// Replies larger than this are refused (tens of thousands of volumes fit).
@@ -326,19 +326,6 @@ impl SeaweedSource {
         }
         Ok(body)
     }
-}
-
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut message = e.to_string();
-    let mut cause = e.source();
-    while let Some(c) = cause {
-        let text = c.to_string();
-        if !message.contains(&text) {
-            message = format!("{message}: {text}");
-        }
-        cause = c.source();
-    }
-    message
 }
 
 impl Source for SeaweedSource {
