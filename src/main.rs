@@ -44,6 +44,11 @@ enum Command {
     },
     /// Ask a running replag whether a gate passes: exit 0 pass, 1 fail, 2 cannot evaluate.
     Gate(Box<GateArgs>),
+    /// Exit 0 if a running replag answers /healthz (for container health checks).
+    Healthcheck {
+        #[arg(long, env = "REPLAG_URL", default_value = "http://127.0.0.1:8439")]
+        url: String,
+    },
 }
 
 #[derive(clap::Args)]
@@ -172,6 +177,7 @@ fn main() -> ExitCode {
                     ExitCode::from(2)
                 }
             },
+            Command::Healthcheck { url } => healthcheck(&url).await,
             Command::Check { config } => match load(&config) {
                 Ok(cfg) => {
                     let snapshot = check::run(&cfg).await;
@@ -221,6 +227,28 @@ async fn serve(cfg: Config) -> ExitCode {
         }
         Err(e) => {
             tracing::error!(error = %e, "server failed");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn healthcheck(url: &str) -> ExitCode {
+    let endpoint = format!("{}/healthz", url.trim_end_matches('/'));
+    let client = reqwest::Client::builder().timeout(std::time::Duration::from_secs(5)).build();
+    match client.map(|c| c.get(&endpoint)) {
+        Ok(request) => match request.send().await {
+            Ok(r) if r.status().is_success() => ExitCode::SUCCESS,
+            Ok(r) => {
+                eprintln!("replag healthcheck: {endpoint} answered {}", r.status());
+                ExitCode::FAILURE
+            }
+            Err(e) => {
+                eprintln!("replag healthcheck: {}", replag::sources::error_chain(&e));
+                ExitCode::FAILURE
+            }
+        },
+        Err(e) => {
+            eprintln!("replag healthcheck: {e}");
             ExitCode::FAILURE
         }
     }
