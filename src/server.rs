@@ -146,7 +146,8 @@ fn truncate(s: &str, max: usize) -> &str {
     }
 }
 
-/// Serve until `shutdown` resolves; in-flight requests finish first.
+/// Serve until `shutdown` resolves. Then idle connections close at once and
+/// requests in flight get up to `DRAIN` to finish.
 pub async fn serve(
     listener: TcpListener,
     snapshots: watch::Receiver<Arc<Snapshot>>,
@@ -154,7 +155,7 @@ pub async fn serve(
     shutdown: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
     let mut shutdown = std::pin::pin!(shutdown);
-    let connections = tokio_util_tracker::Tracker::default();
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     loop {
         let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
@@ -169,65 +170,37 @@ pub async fn serve(
         };
         let snapshots = snapshots.clone();
         let gates = gates.clone();
-        let guard = connections.enter();
+        let service = service_fn(move |request: Request<Incoming>| {
+            let snapshot = snapshots.borrow().clone();
+            let gates = gates.clone();
+            async move {
+                let uri = request.uri();
+                Ok::<_, Infallible>(handle(request.method(), uri.path(), uri.query(), &snapshot, &gates))
+            }
+        });
+        let connection = http1::Builder::new()
+            .timer(TokioTimer::new())
+            .header_read_timeout(HEADER_TIMEOUT)
+            .max_buf_size(64 * 1024)
+            .serve_connection(TokioIo::new(stream), service);
+        let connection = graceful.watch(connection);
         tokio::spawn(async move {
-            let _guard = guard;
-            let service = service_fn(move |request: Request<Incoming>| {
-                let snapshot = snapshots.borrow().clone();
-                let gates = gates.clone();
-                async move {
-                    let uri = request.uri();
-                    Ok::<_, Infallible>(handle(request.method(), uri.path(), uri.query(), &snapshot, &gates))
-                }
-            });
-            let connection = http1::Builder::new()
-                .timer(TokioTimer::new())
-                .header_read_timeout(HEADER_TIMEOUT)
-                .max_buf_size(64 * 1024)
-                .serve_connection(TokioIo::new(stream), service);
             if let Err(e) = connection.await {
                 tracing::debug!(%peer, error = %e, "connection ended with an error");
             }
         });
     }
-    connections.wait(Duration::from_secs(5)).await;
+    if tokio::time::timeout(DRAIN, graceful.shutdown()).await.is_err() {
+        tracing::warn!("requests still in flight after {} s; stopping anyway", DRAIN.as_secs());
+    }
     Ok(())
 }
 
+/// How long requests in flight may take to finish at shutdown.
+const DRAIN: Duration = Duration::from_secs(5);
+
 pub async fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
     TcpListener::bind(addr).await
-}
-
-/// Counts live connections so shutdown can wait for them, briefly.
-mod tokio_util_tracker {
-    use std::sync::atomic::{AtomicUsize, Ordering};
-    use std::sync::Arc;
-    use std::time::Duration;
-
-    #[derive(Default, Clone)]
-    pub struct Tracker(Arc<AtomicUsize>);
-
-    pub struct Guard(Arc<AtomicUsize>);
-
-    impl Tracker {
-        pub fn enter(&self) -> Guard {
-            self.0.fetch_add(1, Ordering::SeqCst);
-            Guard(self.0.clone())
-        }
-
-        pub async fn wait(&self, limit: Duration) {
-            let deadline = tokio::time::Instant::now() + limit;
-            while self.0.load(Ordering::SeqCst) > 0 && tokio::time::Instant::now() < deadline {
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
-        }
-    }
-
-    impl Drop for Guard {
-        fn drop(&mut self) {
-            self.0.fetch_sub(1, Ordering::SeqCst);
-        }
-    }
 }
 
 #[cfg(test)]
