@@ -11,7 +11,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::gate::GateSpec;
-use crate::topology::{NodeSpec, PostgresTarget, RedisTarget, SeaweedTarget, System, Target};
+use crate::topology::{NodeSpec, PgTls, PgTlsMode, PostgresTarget, RedisTarget, SeaweedTarget, System, Target};
 
 pub const DEFAULT_LISTEN: &str = "0.0.0.0:8439";
 const DEFAULT_INTERVAL: Duration = Duration::from_secs(1);
@@ -136,8 +136,11 @@ struct RawNode {
     url: Option<String>,
     password_env: Option<String>,
     password_file: Option<PathBuf>,
-    /// Redis `rediss://`: CA certificate(s) to verify the server with.
+    /// TLS: CA certificate(s) to verify the server with.
     ca_file: Option<PathBuf>,
+    /// PostgreSQL: client certificate and key for TLS client authentication.
+    client_cert_file: Option<PathBuf>,
+    client_key_file: Option<PathBuf>,
     upstream: Option<String>,
     /// PostgreSQL: subscription name → publisher node name.
     #[serde(default)]
@@ -308,6 +311,9 @@ fn validate(raw: RawConfig, env: &HashMap<String, String>) -> Result<Config, Con
                     System::Redis => Target::Redis(redis_target(&key, node, env)?),
                     System::Seaweedfs => Target::Seaweed(seaweed_target(&key, node)?),
                 };
+                if system != System::Postgres && (node.client_cert_file.is_some() || node.client_key_file.is_some()) {
+                    return Err(key_error(format!("{key}.client_cert_file"), "only applies to postgres nodes"));
+                }
                 if system != System::Seaweedfs && !node.datacenters.is_empty() {
                     return Err(key_error(format!("{key}.datacenters"), "only applies to seaweedfs nodes"));
                 }
@@ -423,7 +429,16 @@ fn configured_password(
 fn postgres_target(key: &str, node: &RawNode, env: &HashMap<String, String>) -> Result<PostgresTarget, ConfigError> {
     let url_key = format!("{key}.url");
     let url = node.url.as_deref().ok_or_else(|| key_error(&url_key, "is required"))?;
-    let mut pg = tokio_postgres::Config::from_str(url).map_err(|_| {
+    // libpq's verify modes are not tokio-postgres syntax: take them out here.
+    let verify = if url.contains("sslmode=verify-full") {
+        Some(PgTlsMode::VerifyFull)
+    } else if url.contains("sslmode=verify-ca") {
+        Some(PgTlsMode::VerifyCa)
+    } else {
+        None
+    };
+    let url = url.replace("sslmode=verify-full", "sslmode=require").replace("sslmode=verify-ca", "sslmode=require");
+    let mut pg = tokio_postgres::Config::from_str(&url).map_err(|_| {
         key_error(
             &url_key,
             "is not a valid PostgreSQL URL or key=value connection string (value not shown: it may hold a password)",
@@ -432,13 +447,44 @@ fn postgres_target(key: &str, node: &RawNode, env: &HashMap<String, String>) -> 
     if pg.get_hosts().is_empty() {
         return Err(key_error(&url_key, "names no host"));
     }
-    if node.ca_file.is_some() {
-        return Err(key_error(format!("{key}.ca_file"), "TLS to PostgreSQL is not supported yet"));
-    }
     if let Some(password) = configured_password(key, node, env)? {
         pg.password(password);
     }
-    Ok(PostgresTarget::new(pg))
+    let ca_pem = read_ca(key, node)?;
+    let client_cert = match (&node.client_cert_file, &node.client_key_file) {
+        (Some(cert), Some(key_file)) => {
+            let read = |k: &str, p: &PathBuf| {
+                std::fs::read(p)
+                    .map_err(|e| key_error(format!("{key}.{k}"), format!("cannot read {}: {e}", p.display())))
+            };
+            Some((read("client_cert_file", cert)?, read("client_key_file", key_file)?))
+        }
+        (None, None) => None,
+        (Some(_), None) => {
+            return Err(key_error(format!("{key}.client_key_file"), "is required with client_cert_file"))
+        }
+        (None, Some(_)) => {
+            return Err(key_error(format!("{key}.client_cert_file"), "is required with client_key_file"))
+        }
+    };
+    // TLS when asked for by sslmode, or implied by a CA or client certificate;
+    // then always verified, and never silently downgraded to plaintext.
+    let wants_tls = ca_pem.is_some() || client_cert.is_some();
+    let mode = match (verify, pg.get_ssl_mode()) {
+        (Some(mode), _) => Some(mode),
+        (None, tokio_postgres::config::SslMode::Require) => Some(PgTlsMode::VerifyFull),
+        (None, tokio_postgres::config::SslMode::Disable) if wants_tls => {
+            return Err(key_error(&url_key, "sets sslmode=disable but ca_file or a client certificate asks for TLS"));
+        }
+        (None, _) if wants_tls => Some(PgTlsMode::VerifyFull),
+        (None, _) => None,
+    };
+    let mut target = PostgresTarget::new(pg);
+    if let Some(mode) = mode {
+        target.set_require_tls();
+        target.tls = Some(PgTls { mode, ca_pem, client_cert });
+    }
+    Ok(target)
 }
 
 fn read_ca(key: &str, node: &RawNode) -> Result<Option<Vec<u8>>, ConfigError> {
@@ -575,6 +621,7 @@ mod tests {
         assert!(error_of(&format!("{redis}url = \"redis://h:1\"\nca_file = \"/nonexistent\"\n"), &[])
             .contains("regions.r1.redis[0].ca_file"));
         assert!(error_of(&format!("{base}ca_file = \"/x\"\n"), &[]).contains("regions.r1.postgres[0].ca_file"));
+        assert!(error_of(&format!("{base}client_cert_file = \"/x\"\n"), &[]).contains("client_key_file"));
         let weed = "[[regions.r1.seaweedfs]]\nname = \"w\"\n";
         assert!(error_of(&format!("{weed}url = \"10.0.0.1:9333\"\n"), &[]).contains("regions.r1.seaweedfs[0].url"));
         assert!(error_of(&format!("{weed}url = \"http://h:x\"\n"), &[]).contains("regions.r1.seaweedfs[0].url"));
@@ -586,6 +633,31 @@ mod tests {
         assert!(error_of(&dup, &[]).contains("regions.r2.postgres[0].name"));
         let typo = error_of(&format!("[poll]\nintervall = \"1s\"\n{base}"), &[]);
         assert!(typo.contains("intervall"), "{typo}");
+    }
+
+    #[test]
+    fn postgres_tls_modes() {
+        let dir = tempfile::tempdir().unwrap();
+        let ca = dir.path().join("ca.pem");
+        std::fs::write(&ca, "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n").unwrap();
+        let node = |url: &str, extra: &str| {
+            let cfg =
+                load_toml(&format!("[[regions.r.postgres]]\nname = \"n\"\nurl = \"{url}\"\n{extra}"), &[]).unwrap();
+            let Target::Postgres(t) = &cfg.nodes[0].target else { panic!("postgres") };
+            t.tls.as_ref().map(|tls| (tls.mode, tls.ca_pem.is_some()))
+        };
+        let ca_line = format!("ca_file = \"{}\"\n", ca.display());
+        assert_eq!(node("postgresql://h/db", ""), None, "default (prefer) stays plaintext");
+        assert_eq!(node("postgresql://h/db?sslmode=require", ""), Some((PgTlsMode::VerifyFull, false)));
+        assert_eq!(node("postgresql://h/db?sslmode=verify-full", &ca_line), Some((PgTlsMode::VerifyFull, true)));
+        assert_eq!(node("postgresql://h/db?sslmode=verify-ca", &ca_line), Some((PgTlsMode::VerifyCa, true)));
+        assert_eq!(node("host=h dbname=db sslmode=verify-ca", ""), Some((PgTlsMode::VerifyCa, false)));
+        assert_eq!(node("postgresql://h/db", &ca_line), Some((PgTlsMode::VerifyFull, true)), "a CA implies TLS");
+        let err = error_of(
+            &format!("[[regions.r.postgres]]\nname = \"n\"\nurl = \"postgresql://h/db?sslmode=disable\"\n{ca_line}"),
+            &[],
+        );
+        assert!(err.contains("regions.r.postgres[0].url") && err.contains("sslmode=disable"), "{err}");
     }
 
     #[test]
@@ -628,7 +700,8 @@ mod tests {
         std::fs::write(&ca, "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n").unwrap();
         let text = include_str!("../docs/replag.example.toml")
             .replace("/run/secrets/replag-pg-password", secret.to_str().unwrap())
-            .replace("/etc/replag/redis-ca.pem", ca.to_str().unwrap());
+            .replace("/etc/replag/redis-ca.pem", ca.to_str().unwrap())
+            .replace("/etc/replag/pg-ca.pem", ca.to_str().unwrap());
         let env = [("REPLAG_PG_PASSWORD", "from-env"), ("REPLAG_REDIS_PASSWORD", "r")];
         let cfg = load_toml(&text, &env).unwrap();
         assert_eq!(cfg.nodes.len(), 7);

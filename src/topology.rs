@@ -120,15 +120,40 @@ impl fmt::Debug for RedisTarget {
 #[derive(Clone)]
 pub struct PostgresTarget {
     config: tokio_postgres::Config,
+    /// None: plaintext.
+    pub tls: Option<PgTls>,
+}
+
+/// TLS to a PostgreSQL node. The server certificate is always verified.
+#[derive(Debug, Clone)]
+pub struct PgTls {
+    pub mode: PgTlsMode,
+    /// PEM roots; None: the public web roots.
+    pub ca_pem: Option<Vec<u8>>,
+    /// PEM certificate chain and key for client-certificate authentication.
+    pub client_cert: Option<(Vec<u8>, Vec<u8>)>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PgTlsMode {
+    /// Chain and host name (`sslmode=require`, `verify-full`, or a `ca_file`).
+    VerifyFull,
+    /// Chain only (`sslmode=verify-ca`).
+    VerifyCa,
 }
 
 impl PostgresTarget {
     pub fn new(config: tokio_postgres::Config) -> Self {
-        Self { config }
+        Self { config, tls: None }
     }
 
     pub fn config(&self) -> &tokio_postgres::Config {
         &self.config
+    }
+
+    /// With TLS configured, a server without TLS is an error, not plaintext.
+    pub fn set_require_tls(&mut self) {
+        self.config.ssl_mode(tokio_postgres::config::SslMode::Require);
     }
 
     /// The password, so error texts can be scrubbed of it.

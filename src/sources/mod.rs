@@ -1,6 +1,7 @@
 //! Source systems. Each module talks to one kind of server and turns one
 //! poll into an observation; nothing here knows about lag or links.
 
+mod pg_tls;
 pub mod postgres;
 pub mod redis;
 pub mod seaweedfs;

@@ -448,12 +448,23 @@ impl PostgresSource {
         );
         config.options(options.trim());
         config.connect_timeout(self.connect_timeout);
-        let (client, connection) = config.connect(NoTls).await.map_err(|e| self.classify(&e, true))?;
-        tokio::spawn(async move {
-            // Ends when the client is dropped or the server goes away; the
-            // next query then fails and the poller reconnects.
-            let _ = connection.await;
-        });
+        // The connection task ends when the client is dropped or the server
+        // goes away; the next query then fails and the poller reconnects.
+        let client = match &self.target.tls {
+            None => {
+                let (client, connection) = config.connect(NoTls).await.map_err(|e| self.classify(&e, true))?;
+                tokio::spawn(connection);
+                client
+            }
+            Some(tls) => {
+                let tls_config =
+                    super::pg_tls::client_config(tls).map_err(|e| PollFailure::new(FailureKind::Connect, e))?;
+                let connector = tokio_postgres_rustls::MakeRustlsConnect::new(tls_config);
+                let (client, connection) = config.connect(connector).await.map_err(|e| self.classify(&e, true))?;
+                tokio::spawn(connection);
+                client
+            }
+        };
         let row = client.query_one("SHOW server_version_num", &[]).await.map_err(|e| self.classify(&e, false))?;
         let version_num: u32 = row
             .try_get::<_, String>(0)

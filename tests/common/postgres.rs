@@ -132,6 +132,22 @@ impl PgServer {
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("server.log")).unwrap_or_default()
     }
+
+    /// Put a file in the data directory, owned by the server's user, mode 0600.
+    pub fn install_file(&self, name: &str, contents: &[u8]) {
+        use std::os::unix::fs::PermissionsExt;
+        let path = self.data.join(name);
+        std::fs::write(&path, contents).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        if is_root() {
+            let status = Command::new("chown").arg("postgres:postgres").arg(&path).status().unwrap();
+            assert!(status.success());
+        }
+    }
+
+    pub fn write_hba(&self, text: &str) {
+        self.install_file("pg_hba.conf", text.as_bytes());
+    }
 }
 
 impl Drop for PgServer {
