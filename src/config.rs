@@ -635,6 +635,20 @@ mod tests {
         assert!(typo.contains("intervall"), "{typo}");
     }
 
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
+        /// Arbitrary files and TOML-shaped garbage: a config or an error, never a panic.
+        #[test]
+        fn any_file_is_a_config_or_an_error(text in "(?s).{0,300}",
+            key in "[a-z_.\\[\\]0-9]{1,30}", value in "[ -~]{0,30}") {
+            let _ = load_toml(&text, &[]);
+            let _ = load_toml(&format!("{key} = \"{value}\"\n[[regions.r.postgres]]\nname = \"n\"\nurl = \"postgresql://h/d\"\n"), &[]);
+            let _ = load_toml(&format!("[[regions.r.redis]]\nname = \"n\"\nurl = \"{value}\"\n"), &[]);
+            let _ = load_toml(&format!("[[regions.r.seaweedfs]]\nname = \"n\"\nurl = \"{value}\"\n"), &[]);
+            let _ = load_toml(&format!("[[regions.r.postgres]]\nname = \"n\"\nurl = \"{value}\"\n"), &[]);
+        }
+    }
+
     #[test]
     fn postgres_tls_modes() {
         let dir = tempfile::tempdir().unwrap();

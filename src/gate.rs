@@ -381,6 +381,22 @@ mod tests {
         assert_eq!(s.max_data_age, AGE);
     }
 
+    proptest::proptest! {
+        /// Arbitrary query strings (what any HTTP client can send) are a spec
+        /// or an error naming a parameter: never a panic.
+        #[test]
+        fn any_query_string_is_a_spec_or_an_error(query in "(?s).{0,200}",
+            key in "(max_lag|max_lag_bytes|for|max_data_age|system|kind|link|[a-z_]{1,12})",
+            value in "(?s).{0,40}") {
+            let _ = GateSpec::from_query(&query, AGE);
+            let pair: String = form_urlencoded::Serializer::new(String::new()).append_pair(&key, &value).finish();
+            match GateSpec::from_query(&pair, AGE) {
+                Ok(spec) => proptest::prop_assert!(spec.hold <= RETENTION),
+                Err(e) => proptest::prop_assert!(!e.param.is_empty() && !e.message.is_empty()),
+            }
+        }
+    }
+
     #[test]
     fn the_argo_example_query_is_valid() {
         let template = include_str!("../deploy/ci/argo-analysistemplate.yaml");
