@@ -15,3 +15,4 @@ pub mod snapshot;
 pub mod sources;
 pub mod topology;
 pub mod web;
+pub mod web_security;

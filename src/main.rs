@@ -36,6 +36,9 @@ enum Command {
         /// Listen address; overrides server.listen.
         #[arg(long)]
         listen: Option<std::net::SocketAddr>,
+        /// TLS and basic auth for replag's own HTTP server (Prometheus exporter web config format).
+        #[arg(long = "web.config.file", env = "REPLAG_WEB_CONFIG_FILE")]
+        web_config: Option<PathBuf>,
     },
     /// Poll every node twice, print nodes and links; exit 1 if a node is unreachable.
     Check {
@@ -161,12 +164,20 @@ fn main() -> ExitCode {
     };
     runtime.block_on(async {
         match cli.command {
-            Command::Serve { config, listen } => match load(&config) {
+            Command::Serve { config, listen, web_config } => match load(&config) {
                 Ok(mut cfg) => {
                     if let Some(listen) = listen {
                         cfg.listen = listen;
                     }
-                    serve(cfg).await
+                    let security = match web_config.as_deref().map(replag::web_security::WebSecurity::open) {
+                        None => None,
+                        Some(Ok(s)) => Some(Arc::new(s)),
+                        Some(Err(e)) => {
+                            eprintln!("replag: --web.config.file: {e}");
+                            return ExitCode::from(2);
+                        }
+                    };
+                    serve(cfg, security).await
                 }
                 Err(code) => code,
             },
@@ -194,7 +205,7 @@ fn main() -> ExitCode {
     })
 }
 
-async fn serve(cfg: Config) -> ExitCode {
+async fn serve(cfg: Config, security: Option<Arc<replag::web_security::WebSecurity>>) -> ExitCode {
     let listener = match server::bind(cfg.listen).await {
         Ok(l) => l,
         Err(e) => {
@@ -215,7 +226,7 @@ async fn serve(cfg: Config) -> ExitCode {
         "replag serving /metrics, /healthz, /api/v1/status"
     );
     let gates = Arc::new(server::Gates { default_max_data_age: cfg.default_max_data_age(), named: cfg.gates.clone() });
-    let result = server::serve(listener, snapshot_rx, gates, shutdown_signal()).await;
+    let result = server::serve(listener, snapshot_rx, gates, security, shutdown_signal()).await;
     for task in pollers {
         task.abort();
     }

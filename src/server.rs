@@ -19,6 +19,7 @@ use tokio::sync::watch;
 
 use crate::gate::{self, GateError, GateSpec};
 use crate::snapshot::Snapshot;
+use crate::web_security::{WebConfig, WebSecurity};
 use crate::{metrics, web};
 
 /// What every request may read besides the snapshot.
@@ -147,11 +148,13 @@ fn truncate(s: &str, max: usize) -> &str {
 }
 
 /// Serve until `shutdown` resolves. Then idle connections close at once and
-/// requests in flight get up to `DRAIN` to finish.
+/// requests in flight get up to `DRAIN` to finish. With a web config, TLS
+/// and basic auth apply as it says (re-read when it changes).
 pub async fn serve(
     listener: TcpListener,
     snapshots: watch::Receiver<Arc<Snapshot>>,
     gates: Arc<Gates>,
+    security: Option<Arc<WebSecurity>>,
     shutdown: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
     let mut shutdown = std::pin::pin!(shutdown);
@@ -168,24 +171,37 @@ pub async fn serve(
             },
             _ = &mut shutdown => break,
         };
-        let snapshots = snapshots.clone();
-        let gates = gates.clone();
-        let service = service_fn(move |request: Request<Incoming>| {
-            let snapshot = snapshots.borrow().clone();
-            let gates = gates.clone();
-            async move {
-                let uri = request.uri();
-                Ok::<_, Infallible>(handle(request.method(), uri.path(), uri.query(), &snapshot, &gates))
-            }
-        });
-        let connection = http1::Builder::new()
-            .timer(TokioTimer::new())
-            .header_read_timeout(HEADER_TIMEOUT)
-            .max_buf_size(64 * 1024)
-            .serve_connection(TokioIo::new(stream), service);
-        let connection = graceful.watch(connection);
+        // TLS settings apply per connection, users per request: a reloaded
+        // file takes effect on kept-alive connections too.
+        let web = security.as_ref().map(|s| s.current());
+        let service = {
+            let (snapshots, gates, security) = (snapshots.clone(), gates.clone(), security.clone());
+            service_fn(move |request: Request<Incoming>| {
+                let snapshot = snapshots.borrow().clone();
+                let gates = gates.clone();
+                let web = security.as_ref().map(|s| s.current());
+                async move { Ok::<_, Infallible>(authorized_handle(request, &snapshot, &gates, web).await) }
+            })
+        };
+        let watcher = graceful.watcher();
         tokio::spawn(async move {
-            if let Err(e) = connection.await {
+            let builder = {
+                let mut b = http1::Builder::new();
+                b.timer(TokioTimer::new()).header_read_timeout(HEADER_TIMEOUT).max_buf_size(64 * 1024);
+                b
+            };
+            let result = match web.as_ref().and_then(|w| w.tls.clone()) {
+                Some(acceptor) => match tokio::time::timeout(HEADER_TIMEOUT, acceptor.accept(stream)).await {
+                    Ok(Ok(tls)) => watcher.watch(builder.serve_connection(TokioIo::new(tls), service)).await,
+                    Ok(Err(e)) => {
+                        tracing::debug!(%peer, error = %e, "TLS handshake failed");
+                        return;
+                    }
+                    Err(_) => return,
+                },
+                None => watcher.watch(builder.serve_connection(TokioIo::new(stream), service)).await,
+            };
+            if let Err(e) = result {
                 tracing::debug!(%peer, error = %e, "connection ended with an error");
             }
         });
@@ -194,6 +210,29 @@ pub async fn serve(
         tracing::warn!("requests still in flight after {} s; stopping anyway", DRAIN.as_secs());
     }
     Ok(())
+}
+
+/// `/healthz` stays open; everything else needs the web config's basic auth
+/// when it lists users. bcrypt is slow on purpose: it runs off the runtime.
+async fn authorized_handle(
+    request: Request<Incoming>,
+    snapshot: &Snapshot,
+    gates: &Gates,
+    web: Option<Arc<WebConfig>>,
+) -> Response<Body> {
+    let uri = request.uri();
+    if let Some(web) = web.filter(|w| !w.users.is_empty() && uri.path() != "/healthz") {
+        let header = request.headers().get(hyper::header::AUTHORIZATION).map(|h| h.as_bytes().to_vec());
+        let allowed = tokio::task::spawn_blocking(move || web.authorized(header.as_deref())).await.unwrap_or(false);
+        if !allowed {
+            let mut response = text(StatusCode::UNAUTHORIZED, "authentication required\n");
+            response
+                .headers_mut()
+                .insert(hyper::header::WWW_AUTHENTICATE, HeaderValue::from_static("Basic realm=\"replag\""));
+            return response;
+        }
+    }
+    handle(request.method(), uri.path(), uri.query(), snapshot, gates)
 }
 
 /// How long requests in flight may take to finish at shutdown.

@@ -145,6 +145,16 @@ pub fn write_config(dir: &Path, port: u16, body: &str) -> PathBuf {
 impl Replag {
     /// Start `replag serve` with `body` as config and wait until it answers.
     pub async fn start(body: &str, env: &[(&str, &str)]) -> Replag {
+        let replag = Self::spawn(body, env, &[]);
+        wait_for("replag to answer /healthz", Duration::from_secs(20), || async {
+            replag.get("/healthz").await.ok().filter(|(status, _)| *status == 200)
+        })
+        .await;
+        replag
+    }
+
+    /// Start `replag serve` with extra arguments; the caller waits for it.
+    pub fn spawn(body: &str, env: &[(&str, &str)], extra_args: &[&str]) -> Replag {
         let dir = tempfile::tempdir().unwrap();
         let port = free_port();
         let config_path = write_config(dir.path(), port, body);
@@ -153,18 +163,14 @@ impl Replag {
         let child = Command::new(replag_bin())
             .args(["serve", "--config"])
             .arg(&config_path)
+            .args(extra_args)
             .envs(env.iter().copied())
             .env("REPLAG_LOG", "info,replag=debug")
             .stdout(log.try_clone().unwrap())
             .stderr(log)
             .spawn()
             .expect("replag starts");
-        let replag = Replag { child, port, log_path, config_path, _dir: dir, http: reqwest::Client::new() };
-        wait_for("replag to answer /healthz", Duration::from_secs(20), || async {
-            replag.get("/healthz").await.ok().filter(|(status, _)| *status == 200)
-        })
-        .await;
-        replag
+        Replag { child, port, log_path, config_path, _dir: dir, http: reqwest::Client::new() }
     }
 
     pub fn url(&self, path: &str) -> String {
