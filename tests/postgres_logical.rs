@@ -65,7 +65,10 @@ async fn wait_until(replag: &Replag, what: &str, limit: Duration, ok: impl Fn(&S
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn idle_subscription_reports_zero() {
     let (_publisher, _subscriber, replag) = pub_sub("lidle").await;
-    wait_until(&replag, "the logical link to be up", Duration::from_secs(20), |s| link_up(s) == Some(1.0)).await;
+    wait_until(&replag, "the logical link to be up and measured", Duration::from_secs(20), |s| {
+        link_up(s) == Some(1.0) && lag(s).0.is_some()
+    })
+    .await;
     let started = Instant::now();
     let mut scrapes = 0;
     while started.elapsed() < Duration::from_secs(10) {

@@ -47,8 +47,10 @@ async fn wait_for_lag(replag: &Replag, what: &str, limit: Duration, ok: impl Fn(
 async fn idle_primary_and_caught_up_standby_report_zero() {
     let (primary, standby) = pair("idle").await;
     let replag = Replag::start(&pair_config(&primary, &standby), &[]).await;
-    wait_for("the link to be up", Duration::from_secs(20), || async {
-        (link_up(&replag.scrape().await) == Some(1.0)).then_some(())
+    // Up, and measured: the primary's own first poll (its WAL history) is in.
+    wait_for("the link to be up and measured", Duration::from_secs(20), || async {
+        let s = replag.scrape().await;
+        (link_up(&s) == Some(1.0) && lag_seconds(&s).is_some()).then_some(())
     })
     .await;
     let started = Instant::now();
@@ -246,7 +248,7 @@ async fn failing_nodes_are_down_with_a_reason_and_never_leak_the_password() {
         let reported = [("bad-password", "auth"), ("refused", "connect"), ("hung", "timeout")]
             .iter()
             .all(|(n, reason)| s.get("replag_node_failing", &[("node", n), ("reason", reason)]) == Some(1.0));
-        (reported && link_up(&s) == Some(1.0)).then_some(s)
+        (reported && link_up(&s) == Some(1.0) && lag_seconds(&s).is_some()).then_some(s)
     })
     .await;
     for (node, reason) in [("bad-password", "auth"), ("refused", "connect"), ("hung", "timeout")] {

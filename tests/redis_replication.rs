@@ -45,7 +45,10 @@ async fn wait_until(replag: &Replag, what: &str, limit: Duration, ok: impl Fn(&S
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn idle_caught_up_replica_reports_zero() {
     let (master, _replica, replag) = start_pair().await;
-    wait_until(&replag, "the link to be up", Duration::from_secs(20), |s| link_up(s) == Some(1.0)).await;
+    wait_until(&replag, "the link to be up and measured", Duration::from_secs(20), |s| {
+        link_up(s) == Some(1.0) && lag(s).0.is_some()
+    })
+    .await;
     let offset_before = master.info("replication").await;
     let started = Instant::now();
     let mut scrapes = 0;
@@ -107,8 +110,11 @@ async fn frozen_replica_lag_grows_one_second_per_second_then_recovers() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killed_replica_is_a_down_link_and_gone_from_the_master() {
     let (_master, mut replica, replag) = start_pair().await;
-    wait_until(&replag, "the link to be up", Duration::from_secs(20), |s| link_up(s) == Some(1.0)).await;
-    let before = replag.scrape().await;
+    // Seen from both ends: the master's own report lists the replica.
+    let before = wait_until(&replag, "the link to be up, seen by the master", Duration::from_secs(20), |s| {
+        link_up(s) == Some(1.0) && s.get("replag_redis_connected_replicas", &[("node", "master")]).is_some()
+    })
+    .await;
     assert_eq!(before.get("replag_redis_connected_replicas", &[("node", "master")]), Some(1.0));
     replica.kill();
     let down =
