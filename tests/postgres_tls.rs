@@ -4,77 +4,11 @@
 
 mod common;
 
-use std::path::Path;
 use std::time::Duration;
 
 use common::postgres::{primary, MONITOR_PASSWORD, MONITOR_USER};
+use common::tls::{make_ca, make_signed};
 use common::{wait_for, Replag};
-
-fn openssl(dir: &Path, args: &[&str]) {
-    let out = std::process::Command::new("openssl").args(args).current_dir(dir).output().expect("openssl is installed");
-    assert!(out.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
-}
-
-fn make_ca(dir: &Path, name: &str) {
-    openssl(
-        dir,
-        &[
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-keyout",
-            &format!("{name}.key"),
-            "-out",
-            &format!("{name}.pem"),
-            "-days",
-            "2",
-            "-subj",
-            &format!("/CN={name}"),
-        ],
-    );
-}
-
-/// A server certificate signed by `ca` for the given subjectAltName.
-fn make_server_cert(dir: &Path, ca: &str, name: &str, san: &str) {
-    std::fs::write(dir.join(format!("{name}.ext")), format!("subjectAltName={san}\n")).unwrap();
-    openssl(
-        dir,
-        &[
-            "req",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-keyout",
-            &format!("{name}.key"),
-            "-out",
-            &format!("{name}.csr"),
-            "-subj",
-            "/CN=postgres",
-        ],
-    );
-    openssl(
-        dir,
-        &[
-            "x509",
-            "-req",
-            "-in",
-            &format!("{name}.csr"),
-            "-CA",
-            &format!("{ca}.pem"),
-            "-CAkey",
-            &format!("{ca}.key"),
-            "-CAcreateserial",
-            "-out",
-            &format!("{name}.pem"),
-            "-days",
-            "2",
-            "-extfile",
-            &format!("{name}.ext"),
-        ],
-    );
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tls_verifies_the_server_and_refuses_what_it_should() {
@@ -82,8 +16,8 @@ async fn tls_verifies_the_server_and_refuses_what_it_should() {
     let d = certs.path();
     make_ca(d, "good-ca");
     make_ca(d, "other-ca");
-    make_server_cert(d, "good-ca", "server-ip", "IP:127.0.0.1");
-    make_server_cert(d, "good-ca", "server-elsewhere", "DNS:db.elsewhere.example");
+    make_signed(d, "good-ca", "server-ip", "subjectAltName=IP:127.0.0.1");
+    make_signed(d, "good-ca", "server-elsewhere", "subjectAltName=DNS:db.elsewhere.example");
 
     let server = |cert: &'static str| async move {
         let pg = primary(&format!("tls-{cert}")).await;

@@ -6,6 +6,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::redis::{pair_config, RedisServer, RedisWorkload, PASSWORD};
+use common::tls::{make_ca, make_signed};
 use common::{run_replag, wait_for, Replag, Scrape};
 
 const LINK: [(&str, &str); 6] = [
@@ -235,80 +236,15 @@ async fn master_with_replicas_in_two_regions_has_one_link_each() {
     assert_eq!(s.get("replag_redis_connected_replicas", &[("node", "master")]), Some(2.0));
 }
 
-fn openssl(dir: &std::path::Path, args: &[&str]) {
-    let out = std::process::Command::new("openssl").args(args).current_dir(dir).output().expect("openssl is installed");
-    assert!(out.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
-}
-
-/// A CA and, if `server` is set, a server certificate for 127.0.0.1 signed by it.
-fn make_ca(dir: &std::path::Path, name: &str, server: bool) {
-    let (key, pem) = (format!("{name}.key"), format!("{name}.pem"));
-    openssl(
-        dir,
-        &[
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-keyout",
-            &key,
-            "-out",
-            &pem,
-            "-days",
-            "2",
-            "-subj",
-            &format!("/CN={name}"),
-        ],
-    );
-    if server {
-        std::fs::write(dir.join("ext"), "subjectAltName=IP:127.0.0.1,DNS:localhost\n").unwrap();
-        openssl(
-            dir,
-            &[
-                "req",
-                "-newkey",
-                "rsa:2048",
-                "-nodes",
-                "-keyout",
-                "server.key",
-                "-out",
-                "server.csr",
-                "-subj",
-                "/CN=127.0.0.1",
-            ],
-        );
-        openssl(
-            dir,
-            &[
-                "x509",
-                "-req",
-                "-in",
-                "server.csr",
-                "-CA",
-                &pem,
-                "-CAkey",
-                &key,
-                "-CAcreateserial",
-                "-out",
-                "server.pem",
-                "-days",
-                "2",
-                "-extfile",
-                "ext",
-            ],
-        );
-    }
-}
-
 /// `rediss://` with certificate verification: a server whose certificate the
 /// configured CA signed is up; the same server checked against another CA is
 /// refused (reason connect), never silently accepted.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rediss_verifies_the_server_certificate() {
     let dir = tempfile::tempdir().unwrap();
-    make_ca(dir.path(), "good-ca", true);
-    make_ca(dir.path(), "other-ca", false);
+    make_ca(dir.path(), "good-ca");
+    make_ca(dir.path(), "other-ca");
+    make_signed(dir.path(), "good-ca", "server", "subjectAltName=IP:127.0.0.1,DNS:localhost");
     let port = common::free_port();
     let mut server = std::process::Command::new("redis-server")
         .args(["--port", "0", "--tls-port", &port.to_string(), "--bind", "127.0.0.1", "--save", ""])

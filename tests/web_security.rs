@@ -6,6 +6,7 @@ mod common;
 use std::path::Path;
 use std::time::{Duration, SystemTime};
 
+use common::tls::{make_ca, make_signed};
 use common::{free_port, run_replag, wait_for, Replag};
 
 const NODE: &str = "[[regions.r.postgres]]\nname = \"n\"\nurl = \"postgresql://u@127.0.0.1:1/db\"\n";
@@ -67,76 +68,14 @@ async fn basic_auth_protects_everything_but_healthz_and_reloads() {
     assert!(!replag.log().contains("alice-pw") && !replag.log().contains("bob-pw"));
 }
 
-fn openssl(dir: &Path, args: &[&str]) {
-    let out = std::process::Command::new("openssl").args(args).current_dir(dir).output().expect("openssl is installed");
-    assert!(out.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
-}
-
-fn signed(dir: &Path, ca: &str, name: &str, ext: &str) {
-    std::fs::write(dir.join(format!("{name}.ext")), ext).unwrap();
-    openssl(
-        dir,
-        &[
-            "req",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-keyout",
-            &format!("{name}.key"),
-            "-out",
-            &format!("{name}.csr"),
-            "-subj",
-            &format!("/CN={name}"),
-        ],
-    );
-    openssl(
-        dir,
-        &[
-            "x509",
-            "-req",
-            "-in",
-            &format!("{name}.csr"),
-            "-CA",
-            &format!("{ca}.pem"),
-            "-CAkey",
-            &format!("{ca}.key"),
-            "-CAcreateserial",
-            "-out",
-            &format!("{name}.pem"),
-            "-days",
-            "2",
-            "-extfile",
-            &format!("{name}.ext"),
-        ],
-    );
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tls_with_required_client_certificates() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    for ca in ["server-ca", "client-ca"] {
-        openssl(
-            d,
-            &[
-                "req",
-                "-x509",
-                "-newkey",
-                "rsa:2048",
-                "-nodes",
-                "-keyout",
-                &format!("{ca}.key"),
-                "-out",
-                &format!("{ca}.pem"),
-                "-days",
-                "2",
-                "-subj",
-                &format!("/CN={ca}"),
-            ],
-        );
-    }
-    signed(d, "server-ca", "server", "subjectAltName=IP:127.0.0.1\n");
-    signed(d, "client-ca", "scraper", "extendedKeyUsage=clientAuth\n");
+    make_ca(d, "server-ca");
+    make_ca(d, "client-ca");
+    make_signed(d, "server-ca", "server", "subjectAltName=IP:127.0.0.1");
+    make_signed(d, "client-ca", "scraper", "extendedKeyUsage=clientAuth");
     let web = d.join("web.yml");
     std::fs::write(
         &web,

@@ -6,6 +6,7 @@ pub mod postgres;
 pub mod prometheus;
 pub mod redis;
 pub mod seaweedfs;
+pub mod tls;
 
 use std::collections::BTreeMap;
 use std::future::Future;
