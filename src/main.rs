@@ -177,7 +177,7 @@ fn main() -> ExitCode {
                             return ExitCode::from(2);
                         }
                     };
-                    serve(cfg, security).await
+                    serve(cfg, config.config.clone(), security).await
                 }
                 Err(code) => code,
             },
@@ -205,7 +205,11 @@ fn main() -> ExitCode {
     })
 }
 
-async fn serve(cfg: Config, security: Option<Arc<replag::web_security::WebSecurity>>) -> ExitCode {
+async fn serve(
+    cfg: Config,
+    config_path: Option<PathBuf>,
+    security: Option<Arc<replag::web_security::WebSecurity>>,
+) -> ExitCode {
     let listener = match server::bind(cfg.listen).await {
         Ok(l) => l,
         Err(e) => {
@@ -217,19 +221,67 @@ async fn serve(cfg: Config, security: Option<Arc<replag::web_security::WebSecuri
     let started = SystemTime::now();
     let (snapshot_tx, snapshot_rx) = watch::channel(Arc::new(Snapshot::empty(started)));
     let (report_tx, report_rx) = mpsc::channel(4096);
-    let pollers = poller::spawn_all(&cfg.nodes, cfg.poll, report_tx);
-    let engine = tokio::spawn(lag::run(Engine::new(cfg.nodes.clone(), started), report_rx, snapshot_tx));
+    let (reconfigure_tx, reconfigure_rx) = mpsc::channel(4);
+    let mut pollers = poller::spawn_all(&cfg.nodes, cfg.poll, report_tx);
+    let engine =
+        tokio::spawn(lag::run(Engine::new(cfg.nodes.clone(), started), report_rx, reconfigure_rx, snapshot_tx));
+    let gates_of = |cfg: &Config, last_reload| {
+        Arc::new(server::Gates {
+            default_max_data_age: cfg.default_max_data_age(),
+            named: cfg.gates.clone(),
+            last_reload,
+        })
+    };
+    let (gates_tx, gates_rx) = watch::channel(gates_of(&cfg, None));
     tracing::info!(
         listen = %local,
         nodes = cfg.nodes.len(),
         interval = %humantime::format_duration(cfg.poll.interval),
-        "replag serving /metrics, /healthz, /api/v1/status"
+        "replag serving /metrics, /gate, /healthz, /api/v1/status"
     );
-    let gates = Arc::new(server::Gates { default_max_data_age: cfg.default_max_data_age(), named: cfg.gates.clone() });
-    let result = server::serve(listener, snapshot_rx, gates, security, shutdown_signal()).await;
-    for task in pollers {
-        task.abort();
-    }
+    // SIGHUP: load the config again; take it whole or keep the old one.
+    let reloader = tokio::spawn(async move {
+        #[cfg(unix)]
+        {
+            let Ok(mut hangup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) else { return };
+            let mut listen = cfg.listen;
+            while hangup.recv().await.is_some() {
+                match config::load(config_path.as_deref()) {
+                    Ok(new) => {
+                        if new.listen != listen {
+                            tracing::warn!(listen = %new.listen, "server.listen changes take a restart; still listening on the old address");
+                        }
+                        listen = new.listen;
+                        let (tx, rx) = mpsc::channel(4096);
+                        for task in pollers.drain(..) {
+                            task.abort();
+                        }
+                        // Gates first: a snapshot of the new nodes never meets the old gates.
+                        gates_tx.send_replace(gates_of(&new, Some((true, SystemTime::now()))));
+                        pollers = poller::spawn_all(&new.nodes, new.poll, tx);
+                        if reconfigure_tx
+                            .send(lag::Reconfigure { specs: new.nodes.clone(), reports: rx })
+                            .await
+                            .is_err()
+                        {
+                            return;
+                        }
+                        tracing::info!(nodes = new.nodes.len(), gates = new.gates.len(), "config reloaded");
+                    }
+                    Err(e) => {
+                        tracing::error!(error = %e, "config reload refused; the previous config stays in force");
+                        let mut kept = (*gates_tx.borrow()).as_ref().clone();
+                        kept.last_reload = Some((false, SystemTime::now()));
+                        gates_tx.send_replace(Arc::new(kept));
+                    }
+                }
+            }
+        }
+        #[cfg(not(unix))]
+        let _ = (cfg, config_path, pollers, reconfigure_tx, gates_tx);
+    });
+    let result = server::serve(listener, snapshot_rx, gates_rx, security, shutdown_signal()).await;
+    reloader.abort();
     engine.abort();
     match result {
         Ok(()) => {

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use prometheus::core::Collector;
-use prometheus::{Encoder, GaugeVec, IntCounterVec, Opts, Registry, TextEncoder};
+use prometheus::{Encoder, Gauge, GaugeVec, IntCounterVec, Opts, Registry, TextEncoder};
 
 use crate::server::Gates;
 use crate::snapshot::{to_unix, LinkView, NodeView, Snapshot};
@@ -20,9 +20,19 @@ pub fn build_revision() -> &'static str {
     option_env!("REPLAG_GIT_REVISION").unwrap_or("unknown")
 }
 
-/// The snapshot's metrics text, rendered once and shared by every scrape.
+/// The snapshot's metrics text, rendered once (per gates in force) and
+/// shared by every scrape.
 pub fn rendered(snapshot: &Snapshot, gates: &Gates) -> Arc<str> {
-    snapshot.rendered_metrics.get_or_init(|| render(snapshot, gates).into()).clone()
+    let key = gates as *const Gates as usize;
+    let mut cache = snapshot.rendered_metrics.lock().unwrap_or_else(|e| e.into_inner());
+    match &*cache {
+        Some((k, text)) if *k == key => text.clone(),
+        _ => {
+            let text: Arc<str> = render(snapshot, gates).into();
+            *cache = Some((key, text.clone()));
+            text
+        }
+    }
 }
 
 struct Families {
@@ -32,6 +42,13 @@ struct Families {
 impl Families {
     fn gauge(&self, name: &str, help: &str, labels: &[&str]) -> GaugeVec {
         let g = GaugeVec::new(Opts::new(name, help), labels).expect("valid metric definition");
+        self.register(Box::new(g.clone()));
+        g
+    }
+
+    /// A family without labels.
+    fn plain_gauge(&self, name: &str, help: &str) -> Gauge {
+        let g = Gauge::with_opts(Opts::new(name, help)).expect("valid metric definition");
         self.register(Box::new(g.clone()));
         g
     }
@@ -79,6 +96,13 @@ pub fn render(s: &Snapshot, gates: &Gates) -> String {
 
     let build = f.gauge("replag_build_info", "replag version and revision; always 1.", &["version", "revision"]);
     build.with_label_values(&[env!("CARGO_PKG_VERSION"), build_revision()]).set(1.0);
+
+    if let Some((ok, at)) = gates.last_reload {
+        let help = "1 if the last SIGHUP reload of the config was taken, 0 if it was refused.";
+        f.plain_gauge("replag_config_last_reload_successful", help).set(bool_value(ok));
+        f.plain_gauge("replag_config_last_reload_timestamp_seconds", "Unix time of the last SIGHUP reload attempt.")
+            .set(to_unix(at));
+    }
 
     // ---- nodes
     let node_up = f.gauge("replag_node_up", "1 if the last poll of the node succeeded, else 0.", NODE_LABELS);
@@ -499,5 +523,26 @@ fn render_seaweedfs(f: &Families, s: &Snapshot) {
             missing_dc.with_label_values(&v).set(g.missing_datacenter as f64);
             writable.with_label_values(&v).set(g.writable as f64);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::{Duration, SystemTime};
+
+    #[test]
+    fn reload_status_is_rendered() {
+        let snapshot = Snapshot::empty(SystemTime::now());
+        let gates = Gates {
+            last_reload: Some((false, SystemTime::now())),
+            default_max_data_age: Duration::from_secs(10),
+            ..Default::default()
+        };
+        let text = render(&snapshot, &gates);
+        assert!(text.contains("replag_config_last_reload_successful 0"), "{text}");
+        assert!(text.contains("replag_config_last_reload_timestamp_seconds "), "{text}");
+        let fresh = Gates::default();
+        assert!(!render(&snapshot, &fresh).contains("replag_config_last_reload"), "absent before any reload");
     }
 }

@@ -22,12 +22,15 @@ use crate::snapshot::Snapshot;
 use crate::web_security::{WebConfig, WebSecurity};
 use crate::{metrics, web};
 
-/// What every request may read besides the snapshot.
+/// What every request may read besides the snapshot: the gates of the
+/// configuration in force, and how its last reload went.
 #[derive(Debug, Clone, Default)]
 pub struct Gates {
     pub named: std::collections::BTreeMap<String, GateSpec>,
     /// `max_data_age` for ad-hoc gates that do not set it.
     pub default_max_data_age: Duration,
+    /// The last SIGHUP reload: whether it was taken, and when.
+    pub last_reload: Option<(bool, std::time::SystemTime)>,
 }
 
 /// A client gets this long to send its request headers.
@@ -153,7 +156,7 @@ fn truncate(s: &str, max: usize) -> &str {
 pub async fn serve(
     listener: TcpListener,
     snapshots: watch::Receiver<Arc<Snapshot>>,
-    gates: Arc<Gates>,
+    gates: watch::Receiver<Arc<Gates>>,
     security: Option<Arc<WebSecurity>>,
     shutdown: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
@@ -178,7 +181,7 @@ pub async fn serve(
             let (snapshots, gates, security) = (snapshots.clone(), gates.clone(), security.clone());
             service_fn(move |request: Request<Incoming>| {
                 let snapshot = snapshots.borrow().clone();
-                let gates = gates.clone();
+                let gates = gates.borrow().clone();
                 let web = security.as_ref().map(|s| s.current());
                 async move { Ok::<_, Infallible>(authorized_handle(request, &snapshot, &gates, web).await) }
             })

@@ -2,7 +2,7 @@
 //! batch of polls and swapped in atomically. A scrape or API call reads one
 //! snapshot and never touches a database.
 
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
 use serde::Serialize;
@@ -21,9 +21,10 @@ pub struct Snapshot {
     pub postgres: PgDetails,
     pub redis: RedisDetails,
     pub seaweedfs: SeaweedDetails,
-    /// `/metrics` text, rendered on first request.
+    /// `/metrics` text, rendered on first request, for the gates in force
+    /// then (keyed by their address: a reload swaps them).
     #[serde(skip)]
-    pub(crate) rendered_metrics: OnceLock<Arc<str>>,
+    pub(crate) rendered_metrics: Mutex<Option<(usize, Arc<str>)>>,
 }
 
 impl Snapshot {
@@ -37,7 +38,7 @@ impl Snapshot {
             postgres: PgDetails::default(),
             redis: RedisDetails::default(),
             seaweedfs: SeaweedDetails::default(),
-            rendered_metrics: OnceLock::new(),
+            rendered_metrics: Mutex::new(None),
         }
     }
 }

@@ -26,3 +26,58 @@ async fn sigterm_and_sigint_stop_replag_cleanly() {
         assert!(replag.log().contains("shut down"), "{}", replag.log());
     }
 }
+
+/// SIGHUP: a valid new config adds nodes and swaps gates without a restart;
+/// an invalid one is refused, the old one stays, and both are visible.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sighup_reloads_the_config_or_keeps_the_old_one() {
+    let node = |name: &str| {
+        format!("[[regions.r.postgres]]\nname = \"{name}\"\nurl = \"postgresql://u:p@127.0.0.1:{}/db\"\n", free_port())
+    };
+    let first = format!("[poll]\ninterval = \"200ms\"\n\n{}\n[gates.alpha]\nmax_lag = \"1s\"\n", node("one"));
+    let mut replag = Replag::start(&first, &[]).await;
+    let hangup = |pid: u32| {
+        let status = std::process::Command::new("kill").args(["-HUP", &pid.to_string()]).status().unwrap();
+        assert!(status.success());
+    };
+    assert_eq!(replag.get("/gate/alpha").await.unwrap().0, 503, "alpha exists (and fails closed: no node answers)");
+
+    // Valid: a second node and a different gate.
+    let header = format!("[server]\nlisten = \"127.0.0.1:{}\"\n\n", replag.port);
+    std::fs::write(
+        &replag.config_path,
+        format!(
+            "{header}[poll]\ninterval = \"200ms\"\n\n{}\n{}\n[gates.beta]\nmax_lag = \"2s\"\n",
+            node("one"),
+            node("two")
+        ),
+    )
+    .unwrap();
+    hangup(replag.pid());
+    let s = common::wait_for("the new config to be in force", Duration::from_secs(10), || async {
+        let s = replag.scrape().await;
+        let in_force = s.get("replag_node_up", &[("node", "two")]).is_some()
+            && s.get("replag_config_last_reload_successful", &[]).is_some();
+        (in_force && replag.get("/gate/beta").await.ok()?.0 != 404).then_some(s)
+    })
+    .await;
+    assert_eq!(s.get("replag_config_last_reload_successful", &[]), Some(1.0));
+    assert_eq!(replag.get("/gate/alpha").await.unwrap().0, 404, "a removed gate is gone");
+
+    // Invalid: refused, and the config in force stays.
+    std::fs::write(&replag.config_path, format!("{header}[poll]\ninterval = \"never\"\n")).unwrap();
+    hangup(replag.pid());
+    let s = common::wait_for("the refusal to show", Duration::from_secs(10), || async {
+        let s = replag.scrape().await;
+        (s.get("replag_config_last_reload_successful", &[]) == Some(0.0)).then_some(s)
+    })
+    .await;
+    assert!(s.get("replag_node_up", &[("node", "two")]).is_some(), "the previous config stays");
+    assert_ne!(replag.get("/gate/beta").await.unwrap().0, 404);
+    assert!(
+        replag.log().contains("config reload refused") && replag.log().contains("poll.interval"),
+        "{}",
+        replag.log()
+    );
+    assert!(replag.is_running());
+}

@@ -314,12 +314,60 @@ impl From<Lag> for LagView {
     }
 }
 
-/// Feed reports into the engine and publish a snapshot after each batch.
-pub async fn run(mut engine: Engine, mut reports: mpsc::Receiver<NodeReport>, publish: watch::Sender<Arc<Snapshot>>) {
-    while let Some(report) = reports.recv().await {
-        engine.ingest(report);
-        while let Ok(report) = reports.try_recv() {
-            engine.ingest(report);
+/// A new configuration for a running engine (SIGHUP): its nodes, and the
+/// channel their new pollers report on. The old channel is dropped, so the
+/// old pollers' next report fails and they stop.
+pub struct Reconfigure {
+    pub specs: Vec<NodeSpec>,
+    pub reports: mpsc::Receiver<NodeReport>,
+}
+
+impl Engine {
+    /// The engine for new node specs, keeping what is keyed by identity
+    /// rather than by position in the node list: source position histories
+    /// (by stream), gate tracks (by link), outage starts (by link).
+    pub fn reconfigured(self, specs: Vec<NodeSpec>) -> Engine {
+        let mut next = Engine::new(specs, self.started_at);
+        next.histories = self.histories;
+        next.tracks = self.tracks;
+        next.down_since = self.down_since;
+        next
+    }
+}
+
+/// Feed reports into the engine and publish a snapshot after each batch;
+/// switch to a new configuration when one arrives.
+pub async fn run(
+    mut engine: Engine,
+    mut reports: mpsc::Receiver<NodeReport>,
+    mut reconfigure: mpsc::Receiver<Reconfigure>,
+    publish: watch::Sender<Arc<Snapshot>>,
+) {
+    // The old pollers may stop (closing their channel) before the switch to
+    // the new one arrives: only both channels closed ends the engine.
+    let (mut reports_open, mut reconfigure_open) = (true, true);
+    loop {
+        tokio::select! {
+            report = reports.recv(), if reports_open => {
+                let Some(report) = report else {
+                    reports_open = false;
+                    continue;
+                };
+                engine.ingest(report);
+                while let Ok(report) = reports.try_recv() {
+                    engine.ingest(report);
+                }
+            }
+            change = reconfigure.recv(), if reconfigure_open => {
+                let Some(change) = change else {
+                    reconfigure_open = false;
+                    continue;
+                };
+                engine = engine.reconfigured(change.specs);
+                reports = change.reports;
+                reports_open = true;
+            }
+            else => return,
         }
         publish.send_replace(Arc::new(engine.snapshot(Instant::now(), SystemTime::now())));
     }
