@@ -7,7 +7,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::postgres::{primary, subscribe, PgServer, Workload};
-use common::{wait_for, Replag, Scrape};
+use common::{Replag, Scrape};
 
 fn logical_link<'a>(source: &'a str, replica: &'a str) -> [(&'a str, &'a str); 4] {
     [("system", "postgres"), ("kind", "logical"), ("source", source), ("replica", replica)]
@@ -53,22 +53,15 @@ async fn pub_sub(prefix: &str) -> (PgServer, PgServer, Replag) {
     (publisher, subscriber, replag)
 }
 
-async fn wait_until(replag: &Replag, what: &str, limit: Duration, ok: impl Fn(&Scrape) -> bool) -> Scrape {
-    wait_for(what, limit, || async {
-        let s = replag.scrape().await;
-        ok(&s).then_some(s)
-    })
-    .await
-}
-
 /// Case 1: idle and caught up: 0 s, 0 bytes, link up, for a sustained period.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn idle_subscription_reports_zero() {
     let (_publisher, _subscriber, replag) = pub_sub("lidle").await;
-    wait_until(&replag, "the logical link to be up and measured", Duration::from_secs(20), |s| {
-        link_up(s) == Some(1.0) && lag(s).0.is_some()
-    })
-    .await;
+    replag
+        .wait_until("the logical link to be up and measured", Duration::from_secs(20), |s| {
+            link_up(s) == Some(1.0) && lag(s).0.is_some()
+        })
+        .await;
     let started = Instant::now();
     let mut scrapes = 0;
     while started.elapsed() < Duration::from_secs(10) {
@@ -94,16 +87,18 @@ async fn idle_subscription_reports_zero() {
 async fn disabled_subscription_is_down_and_lag_grows_then_catches_up() {
     let (publisher, subscriber, replag) = pub_sub("ldis").await;
     let _writes = Workload::start(&publisher, Duration::from_millis(50), Duration::from_secs(90)).await;
-    wait_until(&replag, "a caught-up logical link under writes", Duration::from_secs(20), |s| {
-        link_up(s) == Some(1.0) && lag(s).0.is_some_and(|l| l < 1.0)
-    })
-    .await;
+    replag
+        .wait_until("a caught-up logical link under writes", Duration::from_secs(20), |s| {
+            link_up(s) == Some(1.0) && lag(s).0.is_some_and(|l| l < 1.0)
+        })
+        .await;
     let disabled_at = Instant::now();
     subscriber.exec("ALTER SUBSCRIPTION sub DISABLE").await;
-    let first = wait_until(&replag, "the link to go down with lag growing", Duration::from_secs(15), |s| {
-        link_up(s) == Some(0.0) && lag(s).0.is_some_and(|l| l > 1.0)
-    })
-    .await;
+    let first = replag
+        .wait_until("the link to go down with lag growing", Duration::from_secs(15), |s| {
+            link_up(s) == Some(0.0) && lag(s).0.is_some_and(|l| l > 1.0)
+        })
+        .await;
     assert_eq!(first.get("replag_pg_subscription_enabled", &[("subscription", "sub")]), Some(0.0));
     let (t_a, (Some(lag_a), Some(bytes_a))) = (Instant::now(), lag(&first)) else { panic!("lag present") };
     // A measurement window, not a readiness wait: the slope is the assertion.
@@ -124,10 +119,11 @@ async fn disabled_subscription_is_down_and_lag_grows_then_catches_up() {
     assert!(status.contains("subscription sub is disabled"), "{status}");
 
     subscriber.exec("ALTER SUBSCRIPTION sub ENABLE").await;
-    let back = wait_until(&replag, "the link to catch up", Duration::from_secs(30), |s| {
-        link_up(s) == Some(1.0) && lag(s).0.is_some_and(|l| l < 1.0)
-    })
-    .await;
+    let back = replag
+        .wait_until("the link to catch up", Duration::from_secs(30), |s| {
+            link_up(s) == Some(1.0) && lag(s).0.is_some_and(|l| l < 1.0)
+        })
+        .await;
     println!("logical after enable: lag {:?}", lag(&back));
 }
 
@@ -135,21 +131,21 @@ async fn disabled_subscription_is_down_and_lag_grows_then_catches_up() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn apply_conflict_raises_the_error_counter_and_fails_the_link() {
     let (publisher, subscriber, replag) = pub_sub("lerr").await;
-    wait_until(&replag, "the logical link to be up", Duration::from_secs(20), |s| link_up(s) == Some(1.0)).await;
+    replag.wait_until("the logical link to be up", Duration::from_secs(20), |s| link_up(s) == Some(1.0)).await;
     subscriber.exec("INSERT INTO writes (id, payload) VALUES (1000000, 'already here')").await;
     publisher.exec("INSERT INTO writes (id, payload) VALUES (1000000, 'conflicts')").await;
-    let s = wait_until(&replag, "apply errors and a failing link", Duration::from_secs(30), |s| {
-        s.get("replag_pg_subscription_apply_errors_total", &[("subscription", "sub")]).is_some_and(|n| n >= 1.0)
-            && link_up(s) == Some(0.0)
-    })
-    .await;
+    let s = replag
+        .wait_until("apply errors and a failing link", Duration::from_secs(30), |s| {
+            s.get("replag_pg_subscription_apply_errors_total", &[("subscription", "sub")]).is_some_and(|n| n >= 1.0)
+                && link_up(s) == Some(0.0)
+        })
+        .await;
     let (_, status) = replag.get("/api/v1/status").await.unwrap();
     assert!(status.contains("apply errors rising"), "{status}");
     let _writes = Workload::start(&publisher, Duration::from_millis(50), Duration::from_secs(30)).await;
-    let later = wait_until(&replag, "lag to grow behind the conflict", Duration::from_secs(15), |s| {
-        lag(s).0.is_some_and(|l| l > 3.0)
-    })
-    .await;
+    let later = replag
+        .wait_until("lag to grow behind the conflict", Duration::from_secs(15), |s| lag(s).0.is_some_and(|l| l > 3.0))
+        .await;
     println!(
         "logical apply conflict: apply_error_count {:?}, link up {:?}, lag {:?}",
         s.get("replag_pg_subscription_apply_errors_total", &[("subscription", "sub")]),
@@ -176,10 +172,11 @@ async fn bidirectional_regions_have_two_independent_links() {
     let replag = Replag::start(&config(&[("us-east", "east", &east), ("eu-west", "west", &west)]), &[]).await;
     let east_to_west = logical_link("east", "west");
     let west_to_east = logical_link("west", "east");
-    let s = wait_until(&replag, "both links up", Duration::from_secs(20), |s| {
-        s.get("replag_link_up", &east_to_west) == Some(1.0) && s.get("replag_link_up", &west_to_east) == Some(1.0)
-    })
-    .await;
+    let s = replag
+        .wait_until("both links up", Duration::from_secs(20), |s| {
+            s.get("replag_link_up", &east_to_west) == Some(1.0) && s.get("replag_link_up", &west_to_east) == Some(1.0)
+        })
+        .await;
     assert_eq!(
         s.all("replag_link_up", &[("kind", "logical")]).len(),
         2,
@@ -191,10 +188,11 @@ async fn bidirectional_regions_have_two_independent_links() {
 
     // Break one direction only: the other keeps streaming.
     west.exec("ALTER SUBSCRIPTION west_from_east DISABLE").await;
-    let s = wait_until(&replag, "east->west down, west->east up", Duration::from_secs(15), |s| {
-        s.get("replag_link_up", &east_to_west) == Some(0.0) && s.get("replag_link_up", &west_to_east) == Some(1.0)
-    })
-    .await;
+    let s = replag
+        .wait_until("east->west down, west->east up", Duration::from_secs(15), |s| {
+            s.get("replag_link_up", &east_to_west) == Some(0.0) && s.get("replag_link_up", &west_to_east) == Some(1.0)
+        })
+        .await;
     println!(
         "bidirectional: east->west up {:?}, west->east up {:?} after disabling west_from_east",
         s.get("replag_link_up", &east_to_west),
@@ -207,17 +205,18 @@ async fn bidirectional_regions_have_two_independent_links() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unreachable_publisher_still_shows_the_subscriber_view() {
     let (mut publisher, _subscriber, mut replag) = pub_sub("lpubdown").await;
-    wait_until(&replag, "the logical link to be up", Duration::from_secs(20), |s| link_up(s) == Some(1.0)).await;
+    replag.wait_until("the logical link to be up", Duration::from_secs(20), |s| link_up(s) == Some(1.0)).await;
     publisher.stop();
-    let s = wait_until(&replag, "the publisher to be down", Duration::from_secs(15), |s| {
-        s.get("replag_node_up", &[("node", "publisher")]) == Some(0.0)
-    })
-    .await;
+    let s = replag
+        .wait_until("the publisher to be down", Duration::from_secs(15), |s| {
+            s.get("replag_node_up", &[("node", "publisher")]) == Some(0.0)
+        })
+        .await;
     assert!(link_up(&s).is_some(), "the link series stays");
     assert_eq!(s.get("replag_pg_subscription_enabled", &[("subscription", "sub")]), Some(1.0));
     assert_eq!(s.get("replag_node_up", &[("node", "subscriber")]), Some(1.0));
     // The apply worker loses its connection: the link goes down.
-    wait_until(&replag, "the link to go down", Duration::from_secs(30), |s| link_up(s) == Some(0.0)).await;
+    replag.wait_until("the link to go down", Duration::from_secs(30), |s| link_up(s) == Some(0.0)).await;
     assert!(replag.is_running());
     assert_eq!(replag.get("/healthz").await.unwrap().0, 200);
 }

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use common::redis::{pair_config, RedisServer, RedisWorkload, PASSWORD};
 use common::tls::{make_ca, make_signed};
-use common::{run_replag, wait_for, Replag, Scrape};
+use common::{run_replag, Replag, Scrape};
 
 const LINK: [(&str, &str); 6] = [
     ("system", "redis"),
@@ -33,23 +33,16 @@ async fn start_pair() -> (RedisServer, RedisServer, Replag) {
     (master, replica, replag)
 }
 
-async fn wait_until(replag: &Replag, what: &str, limit: Duration, ok: impl Fn(&Scrape) -> bool) -> Scrape {
-    wait_for(what, limit, || async {
-        let s = replag.scrape().await;
-        ok(&s).then_some(s)
-    })
-    .await
-}
-
 /// Case 1: idle and caught up — 0 bytes, 0 s, link up — although the master
 /// pings its replica every second (its offset keeps moving).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn idle_caught_up_replica_reports_zero() {
     let (master, _replica, replag) = start_pair().await;
-    wait_until(&replag, "the link to be up and measured", Duration::from_secs(20), |s| {
-        link_up(s) == Some(1.0) && lag(s).0.is_some()
-    })
-    .await;
+    replag
+        .wait_until("the link to be up and measured", Duration::from_secs(20), |s| {
+            link_up(s) == Some(1.0) && lag(s).0.is_some()
+        })
+        .await;
     let offset_before = master.info("replication").await;
     let started = Instant::now();
     let mut scrapes = 0;
@@ -71,16 +64,16 @@ async fn idle_caught_up_replica_reports_zero() {
 async fn frozen_replica_lag_grows_one_second_per_second_then_recovers() {
     let (master, replica, replag) = start_pair().await;
     let _writes = RedisWorkload::start(&master, Duration::from_millis(20), Duration::from_secs(90)).await;
-    wait_until(&replag, "a caught-up replica under writes", Duration::from_secs(20), |s| {
-        link_up(s) == Some(1.0) && lag(s).0.is_some_and(|l| l < 1.0)
-    })
-    .await;
+    replag
+        .wait_until("a caught-up replica under writes", Duration::from_secs(20), |s| {
+            link_up(s) == Some(1.0) && lag(s).0.is_some_and(|l| l < 1.0)
+        })
+        .await;
 
     let frozen_at = Instant::now();
     replica.freeze();
     let first =
-        wait_until(&replag, "lag to grow past 1 s", Duration::from_secs(10), |s| lag(s).0.is_some_and(|l| l > 1.0))
-            .await;
+        replag.wait_until("lag to grow past 1 s", Duration::from_secs(10), |s| lag(s).0.is_some_and(|l| l > 1.0)).await;
     let (t_a, (Some(lag_a), Some(bytes_a))) = (Instant::now(), lag(&first)) else { panic!("lag present") };
     assert_eq!(first.get("replag_node_up", &[("node", "replica")]), Some(0.0), "a frozen replica does not answer");
     // A measurement window, not a readiness wait: the slope is the assertion.
@@ -99,10 +92,11 @@ async fn frozen_replica_lag_grows_one_second_per_second_then_recovers() {
     assert_eq!(link_up(&second), Some(0.0), "a replica that has not ACKed for 5 s is not a live link");
 
     replica.thaw();
-    let back = wait_until(&replag, "lag to return to ~0", Duration::from_secs(20), |s| {
-        link_up(s) == Some(1.0) && lag(s).0.is_some_and(|l| l < 1.0)
-    })
-    .await;
+    let back = replag
+        .wait_until("lag to return to ~0", Duration::from_secs(20), |s| {
+            link_up(s) == Some(1.0) && lag(s).0.is_some_and(|l| l < 1.0)
+        })
+        .await;
     println!("redis after thaw: lag {:?}", lag(&back));
 }
 
@@ -112,22 +106,24 @@ async fn frozen_replica_lag_grows_one_second_per_second_then_recovers() {
 async fn killed_replica_is_a_down_link_and_gone_from_the_master() {
     let (_master, mut replica, replag) = start_pair().await;
     // Seen from both ends: the master's own report lists the replica.
-    let before = wait_until(&replag, "the link to be up, seen by the master", Duration::from_secs(20), |s| {
-        link_up(s) == Some(1.0) && s.get("replag_redis_connected_replicas", &[("node", "master")]).is_some()
-    })
-    .await;
+    let before = replag
+        .wait_until("the link to be up, seen by the master", Duration::from_secs(20), |s| {
+            link_up(s) == Some(1.0) && s.get("replag_redis_connected_replicas", &[("node", "master")]).is_some()
+        })
+        .await;
     assert_eq!(before.get("replag_redis_connected_replicas", &[("node", "master")]), Some(1.0));
     replica.kill();
-    let down =
-        wait_until(&replag, "the link to go down, the master to lose its replica", Duration::from_secs(15), |s| {
+    let down = replag
+        .wait_until("the link to go down, the master to lose its replica", Duration::from_secs(15), |s| {
             link_up(s) == Some(0.0) && s.get("replag_redis_connected_replicas", &[("node", "master")]) == Some(0.0)
         })
         .await;
     let first_down = down.get("replag_link_down_seconds", &LINK).unwrap();
-    let later = wait_until(&replag, "down time to grow", Duration::from_secs(10), |s| {
-        s.get("replag_link_down_seconds", &LINK).is_some_and(|d| d >= first_down + 2.0)
-    })
-    .await;
+    let later = replag
+        .wait_until("down time to grow", Duration::from_secs(10), |s| {
+            s.get("replag_link_down_seconds", &LINK).is_some_and(|d| d >= first_down + 2.0)
+        })
+        .await;
     assert_eq!(later.get("replag_node_up", &[("node", "replica")]), Some(0.0));
     assert_eq!(later.get("replag_node_up", &[("node", "master")]), Some(1.0));
     let (_, status) = replag.get("/api/v1/status").await.unwrap();
@@ -140,12 +136,13 @@ async fn killed_replica_is_a_down_link_and_gone_from_the_master() {
 async fn promoted_replica_shows_its_role_without_bogus_lag() {
     let (master, replica, mut replag) = start_pair().await;
     let _writes = RedisWorkload::start(&master, Duration::from_millis(20), Duration::from_secs(60)).await;
-    wait_until(&replag, "the link to be up", Duration::from_secs(20), |s| link_up(s) == Some(1.0)).await;
+    replag.wait_until("the link to be up", Duration::from_secs(20), |s| link_up(s) == Some(1.0)).await;
     replica.command(&["REPLICAOF", "NO", "ONE"]).await;
-    wait_until(&replag, "the replica to show as a master", Duration::from_secs(15), |s| {
-        !s.all("replag_node_info", &[("node", "replica"), ("role", "master")]).is_empty()
-    })
-    .await;
+    replag
+        .wait_until("the replica to show as a master", Duration::from_secs(15), |s| {
+            !s.all("replag_node_info", &[("node", "replica"), ("role", "master")]).is_empty()
+        })
+        .await;
     let _new_writes = RedisWorkload::start(&replica, Duration::from_millis(20), Duration::from_secs(30)).await;
     let started = Instant::now();
     while started.elapsed() < Duration::from_secs(5) {
@@ -179,12 +176,13 @@ async fn wrong_password_and_missing_permission_are_auth_failures_without_leaks()
     );
     let env = [("LIMITED_PW", limited_password)];
     let replag = Replag::start(&config, &env).await;
-    let s = wait_until(&replag, "both bad nodes to fail on auth", Duration::from_secs(15), |s| {
-        ["wrong-password", "no-permission"]
-            .iter()
-            .all(|n| s.get("replag_node_failing", &[("node", n), ("reason", "auth")]) == Some(1.0))
-    })
-    .await;
+    let s = replag
+        .wait_until("both bad nodes to fail on auth", Duration::from_secs(15), |s| {
+            ["wrong-password", "no-permission"]
+                .iter()
+                .all(|n| s.get("replag_node_failing", &[("node", n), ("reason", "auth")]) == Some(1.0))
+        })
+        .await;
     assert_eq!(s.get("replag_node_up", &[("node", "good")]), Some(1.0));
     let log = replag.log();
     assert!(log.contains("wrong-password") && log.contains("no-permission"), "{log}");
@@ -218,12 +216,16 @@ async fn master_with_replicas_in_two_regions_has_one_link_each() {
     let replag = Replag::start(&config, &[]).await;
     let _writes = RedisWorkload::start(&master, Duration::from_millis(50), Duration::from_secs(30)).await;
     // Complete once the master's own view (its replica list) is in too.
-    let s = wait_until(&replag, "two live links seen from both ends", Duration::from_secs(20), |s| {
-        s.all("replag_link_up", &[("system", "redis"), ("source", "master")]).iter().filter(|x| x.value == 1.0).count()
-            == 2
-            && s.all("replag_redis_replica_info", &[("state", "online")]).len() == 2
-    })
-    .await;
+    let s = replag
+        .wait_until("two live links seen from both ends", Duration::from_secs(20), |s| {
+            s.all("replag_link_up", &[("system", "redis"), ("source", "master")])
+                .iter()
+                .filter(|x| x.value == 1.0)
+                .count()
+                == 2
+                && s.all("replag_redis_replica_info", &[("state", "online")]).len() == 2
+        })
+        .await;
     let links = s.all("replag_link_up", &[("system", "redis")]);
     assert_eq!(links.len(), 2, "exactly two redis links: {links:?}");
     for (replica, region) in [("replica-eu", "eu-west"), ("replica-ap", "ap-south")] {
@@ -262,12 +264,13 @@ async fn rediss_verifies_the_server_certificate() {
          [[regions.us-east.redis]]\nname = \"tls-system-roots\"\nurl = \"rediss://:{PASSWORD}@127.0.0.1:{port}\"\n"
     );
     let replag = Replag::start(&config, &[]).await;
-    let s = wait_until(&replag, "the TLS nodes to be polled", Duration::from_secs(20), |s| {
-        s.get("replag_node_up", &[("node", "tls-good")]) == Some(1.0)
-            && s.get("replag_node_failing", &[("node", "tls-wrong-ca"), ("reason", "connect")]) == Some(1.0)
-            && s.get("replag_node_failing", &[("node", "tls-system-roots"), ("reason", "connect")]) == Some(1.0)
-    })
-    .await;
+    let s = replag
+        .wait_until("the TLS nodes to be polled", Duration::from_secs(20), |s| {
+            s.get("replag_node_up", &[("node", "tls-good")]) == Some(1.0)
+                && s.get("replag_node_failing", &[("node", "tls-wrong-ca"), ("reason", "connect")]) == Some(1.0)
+                && s.get("replag_node_failing", &[("node", "tls-system-roots"), ("reason", "connect")]) == Some(1.0)
+        })
+        .await;
     assert_eq!(s.get("replag_node_up", &[("node", "tls-wrong-ca")]), Some(0.0));
     let (_, status) = replag.get("/api/v1/status").await.unwrap();
     assert!(status.to_lowercase().contains("certificate"), "the TLS failure is explained: {status}");

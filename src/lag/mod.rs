@@ -67,8 +67,16 @@ impl DiscoveredLinks {
         self.last_seen.remove(&(upstream, name.to_string()));
     }
 
-    /// Remembered links not in `current`, after forgetting expired ones.
-    fn vanished(&mut self, current: &HashSet<(usize, String)>, now: Instant) -> Vec<(usize, String, Instant)> {
+    /// Down links for remembered discoveries not in `current` (after
+    /// forgetting expired ones); `why(upstream, link)` says why each is gone.
+    fn vanished_links(
+        &mut self,
+        current: &HashSet<(usize, String)>,
+        now: Instant,
+        specs: &[NodeSpec],
+        (system, kind): (System, crate::snapshot::LinkKind),
+        why: impl Fn(usize, &LinkView) -> String,
+    ) -> Vec<LinkView> {
         self.last_seen.retain(|_, seen| now.saturating_duration_since(*seen) < DISCOVERED_RETENTION);
         let mut gone: Vec<_> = self
             .last_seen
@@ -77,7 +85,16 @@ impl DiscoveredLinks {
             .map(|((u, name), seen)| (*u, name.clone(), *seen))
             .collect();
         gone.sort_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
-        gone
+        gone.into_iter()
+            .map(|(u, name, last_seen)| {
+                let replica = (name, crate::snapshot::UNKNOWN_REGION.to_string());
+                let mut link = LinkView::new(system, kind, label(specs, &Upstream::Node(u)), replica);
+                link.state = "down".into();
+                link.reason = Some(why(u, &link));
+                link.data_age_seconds = Some(now.saturating_duration_since(last_seen).as_secs_f64());
+                link
+            })
+            .collect()
     }
 
     /// `base`, or `base@addr`, or `base#n`: unique among `taken` on that upstream.

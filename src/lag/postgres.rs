@@ -358,15 +358,16 @@ fn discovered_links(
         link.postgres = Some(stage_detail(history, row, at));
         links.push(link);
     }
-    for (u, name, last_seen) in mem.discovered.vanished(&seen, now) {
-        let source = label(inputs.specs, &Upstream::Node(u));
-        let why = if inputs.fresh(u).is_some() { "no longer in" } else { "upstream unreachable; cannot read" };
-        let mut link = LinkView::new(System::Postgres, LinkKind::Physical, source, (name, UNKNOWN_REGION.into()));
-        link.state = "down".into();
-        link.reason = Some(format!("{why} {}'s pg_stat_replication", link.source));
-        link.data_age_seconds = Some(now.saturating_duration_since(last_seen).as_secs_f64());
-        links.push(link);
-    }
+    links.extend(mem.discovered.vanished_links(
+        &seen,
+        now,
+        inputs.specs,
+        (System::Postgres, LinkKind::Physical),
+        |u, link| {
+            let why = if inputs.fresh(u).is_some() { "no longer in" } else { "upstream unreachable; cannot read" };
+            format!("{why} {}'s pg_stat_replication", link.source)
+        },
+    ));
     links
 }
 

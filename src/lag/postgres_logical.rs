@@ -254,17 +254,12 @@ fn unclaimed_slots(
             links.push(link);
         }
     }
-    for (p, name, last_seen) in mem.discovered.vanished(&seen, now) {
-        let mut link = LinkView::new(
-            System::Postgres,
-            LinkKind::Logical,
-            label(inputs.specs, &Upstream::Node(p)),
-            (name, UNKNOWN_REGION.into()),
-        );
-        link.state = "down".into();
-        link.reason = Some(format!("logical slot {} is gone from {}", link.replica, link.source));
-        link.data_age_seconds = Some(now.saturating_duration_since(last_seen).as_secs_f64());
-        links.push(link);
-    }
+    links.extend(mem.discovered.vanished_links(
+        &seen,
+        now,
+        inputs.specs,
+        (System::Postgres, LinkKind::Logical),
+        |_, link| format!("logical slot {} is gone from {}", link.replica, link.source),
+    ));
     links
 }

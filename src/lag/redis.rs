@@ -232,19 +232,16 @@ fn discovered_links(
         link.redis = Some(entry_detail(entry));
         links.push(link);
     }
-    for (u, name, last_seen) in mem.discovered.vanished(&seen, now) {
-        let mut link = LinkView::new(
-            System::Redis,
-            LinkKind::Replica,
-            label(inputs.specs, &Upstream::Node(u)),
-            (name, UNKNOWN_REGION.into()),
-        );
-        link.state = "down".into();
-        let why = if inputs.fresh(u).is_some() { "no longer listed by" } else { "cannot read the replica list of" };
-        link.reason = Some(format!("{why} {}", link.source));
-        link.data_age_seconds = Some(now.saturating_duration_since(last_seen).as_secs_f64());
-        links.push(link);
-    }
+    links.extend(mem.discovered.vanished_links(
+        &seen,
+        now,
+        inputs.specs,
+        (System::Redis, LinkKind::Replica),
+        |u, link| {
+            let why = if inputs.fresh(u).is_some() { "no longer listed by" } else { "cannot read the replica list of" };
+            format!("{why} {}", link.source)
+        },
+    ));
     links
 }
 

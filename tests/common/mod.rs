@@ -184,6 +184,15 @@ impl Replag {
         Ok((status, response.text().await?))
     }
 
+    /// Scrape until `ok` holds (or panic with `what` after `limit`).
+    pub async fn wait_until(&self, what: &str, limit: Duration, ok: impl Fn(&Scrape) -> bool) -> Scrape {
+        wait_for(what, limit, || async {
+            let s = self.scrape().await;
+            ok(&s).then_some(s)
+        })
+        .await
+    }
+
     pub async fn scrape(&self) -> Scrape {
         let (status, text) = self.get("/metrics").await.expect("scrape succeeds");
         assert_eq!(status, 200);
