@@ -11,6 +11,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::gate::GateSpec;
+use crate::shard::Shard;
 use crate::topology::{NodeSpec, PgTls, PgTlsMode, PostgresTarget, RedisTarget, SeaweedTarget, System, Target};
 
 pub const DEFAULT_LISTEN: &str = "0.0.0.0:8439";
@@ -42,6 +43,19 @@ pub struct Config {
     pub nodes: Vec<NodeSpec>,
     /// Named gates, by name.
     pub gates: BTreeMap<String, GateSpec>,
+    /// This instance's share of the nodes, when sharded; `nodes` holds only
+    /// that share.
+    pub shard: Option<ShardSettings>,
+}
+
+/// What `[shard]` selected.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ShardSettings {
+    pub shard: Shard,
+    /// Nodes in the whole config, all shards together.
+    pub nodes_total: usize,
+    /// Replication groups this shard owns.
+    pub groups: usize,
 }
 
 impl Config {
@@ -80,6 +94,14 @@ struct RawConfig {
     regions: BTreeMap<String, RawRegion>,
     #[serde(default)]
     gates: BTreeMap<String, RawGate>,
+    shard: Option<RawShard>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawShard {
+    index: Option<u32>,
+    count: Option<u32>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -142,6 +164,8 @@ struct RawNode {
     client_cert_file: Option<PathBuf>,
     client_key_file: Option<PathBuf>,
     upstream: Option<String>,
+    /// Replication group, for sharding: nodes of one group share a shard.
+    group: Option<String>,
     /// PostgreSQL: subscription name → publisher node name.
     #[serde(default)]
     publishers: BTreeMap<String, String>,
@@ -306,6 +330,9 @@ fn validate(raw: RawConfig, env: &HashMap<String, String>) -> Result<Config, Con
                 if !names.insert(name.to_string()) {
                     return Err(key_error(format!("{key}.name"), format!("node name {name:?} is used twice")));
                 }
+                if let Some(group) = &node.group {
+                    check_label_value(&format!("{key}.group"), group)?;
+                }
                 let target = match system {
                     System::Postgres => Target::Postgres(postgres_target(&key, node, env)?),
                     System::Redis => Target::Redis(redis_target(&key, node, env)?),
@@ -325,6 +352,7 @@ fn validate(raw: RawConfig, env: &HashMap<String, String>) -> Result<Config, Con
                     region: region.clone(),
                     upstream: node.upstream.clone(),
                     publishers: node.publishers.clone(),
+                    group: node.group.clone(),
                     target,
                 });
             }
@@ -361,7 +389,31 @@ fn validate(raw: RawConfig, env: &HashMap<String, String>) -> Result<Config, Con
         check_label_value(&format!("gates.{name}"), name)?;
         gates.insert(name.clone(), gate_spec(name, raw, default_max_data_age(&poll))?);
     }
-    Ok(Config { listen, poll, nodes, gates })
+    let (nodes, shard) = match raw.shard {
+        None => (nodes, None),
+        Some(raw_shard) => {
+            let shard = shard_of(&raw_shard)?;
+            let nodes_total = nodes.len();
+            let (owned, groups) = shard.select(nodes);
+            (owned, Some(ShardSettings { shard, nodes_total, groups }))
+        }
+    };
+    Ok(Config { listen, poll, nodes, gates, shard })
+}
+
+fn shard_of(raw: &RawShard) -> Result<Shard, ConfigError> {
+    let count = raw.count.ok_or_else(|| key_error("shard.count", "is required with [shard]"))?;
+    let index = raw.index.ok_or_else(|| key_error("shard.index", "is required with [shard]"))?;
+    if count == 0 || count > 4096 {
+        return Err(key_error("shard.count", format!("{count} is not between 1 and 4096")));
+    }
+    if index >= count {
+        return Err(key_error(
+            "shard.index",
+            format!("{index} must be less than shard.count ({count}); shards count from 0"),
+        ));
+    }
+    Ok(Shard { index, count })
 }
 
 /// A `[gates.NAME]` table, through the same validation as `/gate?…`.
@@ -598,6 +650,47 @@ mod tests {
         )
         .unwrap();
         assert_eq!(cfg.poll.interval, Duration::from_secs(5));
+    }
+
+    #[test]
+    fn shards_split_the_nodes_and_keep_groups_whole() {
+        let mut text = String::new();
+        for i in 0..20 {
+            text += &format!(
+                "[[regions.us.redis]]\nname = \"m{i}\"\nurl = \"redis://127.0.0.1:{}\"\ngroup = \"g{i}\"\n",
+                7000 + i
+            );
+            text += &format!(
+                "[[regions.eu.redis]]\nname = \"r{i}\"\nurl = \"redis://127.0.0.1:{}\"\ngroup = \"g{i}\"\n",
+                8000 + i
+            );
+        }
+        let mut owned = Vec::new();
+        for index in 0..3 {
+            // The shard comes from the file or, as here, the environment.
+            let shard = [("REPLAG_SHARD__INDEX", index.to_string()), ("REPLAG_SHARD__COUNT", "3".to_string())];
+            let env: Vec<(&str, &str)> = shard.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            let cfg = load_toml(&text, &env).unwrap();
+            let s = cfg.shard.unwrap();
+            assert_eq!((s.shard.index, s.shard.count, s.nodes_total), (index, 3, 40));
+            assert_eq!(s.groups * 2, cfg.nodes.len(), "whole groups only");
+            owned.extend(cfg.nodes.into_iter().map(|n| n.name));
+        }
+        owned.sort();
+        owned.dedup();
+        assert_eq!(owned.len(), 40, "every node in exactly one shard");
+        assert!(load_toml(&text, &[]).unwrap().shard.is_none());
+    }
+
+    #[test]
+    fn bad_shards_name_the_key() {
+        let base = "[[regions.r1.redis]]\nname = \"a\"\nurl = \"redis://h:1\"\n";
+        assert!(error_of(&format!("[shard]\nindex = 2\ncount = 2\n{base}"), &[]).contains("shard.index"));
+        assert!(error_of(&format!("[shard]\nindex = 0\ncount = 0\n{base}"), &[]).contains("shard.count"));
+        assert!(error_of(&format!("[shard]\nindex = 0\n{base}"), &[]).contains("shard.count"));
+        assert!(error_of(&format!("{base}group = \"has space\"\n"), &[]).contains("group"));
+        let e = error_of(base, &[("REPLAG_SHARD__INDEX", "x"), ("REPLAG_SHARD__COUNT", "2")]);
+        assert!(e.contains("shard") || e.contains("index"), "{e}");
     }
 
     fn error_of(text: &str, env: &[(&str, &str)]) -> String {

@@ -40,15 +40,44 @@ pub struct Scope {
     pub links: Vec<String>,
 }
 
+/// A link's identity: the labels its series carry on /metrics.
+#[derive(Debug, Clone, Copy)]
+pub struct LinkLabels<'a> {
+    pub system: &'a str,
+    pub kind: &'a str,
+    pub source: &'a str,
+    pub source_region: &'a str,
+    pub replica: &'a str,
+    pub replica_region: &'a str,
+}
+
+impl<'a> LinkLabels<'a> {
+    pub fn of(link: &'a LinkView) -> Self {
+        LinkLabels {
+            system: link.system.as_str(),
+            kind: link.kind.as_str(),
+            source: &link.source,
+            source_region: &link.source_region,
+            replica: &link.replica,
+            replica_region: &link.replica_region,
+        }
+    }
+}
+
 impl Scope {
     pub fn matches(&self, link: &LinkView) -> bool {
+        self.matches_labels(&LinkLabels::of(link))
+    }
+
+    pub fn matches_labels(&self, link: &LinkLabels<'_>) -> bool {
         let any = |list: &[String], value: &str| list.is_empty() || list.iter().any(|v| v == value);
         let pair = format!("{}->{}", link.source, link.replica);
-        any(&self.systems, link.system.as_str())
-            && any(&self.kinds, link.kind.as_str())
-            && any(&self.source_regions, &link.source_region)
-            && any(&self.replica_regions, &link.replica_region)
-            && (self.links.is_empty() || self.links.iter().any(|l| *l == link.id() || *l == pair || *l == link.replica))
+        let id = format!("{}/{}/{pair}", link.system, link.kind);
+        any(&self.systems, link.system)
+            && any(&self.kinds, link.kind)
+            && any(&self.source_regions, link.source_region)
+            && any(&self.replica_regions, link.replica_region)
+            && (self.links.is_empty() || self.links.iter().any(|l| *l == id || *l == pair || l == link.replica))
     }
 }
 
@@ -209,6 +238,10 @@ pub struct Verdict {
     pub gate: Option<String>,
     pub pass: bool,
     pub evaluated_at: String,
+    /// Where the history came from when not this replag's memory (the
+    /// Prometheus-backed gate names its Prometheus).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub evaluated_from: Option<String>,
     pub limits: GateSpec,
     /// Age of the snapshot the verdict was computed from.
     pub data_age_seconds: f64,
@@ -216,7 +249,7 @@ pub struct Verdict {
     pub links: Vec<LinkVerdict>,
 }
 
-fn rfc3339(t: SystemTime) -> String {
+pub(crate) fn rfc3339(t: SystemTime) -> String {
     chrono::DateTime::<chrono::Utc>::from(t).to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
 
@@ -288,34 +321,75 @@ fn judge(
         ));
         return v;
     }
-    let hold = spec.hold.as_secs_f64();
     let track = link.track.as_deref();
     let limits = [
         spec.max_lag.map(|m| ("max_lag", lag.seconds, m.as_secs_f64(), track.map(|t| &t.seconds), "s")),
         spec.max_lag_bytes.map(|m| ("max_lag_bytes", lag.bytes as f64, m as f64, track.map(|t| &t.bytes), " bytes")),
     ];
+    let checks = limits.into_iter().flatten().map(|(param, current, limit, history, unit)| LimitCheck {
+        param,
+        current,
+        limit,
+        unit,
+        breach: Box::new(move || {
+            // Over the limit now: for how long?
+            let (start, seconds, before_history) =
+                history.and_then(|h| breach(h, limit, now)).unwrap_or((now, 0.0, false));
+            let since = wall.checked_sub(now.saturating_duration_since(start)).unwrap_or(wall);
+            Breach { since, seconds, before_history }
+        }),
+    });
+    apply_limits(&mut v, spec.hold, "replag's history", checks);
+    v
+}
+
+/// How long a link has been over a limit.
+pub(crate) struct Breach {
+    pub since: SystemTime,
+    pub seconds: f64,
+    /// Over the limit for all the history there is: it may have begun earlier.
+    pub before_history: bool,
+}
+
+/// One limit to check; `breach` is asked only when `current` is over `limit`.
+pub(crate) struct LimitCheck<'a> {
+    pub param: &'static str,
+    pub current: f64,
+    pub limit: f64,
+    pub unit: &'static str,
+    pub breach: Box<dyn FnOnce() -> Breach + 'a>,
+}
+
+/// The last step of every link verdict, wherever the history comes from:
+/// a link fails when a breach has lasted `hold`, or when its history is too
+/// short to show it was ever within the limit; otherwise it passes.
+pub(crate) fn apply_limits<'a>(
+    v: &mut LinkVerdict,
+    hold: Duration,
+    history_name: &str,
+    checks: impl IntoIterator<Item = LimitCheck<'a>>,
+) {
+    let hold = hold.as_secs_f64();
     let mut notes = Vec::new();
-    for (param, current, limit, history, unit) in limits.into_iter().flatten() {
+    for LimitCheck { param, current, limit, unit, breach } in checks {
         if current <= limit {
             continue;
         }
-        // Over the limit now: for how long?
-        let (start, seconds, before_history) = history.and_then(|h| breach(h, limit, now)).unwrap_or((now, 0.0, false));
-        let start_wall = wall.checked_sub(now.saturating_duration_since(start)).unwrap_or(wall);
+        let Breach { since, seconds, before_history } = breach();
         if v.breach_seconds.is_none_or(|b| seconds > b) {
-            v.breach_since = Some(rfc3339(start_wall));
+            v.breach_since = Some(rfc3339(since));
             v.breach_seconds = Some(seconds);
         }
         let over = format!("{current:.3}{unit} over {param} {limit}{unit}");
         if seconds >= hold {
             v.reason = Some(format!("{over} for {seconds:.1} s (for = {hold} s)"));
-            return v;
+            return;
         }
         if before_history {
             v.reason = Some(format!(
-                "{over} for all {seconds:.1} s of replag's history, less than for = {hold} s: cannot show it was ever within the limit"
+                "{over} for all {seconds:.1} s of {history_name}, less than for = {hold} s: cannot show it was ever within the limit"
             ));
-            return v;
+            return;
         }
         notes.push(format!("{over} for {seconds:.1} s, less than for = {hold} s"));
     }
@@ -323,7 +397,6 @@ fn judge(
     if !notes.is_empty() {
         v.reason = Some(notes.join("; "));
     }
-    v
 }
 
 /// Evaluate a gate against a snapshot.
@@ -335,11 +408,23 @@ pub fn evaluate(spec: &GateSpec, snap: &Snapshot, now: Instant, wall: SystemTime
         .filter(|l| spec.scope.matches(l))
         .map(|l| judge(spec, snap, l, snapshot_age, now, wall))
         .collect();
-    let failing = links.iter().filter(|l| !l.pass).count();
     let polled = snap.nodes.iter().any(|n| n.polls_total > 0);
+    let no_links = if polled { "the scope matches no link" } else { "no data yet: no node has been polled" };
+    conclude(spec, links, no_links, snapshot_age, wall)
+}
+
+/// The gate's answer from its links' verdicts: it fails if any link fails,
+/// and fails closed when no link is in scope (`no_links` says why).
+pub(crate) fn conclude(
+    spec: &GateSpec,
+    links: Vec<LinkVerdict>,
+    no_links: &str,
+    data_age_seconds: f64,
+    wall: SystemTime,
+) -> Verdict {
+    let failing = links.iter().filter(|l| !l.pass).count();
     let (pass, summary) = if links.is_empty() {
-        let why = if polled { "the scope matches no link" } else { "no data yet: no node has been polled" };
-        (false, why.to_string())
+        (false, no_links.to_string())
     } else if failing > 0 {
         (false, format!("{failing} of {} links failing", links.len()))
     } else {
@@ -349,8 +434,9 @@ pub fn evaluate(spec: &GateSpec, snap: &Snapshot, now: Instant, wall: SystemTime
         gate: spec.name.clone(),
         pass,
         evaluated_at: rfc3339(wall),
+        evaluated_from: None,
         limits: spec.clone(),
-        data_age_seconds: snapshot_age,
+        data_age_seconds,
         summary,
         links,
     }

@@ -1,6 +1,7 @@
-//! `replag gate`: ask a running replag whether a gate passes, for a shell or
-//! a pipeline. Exit 0 pass, 1 fail, 2 cannot evaluate (unreachable, bad
-//! arguments, unknown gate). `--wait` asks again until pass or the deadline.
+//! `replag gate`: ask a running replag (or, with `--prometheus`, Prometheus)
+//! whether a gate passes, for a shell or a pipeline. Exit 0 pass, 1 fail, 2
+//! cannot evaluate (unreachable, bad arguments, unknown gate). `--wait` asks
+//! again until pass or the deadline.
 
 use std::fmt::Write;
 use std::process::ExitCode;
@@ -18,6 +19,8 @@ pub struct GateRequest {
     pub wait: Option<Duration>,
     pub every: Duration,
     pub json: bool,
+    /// Evaluate from Prometheus instead of asking `url`: where, and the gate.
+    pub prometheus: Option<(crate::gate_prometheus::PrometheusSource, crate::gate::GateSpec)>,
 }
 
 /// The outcome of one question.
@@ -133,7 +136,20 @@ pub async fn run(request: GateRequest) -> ExitCode {
     let endpoint = request.endpoint();
     let deadline = request.wait.map(|w| tokio::time::Instant::now() + w);
     loop {
-        let answer = ask(&client, &endpoint).await;
+        let answer = match &request.prometheus {
+            Some((source, spec)) => match source.evaluate(&client, spec).await {
+                Ok(verdict) => {
+                    let value = serde_json::to_value(&verdict).unwrap_or_default();
+                    if verdict.pass {
+                        Answer::Pass(value)
+                    } else {
+                        Answer::Fail(value)
+                    }
+                }
+                Err(message) => Answer::Error(message),
+            },
+            None => ask(&client, &endpoint).await,
+        };
         let waiting_on = match &answer {
             Answer::Pass(_) => None,
             // A bad request will not get better by waiting.

@@ -45,7 +45,7 @@ enum Command {
         #[command(flatten)]
         config: ConfigArg,
     },
-    /// Ask a running replag whether a gate passes: exit 0 pass, 1 fail, 2 cannot evaluate.
+    /// Ask a running replag (or Prometheus) whether a gate passes: exit 0 pass, 1 fail, 2 cannot evaluate.
     Gate(Box<GateArgs>),
     /// Exit 0 if a running replag answers /healthz (for container health checks).
     Healthcheck {
@@ -61,6 +61,12 @@ struct GateArgs {
     /// Where replag serves.
     #[arg(long, env = "REPLAG_URL", default_value = "http://127.0.0.1:8439")]
     url: String,
+    /// Evaluate from this Prometheus (all shards and regions it scrapes) instead of asking --url.
+    #[arg(long, env = "REPLAG_PROMETHEUS_URL")]
+    prometheus: Option<String>,
+    /// With --prometheus: label matchers every replag series must have, e.g. 'job="replag"'.
+    #[arg(long, requires = "prometheus")]
+    selector: Option<String>,
     /// Fail a link whose lag stays above this (e.g. 500ms).
     #[arg(long)]
     max_lag: Option<String>,
@@ -122,7 +128,21 @@ impl GateArgs {
         if self.name.is_some() && !params.is_empty() {
             return Err("a named gate takes no limit or scope options; drop the name for an ad-hoc gate".into());
         }
+        let prometheus = match self.prometheus {
+            None => None,
+            Some(_) if self.name.is_some() => {
+                return Err("--prometheus takes an ad-hoc gate: give its limits and scope as options, not a name".into())
+            }
+            Some(url) => {
+                let pairs = params.iter().map(|(k, v)| (k.as_str(), v.as_str()));
+                let spec =
+                    replag::gate::GateSpec::from_pairs(None, pairs, replag::gate_prometheus::DEFAULT_MAX_DATA_AGE)
+                        .map_err(|e| e.to_string())?;
+                Some((replag::gate_prometheus::PrometheusSource { url, selector: self.selector }, spec))
+            }
+        };
         Ok(replag::gate_client::GateRequest {
+            prometheus,
             url: self.url,
             name: self.name,
             params,
@@ -230,9 +250,20 @@ async fn serve(
             default_max_data_age: cfg.default_max_data_age(),
             named: cfg.gates.clone(),
             last_reload,
+            shard: cfg.shard,
         })
     };
     let (gates_tx, gates_rx) = watch::channel(gates_of(&cfg, None));
+    if let Some(s) = cfg.shard {
+        tracing::info!(
+            shard = s.shard.index,
+            count = s.shard.count,
+            nodes = cfg.nodes.len(),
+            of = s.nodes_total,
+            groups = s.groups,
+            "sharded: polling this shard's replication groups only"
+        );
+    }
     tracing::info!(
         listen = %local,
         nodes = cfg.nodes.len(),

@@ -97,6 +97,15 @@ pub fn render(s: &Snapshot, gates: &Gates) -> String {
     let build = f.gauge("replag_build_info", "replag version and revision; always 1.", &["version", "revision"]);
     build.with_label_values(&[env!("CARGO_PKG_VERSION"), build_revision()]).set(1.0);
 
+    if let Some(shard) = gates.shard {
+        let info = f.gauge(
+            "replag_shard_info",
+            "This instance polls shard `index` of `count` (0-based); always 1. Absent when not sharded.",
+            &["index", "count"],
+        );
+        info.with_label_values(&[&shard.shard.index.to_string(), &shard.shard.count.to_string()]).set(1.0);
+    }
+
     if let Some((ok, at)) = gates.last_reload {
         let help = "1 if the last SIGHUP reload of the config was taken, 0 if it was refused.";
         f.plain_gauge("replag_config_last_reload_successful", help).set(bool_value(ok));

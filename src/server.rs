@@ -23,7 +23,7 @@ use crate::web_security::{WebConfig, WebSecurity};
 use crate::{metrics, web};
 
 /// What every request may read besides the snapshot: the gates of the
-/// configuration in force, and how its last reload went.
+/// configuration in force, this instance's shard, and how the last reload went.
 #[derive(Debug, Clone, Default)]
 pub struct Gates {
     pub named: std::collections::BTreeMap<String, GateSpec>,
@@ -31,6 +31,7 @@ pub struct Gates {
     pub default_max_data_age: Duration,
     /// The last SIGHUP reload: whether it was taken, and when.
     pub last_reload: Option<(bool, std::time::SystemTime)>,
+    pub shard: Option<crate::config::ShardSettings>,
 }
 
 /// A client gets this long to send its request headers.

@@ -33,6 +33,8 @@ pub struct NodeSpec {
     /// PostgreSQL subscriber: the publisher node of each subscription, by
     /// subscription name, where discovery by slot name is not enough.
     pub publishers: std::collections::BTreeMap<String, String>,
+    /// Replication group for sharding (see `shard`), if declared.
+    pub group: Option<String>,
     pub target: Target,
 }
 

@@ -405,6 +405,7 @@ mod tests {
             region: region.into(),
             upstream: upstream.map(String::from),
             publishers: Default::default(),
+            group: None,
             target: Target::Postgres(PostgresTarget::new(tokio_postgres::Config::from_str(&url).unwrap())),
         }
     }

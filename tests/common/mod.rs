@@ -219,6 +219,12 @@ impl Replag {
         None
     }
 
+    /// SIGKILL: gone at once, as after a crash or an OOM kill.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
     /// Still running (not crashed)?
     pub fn is_running(&mut self) -> bool {
         matches!(self.child.try_wait(), Ok(None))

@@ -78,6 +78,11 @@ pub async fn alertmanager() -> Daemon {
 /// Prometheus scraping `target` every second as job `replag`, with `rules`
 /// (file text) evaluated every second, alerting to `alertmanager`.
 pub async fn prometheus(target: &str, rules: &str, alertmanager: &Daemon) -> Daemon {
+    prometheus_scraping(&[target], rules, Some(alertmanager)).await
+}
+
+/// Prometheus scraping every one of `targets` every second as job `replag`.
+pub async fn prometheus_scraping(targets: &[&str], rules: &str, alertmanager: Option<&Daemon>) -> Daemon {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("rules.yml"), rules).unwrap();
     let config = dir.path().join("prometheus.yml");
@@ -86,10 +91,14 @@ pub async fn prometheus(target: &str, rules: &str, alertmanager: &Daemon) -> Dae
         format!(
             "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n\
              rule_files:\n  - {rules}\n\
-             alerting:\n  alertmanagers:\n    - static_configs:\n        - targets: ['127.0.0.1:{am}']\n\
-             scrape_configs:\n  - job_name: replag\n    static_configs:\n      - targets: ['{target}']\n",
+             {alerting}\
+             scrape_configs:\n  - job_name: replag\n    static_configs:\n      - targets: ['{targets}']\n",
             rules = dir.path().join("rules.yml").display(),
-            am = alertmanager.port,
+            alerting = alertmanager.map_or(String::new(), |am| format!(
+                "alerting:\n  alertmanagers:\n    - static_configs:\n        - targets: ['127.0.0.1:{}']\n",
+                am.port
+            )),
+            targets = targets.join("', '"),
         ),
     )
     .unwrap();
