@@ -542,6 +542,25 @@ mod tests {
     }
 
     #[test]
+    fn base_backups_and_wal_archivers_are_not_links() {
+        let specs = vec![spec("a", "r1", 5001, None)];
+        let mut engine = Engine::new(specs, SystemTime::now());
+        let t0 = Instant::now();
+        engine.ingest(report(0, t0, Ok(primary(100, 1, vec![]))));
+        let backup = WalSender { state: "backup".into(), ..walsender("pg_basebackup", 100) };
+        let wal_stream = WalSender { pid: 8, replay_lsn: None, ..walsender("pg_basebackup", 100) };
+        let receivewal = WalSender { pid: 9, replay_lsn: None, ..walsender("pg_receivewal", 100) };
+        let t1 = t0 + Duration::from_secs(1);
+        engine.ingest(report(0, t1, Ok(primary(200, 1, vec![backup, wal_stream, receivewal]))));
+        let s = engine.snapshot(t1, SystemTime::now());
+        assert!(s.links.is_empty(), "{:?}", s.links);
+        // And when the backup ends, nothing is left behind as a down link.
+        let t2 = t0 + Duration::from_secs(2);
+        engine.ingest(report(0, t2, Ok(primary(300, 1, vec![]))));
+        assert!(engine.snapshot(t2, SystemTime::now()).links.is_empty());
+    }
+
+    #[test]
     fn a_standby_reported_by_its_primary_first_is_not_a_lingering_discovery() {
         let specs = vec![spec("a", "r1", 5001, None), spec("b", "r2", 5002, None)];
         let mut engine = Engine::new(specs, SystemTime::now());

@@ -186,8 +186,10 @@ fn match_walsenders<'a>(mem: &PgMemory, inputs: &PgInputs<'a>) -> (HashMap<usize
         let replicas: Vec<usize> =
             inputs.nodes().filter(|r| mem.replicas.get(r).is_some_and(|m| m.upstream == Upstream::Node(u))).collect();
         let mut left_rows = Vec::new();
-        // Logical walsenders belong to logical links.
-        for row in upstream_obs.walsenders.iter().filter(|w| !is_logical_walsender(upstream_obs, w.pid)) {
+        // Logical walsenders belong to logical links; WAL clients are no standbys.
+        let rows =
+            upstream_obs.walsenders.iter().filter(|w| !is_logical_walsender(upstream_obs, w.pid) && !is_wal_client(w));
+        for row in rows {
             let by_slot = |m: &ReplicaMemory| {
                 m.slot_name.as_ref().is_some_and(|slot| {
                     upstream_obs.slots.iter().any(|s| &s.name == slot && s.active_pid == Some(row.pid))
@@ -217,6 +219,14 @@ fn match_walsenders<'a>(mem: &PgMemory, inputs: &PgInputs<'a>) -> (HashMap<usize
         unmatched.extend(left_rows.into_iter().map(|row| (u, row)));
     }
     (matched, unmatched)
+}
+
+/// A base backup (`state = backup`) or a WAL archiver — pg_basebackup's WAL
+/// stream, pg_receivewal, backup tools — which never reports a replay
+/// position, unlike every standby. Not a replication link: a nightly backup
+/// must not leave a "down link" behind when it ends.
+fn is_wal_client(row: &WalSender) -> bool {
+    row.state == "backup" || row.replay_lsn.is_none()
 }
 
 /// A `pg_stat_replication` row and the node whose view it is.

@@ -215,6 +215,23 @@ pub async fn standby(upstream: &PgServer, name: &str) -> PgServer {
     server
 }
 
+/// Make `standby` a fresh streaming standby of `upstream` again, on the same
+/// port and slot (after a promotion, say): stop, new base backup, start.
+pub fn reseed(standby: &mut PgServer, upstream: &PgServer) {
+    if standby.running {
+        standby.stop();
+    }
+    std::fs::remove_dir_all(&standby.data).unwrap();
+    let slot = standby.name.replace('-', "_");
+    let mut c = pg_command("pg_basebackup");
+    c.args(["-h", "127.0.0.1", "-p", &upstream.port.to_string(), "-U", "postgres", "-R", "-X", "stream", "-S", &slot])
+        .arg("-D")
+        .arg(&standby.data);
+    run(c, "pg_basebackup (reseed)");
+    standby.append_conf(&standby.common_settings());
+    standby.start();
+}
+
 /// A primary and a standby in sync.
 pub async fn pair(prefix: &str) -> (PgServer, PgServer) {
     let p = primary(&format!("{prefix}-primary")).await;

@@ -13,6 +13,7 @@ pub const PASSWORD: &str = "Redis-pw-9b2e71";
 pub struct RedisServer {
     pub name: String,
     pub port: u16,
+    master_port: Option<u16>,
     child: Child,
     _dir: tempfile::TempDir,
 }
@@ -23,40 +24,58 @@ impl RedisServer {
     pub async fn start(name: &str, master: Option<&RedisServer>) -> RedisServer {
         let dir = tempfile::Builder::new().prefix(&format!("replag-{name}-")).tempdir().unwrap();
         let port = free_port();
+        let master_port = master.map(|m| m.port);
+        let child = Self::spawn(port, dir.path(), master_port);
+        let mut server = RedisServer { name: name.into(), port, master_port, child, _dir: dir };
+        server.wait_ready().await;
+        server
+    }
+
+    /// Start it again (after `kill`) on the same port: empty, as after a crash
+    /// without persistence; a replica syncs again from its master.
+    pub async fn restart(&mut self) {
+        self.kill();
+        self.child = Self::spawn(self.port, self._dir.path(), self.master_port);
+        self.wait_ready().await;
+    }
+
+    fn spawn(port: u16, dir: &std::path::Path, master_port: Option<u16>) -> Child {
         let mut command = Command::new("redis-server");
         command
             .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
             .args(["--requirepass", PASSWORD, "--masterauth", PASSWORD, "--repl-ping-replica-period", "1"])
             .arg("--dir")
-            .arg(dir.path())
+            .arg(dir)
             .arg("--logfile")
-            .arg(dir.path().join("redis.log"));
-        if let Some(m) = master {
-            command.args(["--replicaof", "127.0.0.1", &m.port.to_string()]);
+            .arg(dir.join("redis.log"));
+        if let Some(port) = master_port {
+            command.args(["--replicaof", "127.0.0.1", &port.to_string()]);
         }
-        let child = command
+        command
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
-            .expect("redis-server is installed (scripts/setup installs the redis-server package)");
-        let log_path = dir.path().join("redis.log");
-        let server = RedisServer { name: name.into(), port, child, _dir: dir };
+            .expect("redis-server is installed (scripts/setup installs the redis-server package)")
+    }
+
+    /// Until it answers PING and, for a replica, has finished its first sync.
+    async fn wait_ready(&self) {
+        let (name, log_path) = (&self.name, self._dir.path().join("redis.log"));
         wait_for(&format!("{name} to answer PING"), Duration::from_secs(20), || async {
             let log = std::fs::read_to_string(&log_path).unwrap_or_default();
             assert!(!log.contains("# Could not") && !log.contains("# Failed"), "{name} did not start:\n{log}");
-            let mut c = server.try_client().await?;
+            let mut c = self.try_client().await?;
             redis::cmd("PING").query_async::<String>(&mut c).await.ok()
         })
         .await;
-        if master.is_some() {
+        if self.master_port.is_some() {
             wait_for(&format!("{name} to finish its first sync"), Duration::from_secs(30), || async {
-                let info = server.info("replication").await;
+                let info = self.info("replication").await;
                 (info.contains("master_link_status:up") && info.contains("master_sync_in_progress:0")).then_some(())
             })
             .await;
         }
-        server
     }
 
     async fn try_client(&self) -> Option<redis::aio::MultiplexedConnection> {
