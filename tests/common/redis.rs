@@ -26,7 +26,7 @@ impl RedisServer {
         let port = free_port();
         let master_port = master.map(|m| m.port);
         let child = Self::spawn(port, dir.path(), master_port);
-        let mut server = RedisServer { name: name.into(), port, master_port, child, _dir: dir };
+        let server = RedisServer { name: name.into(), port, master_port, child, _dir: dir };
         server.wait_ready().await;
         server
     }
