@@ -6,13 +6,13 @@
 //! matches nothing — each with its reason. Evaluation reads the snapshot and
 //! the lag history the engine keeps; it never queries a database.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant, SystemTime};
 
 use serde::Serialize;
 
 use crate::lag::breach::{BreachStart, RETENTION};
-use crate::snapshot::{LinkView, Snapshot};
+use crate::snapshot::{LinkView, NodeView, Snapshot};
 
 const MAX_LAG_LIMIT: Duration = Duration::from_secs(7 * 24 * 3600);
 const MAX_BYTES_LIMIT: u64 = 1 << 50;
@@ -264,7 +264,7 @@ fn breach(history: &crate::lag::breach::BreachHistory, limit: f64, now: Instant)
 
 fn judge(
     spec: &GateSpec,
-    snap: &Snapshot,
+    down_nodes: &HashMap<&str, &NodeView>,
     link: &LinkView,
     snapshot_age: f64,
     now: Instant,
@@ -288,7 +288,7 @@ fn judge(
         pass: false,
         reason: None,
     };
-    let down_node = snap.nodes.iter().find(|n| (n.name == link.source || n.name == link.replica) && !n.up);
+    let down_node = down_nodes.get(link.source.as_str()).or_else(|| down_nodes.get(link.replica.as_str()));
     if !link.up {
         let since = link.down_seconds.map_or(String::new(), |d| format!(" for {d:.0} s"));
         v.reason = Some(format!("link down{since}: {}", link.reason.as_deref().unwrap_or(&link.state)));
@@ -402,11 +402,14 @@ pub(crate) fn apply_limits<'a>(
 /// Evaluate a gate against a snapshot.
 pub fn evaluate(spec: &GateSpec, snap: &Snapshot, now: Instant, wall: SystemTime) -> Verdict {
     let snapshot_age = wall.duration_since(snap.generated_at).unwrap_or_default().as_secs_f64();
+    // By name, once: a lookup per link, not a scan of every node.
+    let down_nodes: HashMap<&str, &NodeView> =
+        snap.nodes.iter().filter(|n| !n.up).map(|n| (n.name.as_str(), n)).collect();
     let links: Vec<LinkVerdict> = snap
         .links
         .iter()
         .filter(|l| spec.scope.matches(l))
-        .map(|l| judge(spec, snap, l, snapshot_age, now, wall))
+        .map(|l| judge(spec, &down_nodes, l, snapshot_age, now, wall))
         .collect();
     let polled = snap.nodes.iter().any(|n| n.polls_total > 0);
     let no_links = if polled { "the scope matches no link" } else { "no data yet: no node has been polled" };

@@ -1,5 +1,6 @@
 //! What replag watches: named nodes in named regions, per system.
 
+use std::collections::HashMap;
 use std::fmt;
 
 use tokio_postgres::config::Host;
@@ -180,6 +181,44 @@ impl PostgresTarget {
                 (host, port)
             })
             .collect()
+    }
+}
+
+/// Configured nodes by address and by name. Built once per config: matching
+/// a replica list, a WAL receiver's sender or an `upstream` against the
+/// config is then a lookup, not a scan of every node (which made each
+/// snapshot quadratic in the number of nodes).
+#[derive(Debug, Default, Clone)]
+pub struct NodeIndex {
+    /// (system, port) → normalized host → nodes, in config order.
+    nodes: HashMap<(System, u16), HashMap<String, Vec<usize>>>,
+    names: HashMap<String, usize>,
+}
+
+impl NodeIndex {
+    pub fn new(specs: &[NodeSpec]) -> Self {
+        let mut nodes: HashMap<(System, u16), HashMap<String, Vec<usize>>> = HashMap::new();
+        for (i, spec) in specs.iter().enumerate() {
+            for (host, port) in spec.addresses() {
+                let at = nodes.entry((spec.system(), port)).or_default().entry(host).or_default();
+                // One node may list an address twice (two spellings of one host).
+                if !at.contains(&i) {
+                    at.push(i);
+                }
+            }
+        }
+        let names = specs.iter().enumerate().map(|(i, spec)| (spec.name.clone(), i)).collect();
+        NodeIndex { nodes, names }
+    }
+
+    /// The node of `system` named `name` (names are unique across systems).
+    pub fn named(&self, system: System, name: &str, specs: &[NodeSpec]) -> Option<usize> {
+        self.names.get(name).copied().filter(|&i| specs.get(i).is_some_and(|s| s.system() == system))
+    }
+
+    /// Nodes of `system` at `host:port` (host as `normalize_host` gives it).
+    pub fn nodes_at(&self, system: System, host: &str, port: u16) -> impl Iterator<Item = usize> + '_ {
+        self.nodes.get(&(system, port)).and_then(|hosts| hosts.get(host)).into_iter().flatten().copied()
     }
 }
 

@@ -20,7 +20,7 @@ pub use history::{Lag, PositionHistory, Pushed};
 use crate::poller::NodeReport;
 use crate::snapshot::{LagView, LinkTrack, LinkView, NodeView, Snapshot};
 use crate::sources::{FailureKind, Observation, PollFailure, Sampled};
-use crate::topology::{NodeSpec, System};
+use crate::topology::{NodeIndex, NodeSpec, System};
 
 /// A history no source has extended for this long is dropped.
 const HISTORY_IDLE_DROP: Duration = Duration::from_secs(3600);
@@ -152,6 +152,7 @@ impl NodeState {
 
 pub struct Engine {
     specs: Vec<NodeSpec>,
+    index: NodeIndex,
     states: Vec<NodeState>,
     histories: HashMap<StreamKey, PositionHistory>,
     pg: postgres::PgMemory,
@@ -168,6 +169,7 @@ impl Engine {
     pub fn new(specs: Vec<NodeSpec>, started_at: SystemTime) -> Self {
         let states = specs.iter().map(|_| NodeState::default()).collect();
         Self {
+            index: NodeIndex::new(&specs),
             specs,
             states,
             histories: HashMap::new(),
@@ -215,11 +217,15 @@ impl Engine {
         // Until every node has reported once, a replica's upstream may report
         // it before the replica itself does: no discovery yet.
         let discovery = self.states.iter().all(|s| s.last_report.is_some());
-        let pg_inputs =
-            postgres::PgInputs { specs: &self.specs, states: &self.states, histories: &self.histories, discovery };
+        let pg_inputs = postgres::PgInputs::new(&self.specs, &self.states, &self.histories, &self.index, discovery);
         let (mut links, pg_details) = postgres::derive(&mut self.pg, &pg_inputs, now);
-        let redis_inputs =
-            redis::RedisInputs { specs: &self.specs, states: &self.states, histories: &self.histories, discovery };
+        let redis_inputs = redis::RedisInputs {
+            specs: &self.specs,
+            states: &self.states,
+            histories: &self.histories,
+            index: &self.index,
+            discovery,
+        };
         let (redis_links, redis_details) = redis::derive(&mut self.redis, &redis_inputs, now);
         links.extend(redis_links);
         let seaweed_inputs = seaweedfs::SeaweedInputs { specs: &self.specs, states: &self.states };

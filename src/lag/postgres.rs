@@ -14,7 +14,7 @@ use super::{label, DiscoveredLinks, NodeState, PositionHistory, StreamKey, Upstr
 use crate::lsn::Lsn;
 use crate::snapshot::{LagView, LinkKind, LinkView, PgDetails, PgLinkDetail, PgServerView, PgSlotView, UNKNOWN_REGION};
 use crate::sources::postgres::{PgObservation, WalSender};
-use crate::topology::{normalize_host, NodeSpec, System};
+use crate::topology::{normalize_host, NodeIndex, NodeSpec, System};
 
 const MAX_CASCADE_DEPTH: usize = 8;
 
@@ -37,12 +37,36 @@ pub(super) struct PgInputs<'a> {
     pub specs: &'a [NodeSpec],
     pub states: &'a [NodeState],
     pub histories: &'a HashMap<StreamKey, PositionHistory>,
+    pub index: &'a NodeIndex,
+    /// Fresh primaries by system identifier, newest timeline first.
+    primaries: HashMap<&'a str, Vec<usize>>,
     /// Every node has reported at least once: unclaimed rows and slots are
     /// really unconfigured replicas.
     pub discovery: bool,
 }
 
 impl<'a> PgInputs<'a> {
+    pub(super) fn new(
+        specs: &'a [NodeSpec],
+        states: &'a [NodeState],
+        histories: &'a HashMap<StreamKey, PositionHistory>,
+        index: &'a NodeIndex,
+        discovery: bool,
+    ) -> Self {
+        let mut inputs = PgInputs { specs, states, histories, index, primaries: HashMap::new(), discovery };
+        let mut primaries: HashMap<&'a str, Vec<usize>> = HashMap::new();
+        for i in inputs.nodes() {
+            if let Some((o, _)) = inputs.fresh(i).filter(|(o, _)| !o.in_recovery) {
+                primaries.entry(o.system_identifier.as_str()).or_default().push(i);
+            }
+        }
+        for found in primaries.values_mut() {
+            found.sort_by_key(|&i| std::cmp::Reverse(inputs.fresh(i).and_then(|(o, _)| o.timeline)));
+        }
+        inputs.primaries = primaries;
+        inputs
+    }
+
     pub(super) fn nodes(&self) -> impl Iterator<Item = usize> + '_ {
         (0..self.specs.len()).filter(|&i| self.specs[i].system() == System::Postgres)
     }
@@ -60,8 +84,7 @@ impl<'a> PgInputs<'a> {
     /// succeeded with the expected system identifier.
     fn node_at(&self, host: &str, port: u16, system_identifier: &str) -> Option<usize> {
         let host = normalize_host(host);
-        let candidates: Vec<usize> =
-            self.nodes().filter(|&i| self.specs[i].addresses().iter().any(|(h, p)| *h == host && *p == port)).collect();
+        let candidates: Vec<usize> = self.index.nodes_at(System::Postgres, &host, port).collect();
         candidates
             .iter()
             .copied()
@@ -70,17 +93,12 @@ impl<'a> PgInputs<'a> {
     }
 
     pub(super) fn node_named(&self, name: &str) -> Option<usize> {
-        self.nodes().find(|&i| self.specs[i].name == name)
+        self.index.named(System::Postgres, name, self.specs)
     }
 
     /// Primaries (last poll fresh) with this system identifier, newest timeline first.
-    fn primaries_of(&self, system_identifier: &str) -> Vec<usize> {
-        let mut found: Vec<usize> = self
-            .nodes()
-            .filter(|&i| self.fresh(i).is_some_and(|(o, _)| !o.in_recovery && o.system_identifier == system_identifier))
-            .collect();
-        found.sort_by_key(|&i| std::cmp::Reverse(self.fresh(i).and_then(|(o, _)| o.timeline)));
-        found
+    fn primaries_of(&self, system_identifier: &str) -> &[usize] {
+        self.primaries.get(system_identifier).map_or(&[], Vec::as_slice)
     }
 
     /// The WAL history of node `i` itself when it is a primary (a publisher).
@@ -161,7 +179,7 @@ fn learn_upstreams(mem: &mut PgMemory, inputs: &PgInputs<'_>) {
         let upstream = actual
             .or_else(|| mem.replicas.get(&i).map(|m| m.upstream.clone()))
             .or_else(|| spec.upstream.as_deref().and_then(|n| inputs.node_named(n)).map(Upstream::Node))
-            .or_else(|| match inputs.primaries_of(&obs.system_identifier).as_slice() {
+            .or_else(|| match inputs.primaries_of(&obs.system_identifier) {
                 [only] => Some(Upstream::Node(*only)),
                 _ => None,
             });
@@ -181,10 +199,16 @@ fn learn_upstreams(mem: &mut PgMemory, inputs: &PgInputs<'_>) {
 fn match_walsenders<'a>(mem: &PgMemory, inputs: &PgInputs<'a>) -> (HashMap<usize, RowOf<'a>>, Vec<RowOf<'a>>) {
     let mut matched: HashMap<usize, RowOf<'a>> = HashMap::new();
     let mut unmatched = Vec::new();
+    // Each upstream's configured standbys, in config order.
+    let mut replicas_of: HashMap<usize, Vec<usize>> = HashMap::new();
+    for r in inputs.nodes() {
+        if let Some(Upstream::Node(u)) = mem.replicas.get(&r).map(|m| &m.upstream) {
+            replicas_of.entry(*u).or_default().push(r);
+        }
+    }
     for u in inputs.nodes() {
         let Some((upstream_obs, _)) = inputs.fresh(u) else { continue };
-        let replicas: Vec<usize> =
-            inputs.nodes().filter(|r| mem.replicas.get(r).is_some_and(|m| m.upstream == Upstream::Node(u))).collect();
+        let replicas = replicas_of.get(&u).map_or(&[][..], Vec::as_slice);
         let mut left_rows = Vec::new();
         // Logical walsenders belong to logical links; WAL clients are no standbys.
         let rows =

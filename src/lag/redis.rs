@@ -13,7 +13,7 @@ use std::time::Instant;
 use super::{label, DiscoveredLinks, NodeState, PositionHistory, StreamKey, Upstream};
 use crate::snapshot::{LagView, LinkKind, LinkView, RedisDetails, RedisLinkDetail, RedisServerView, UNKNOWN_REGION};
 use crate::sources::redis::{ConnectedReplica, RedisObservation};
-use crate::topology::{normalize_host, NodeSpec, System};
+use crate::topology::{normalize_host, NodeIndex, NodeSpec, System};
 
 /// A master's view counts as a live link only if the replica ACKed (it does
 /// every second) within this many seconds.
@@ -29,6 +29,7 @@ pub(super) struct RedisInputs<'a> {
     pub specs: &'a [NodeSpec],
     pub states: &'a [NodeState],
     pub histories: &'a HashMap<StreamKey, PositionHistory>,
+    pub index: &'a NodeIndex,
     /// Every node has reported at least once (see `PgInputs::discovery`).
     pub discovery: bool,
 }
@@ -52,8 +53,7 @@ impl<'a> RedisInputs<'a> {
 
     fn node_at(&self, host: &str, port: u16, replid: &str) -> Option<usize> {
         let host = normalize_host(host);
-        let candidates: Vec<usize> =
-            self.nodes().filter(|&i| self.specs[i].addresses().iter().any(|(h, p)| *h == host && *p == port)).collect();
+        let candidates: Vec<usize> = self.index.nodes_at(System::Redis, &host, port).collect();
         candidates
             .iter()
             .copied()
@@ -79,9 +79,7 @@ pub(super) fn derive(mem: &mut RedisMemory, inputs: &RedisInputs<'_>, now: Insta
         let Some((obs, _)) = inputs.fresh(u) else { continue };
         for entry in &obs.replicas {
             let ip = normalize_host(&entry.ip);
-            let claimed = inputs
-                .nodes()
-                .find(|&r| r != u && inputs.specs[r].addresses().iter().any(|(h, p)| *h == ip && *p == entry.port));
+            let claimed = inputs.index.nodes_at(System::Redis, &ip, entry.port).find(|&r| r != u);
             match claimed {
                 Some(r) => {
                     entries.insert(r, (u, entry));
@@ -124,7 +122,7 @@ fn configured_link(
     now: Instant,
 ) -> Option<LinkView> {
     let spec = &inputs.specs[r];
-    let configured = spec.upstream.as_deref().and_then(|n| inputs.nodes().find(|&i| inputs.specs[i].name == n));
+    let configured = spec.upstream.as_deref().and_then(|n| inputs.index.named(System::Redis, n, inputs.specs));
     let upstream = mem.upstreams.get(&r).cloned().or(configured.map(Upstream::Node))?;
     let mut link = LinkView::new(
         System::Redis,
