@@ -243,8 +243,13 @@ async fn serve(
     let (report_tx, report_rx) = mpsc::channel(4096);
     let (reconfigure_tx, reconfigure_rx) = mpsc::channel(4);
     let mut pollers = poller::spawn_all(&cfg.nodes, cfg.poll, report_tx);
-    let engine =
-        tokio::spawn(lag::run(Engine::new(cfg.nodes.clone(), started), report_rx, reconfigure_rx, snapshot_tx));
+    let engine = tokio::spawn(lag::run(
+        Engine::new(cfg.nodes.clone(), started),
+        report_rx,
+        reconfigure_rx,
+        snapshot_tx,
+        lag::publish_gap(cfg.poll.interval),
+    ));
     let gates_of = |cfg: &Config, last_reload| {
         Arc::new(server::Gates {
             default_max_data_age: cfg.default_max_data_age(),

@@ -3,8 +3,10 @@
 
 use std::sync::Arc;
 
-use prometheus::core::Collector;
-use prometheus::{Encoder, Gauge, GaugeVec, IntCounterVec, Opts, Registry, TextEncoder};
+use std::cell::RefCell;
+
+use prometheus::proto::{Counter, Gauge, LabelPair, Metric, MetricFamily, MetricType};
+use prometheus::TextEncoder;
 
 use crate::server::Gates;
 use crate::snapshot::{to_unix, LinkView, NodeView, Snapshot};
@@ -35,32 +37,147 @@ pub fn rendered(snapshot: &Snapshot, gates: &Gates) -> Arc<str> {
     }
 }
 
+/// The families of one render, built as the prometheus crate's metric
+/// structs and written by its `TextEncoder`. (Through a `Registry` of
+/// `GaugeVec`s — a `Desc`, a hash and a lock per series, then a `gather` that
+/// copies everything — a render cost ~9 µs and 43 allocations per series.)
+#[derive(Default)]
 struct Families {
-    registry: Registry,
+    families: RefCell<Vec<FamilyData>>,
+}
+
+struct FamilyData {
+    name: String,
+    help: String,
+    kind: MetricType,
+    label_names: Vec<String>,
+    /// (label values, value) in the order set; at encoding, setting the same
+    /// labels again replaces the value (a counter adds to it), as with the
+    /// crate's own vectors.
+    series: Vec<(Vec<String>, f64)>,
+}
+
+/// A family to set series of.
+#[derive(Clone, Copy)]
+struct Family<'a> {
+    families: &'a Families,
+    index: usize,
+}
+
+/// One series of a family: set it (or, for a counter, add to it).
+struct Series<'a> {
+    family: Family<'a>,
+    values: Vec<String>,
+}
+
+impl<'a> Family<'a> {
+    fn with_label_values(&self, values: &[&str]) -> Series<'a> {
+        let values = values.iter().map(|v| v.to_string()).collect();
+        Series { family: *self, values }
+    }
+}
+
+impl Series<'_> {
+    fn set(self, value: f64) {
+        let mut families = self.family.families.families.borrow_mut();
+        let family = &mut families[self.family.index];
+        debug_assert_eq!(self.values.len(), family.label_names.len(), "{}: label count", family.name);
+        family.series.push((self.values, value));
+    }
+
+    fn inc_by(self, n: u64) {
+        let mut families = self.family.families.families.borrow_mut();
+        let family = &mut families[self.family.index];
+        debug_assert_eq!(self.values.len(), family.label_names.len(), "{}: label count", family.name);
+        family.series.push((self.values, n as f64));
+    }
 }
 
 impl Families {
-    fn gauge(&self, name: &str, help: &str, labels: &[&str]) -> GaugeVec {
-        let g = GaugeVec::new(Opts::new(name, help), labels).expect("valid metric definition");
-        self.register(Box::new(g.clone()));
-        g
+    fn family(&self, name: &str, help: &str, labels: &[&str], kind: MetricType) -> Family<'_> {
+        let mut families = self.families.borrow_mut();
+        debug_assert!(families.iter().all(|f| f.name != name), "metric names are unique: {name}");
+        families.push(FamilyData {
+            name: name.to_string(),
+            help: help.to_string(),
+            kind,
+            label_names: labels.iter().map(|l| l.to_string()).collect(),
+            series: Vec::new(),
+        });
+        Family { families: self, index: families.len() - 1 }
     }
 
-    /// A family without labels.
-    fn plain_gauge(&self, name: &str, help: &str) -> Gauge {
-        let g = Gauge::with_opts(Opts::new(name, help)).expect("valid metric definition");
-        self.register(Box::new(g.clone()));
-        g
+    fn gauge(&self, name: &str, help: &str, labels: &[&str]) -> Family<'_> {
+        self.family(name, help, labels, MetricType::GAUGE)
     }
 
-    fn counter(&self, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
-        let c = IntCounterVec::new(Opts::new(name, help), labels).expect("valid metric definition");
-        self.register(Box::new(c.clone()));
-        c
+    /// A family without labels: its one series.
+    fn plain_gauge(&self, name: &str, help: &str) -> Series<'_> {
+        self.gauge(name, help, &[]).with_label_values(&[])
     }
 
-    fn register(&self, c: Box<dyn Collector>) {
-        self.registry.register(c).expect("metric names are unique");
+    fn counter(&self, name: &str, help: &str, labels: &[&str]) -> Family<'_> {
+        self.family(name, help, labels, MetricType::COUNTER)
+    }
+
+    /// The text exposition format, families by name, series by label values;
+    /// families without series are left out (as a registry leaves them).
+    fn encode(self) -> String {
+        let mut families = self.families.into_inner();
+        families.sort_by(|a, b| a.name.cmp(&b.name));
+        let protos: Vec<MetricFamily> = families
+            .into_iter()
+            .filter(|f| !f.series.is_empty())
+            .map(|f| {
+                let mut series = f.series;
+                // Stable: of equal label values, the one set last comes last.
+                series.sort_by(|a, b| a.0.cmp(&b.0));
+                series.dedup_by(|later, earlier| {
+                    let same = later.0 == earlier.0;
+                    if same {
+                        earlier.1 = if f.kind == MetricType::COUNTER { earlier.1 + later.1 } else { later.1 };
+                    }
+                    same
+                });
+                let metrics = series
+                    .into_iter()
+                    .map(|(values, value)| {
+                        let labels = f
+                            .label_names
+                            .iter()
+                            .zip(values)
+                            .map(|(name, value)| {
+                                let mut pair = LabelPair::default();
+                                pair.set_name(name.clone());
+                                pair.set_value(value);
+                                pair
+                            })
+                            .collect();
+                        let mut metric = Metric::from_label(labels);
+                        match f.kind {
+                            MetricType::COUNTER => {
+                                let mut counter = Counter::default();
+                                counter.set_value(value);
+                                metric.set_counter(counter);
+                            }
+                            _ => {
+                                let mut gauge = Gauge::default();
+                                gauge.set_value(value);
+                                metric.set_gauge(gauge);
+                            }
+                        }
+                        metric
+                    })
+                    .collect();
+                let mut family = MetricFamily::default();
+                family.set_name(f.name);
+                family.set_help(f.help);
+                family.set_field_type(f.kind);
+                family.set_metric(metrics);
+                family
+            })
+            .collect();
+        TextEncoder::new().encode_to_string(&protos).expect("text encoding cannot fail")
     }
 }
 
@@ -85,7 +202,7 @@ fn bool_value(b: bool) -> f64 {
 }
 
 pub fn render(s: &Snapshot, gates: &Gates) -> String {
-    let f = Families { registry: Registry::new() };
+    let f = Families::default();
 
     let gate_pass =
         f.gauge("replag_gate_pass", "1 if the configured gate passes now, else 0 (see /gate/<gate>).", &["gate"]);
@@ -337,9 +454,7 @@ pub fn render(s: &Snapshot, gates: &Gates) -> String {
     render_redis(&f, s);
     render_seaweedfs(&f, s);
 
-    let mut out = Vec::with_capacity(16 * 1024);
-    TextEncoder::new().encode(&f.registry.gather(), &mut out).expect("text encoding cannot fail");
-    String::from_utf8(out).expect("metrics text is UTF-8")
+    f.encode()
 }
 
 fn render_redis(f: &Families, s: &Snapshot) {
