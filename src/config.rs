@@ -275,10 +275,21 @@ fn scrub_config_error(message: &str) -> String {
     }
 }
 
+/// A value for an error message, quoted — unless it looks like a URL or
+/// credentials (put in the wrong key, say), which is never echoed.
+pub fn quoted(value: &str) -> String {
+    if value.contains("://") || value.contains('@') {
+        "(a value that looks like a URL or credentials, not shown)".to_string()
+    } else {
+        format!("{value:?}")
+    }
+}
+
 fn parse_duration(key: &str, value: Option<&str>, default: Duration) -> Result<Duration, ConfigError> {
     let Some(text) = value else { return Ok(default) };
-    let parsed = humantime::parse_duration(text.trim())
-        .map_err(|e| key_error(key, format!("{text:?} is not a duration ({e}); write e.g. \"1s\" or \"500ms\"")))?;
+    let parsed = humantime::parse_duration(text.trim()).map_err(|e| {
+        key_error(key, format!("{} is not a duration ({e}); write e.g. \"1s\" or \"500ms\"", quoted(text)))
+    })?;
     if parsed.is_zero() {
         return Err(key_error(key, "must be greater than zero"));
     }
@@ -292,14 +303,15 @@ fn check_label_value(key: &str, value: &str) -> Result<(), ConfigError> {
     if ok {
         Ok(())
     } else {
-        Err(key_error(key, format!("{value:?} must be 1-64 characters of letters, digits, '-', '_' or '.'")))
+        Err(key_error(key, format!("{} must be 1-64 characters of letters, digits, '-', '_' or '.'", quoted(value))))
     }
 }
 
 fn validate(raw: RawConfig, env: &HashMap<String, String>) -> Result<Config, ConfigError> {
     let listen_text = raw.server.listen.as_deref().unwrap_or(DEFAULT_LISTEN);
-    let listen = SocketAddr::from_str(listen_text)
-        .map_err(|_| key_error("server.listen", format!("{listen_text:?} is not an address like 0.0.0.0:8439")))?;
+    let listen = SocketAddr::from_str(listen_text).map_err(|_| {
+        key_error("server.listen", format!("{} is not an address like 0.0.0.0:8439", quoted(listen_text)))
+    })?;
 
     let interval = parse_duration("poll.interval", raw.poll.interval.as_deref(), DEFAULT_INTERVAL)?;
     let timeout = parse_duration("poll.timeout", raw.poll.timeout.as_deref(), interval.mul_f64(0.8))?;
@@ -369,7 +381,7 @@ fn validate(raw: RawConfig, env: &HashMap<String, String>) -> Result<Config, Con
             if !nodes.iter().any(|n| &n.name == upstream && n.system() == node.system()) {
                 let system = node.system().as_str();
                 let key = format!("regions.{}.{system}[{}].upstream", node.region, index_in_region(&nodes, i));
-                return Err(key_error(key, format!("no {system} node is named {upstream:?}")));
+                return Err(key_error(key, format!("no {system} node is named {}", quoted(upstream))));
             }
         }
         for (subscription, publisher) in &node.publishers {
@@ -379,7 +391,7 @@ fn validate(raw: RawConfig, env: &HashMap<String, String>) -> Result<Config, Con
                     node.region,
                     index_in_region(&nodes, i)
                 );
-                return Err(key_error(key, format!("no other postgres node is named {publisher:?}")));
+                return Err(key_error(key, format!("no other postgres node is named {}", quoted(publisher))));
             }
         }
     }
@@ -680,6 +692,20 @@ mod tests {
         owned.dedup();
         assert_eq!(owned.len(), 40, "every node in exactly one shard");
         assert!(load_toml(&text, &[]).unwrap().shard.is_none());
+    }
+
+    #[test]
+    fn a_url_in_the_wrong_key_is_not_echoed() {
+        let base = "[[regions.r1.redis]]\nname = \"a\"\nurl = \"redis://h:1\"\n";
+        for bad in [
+            format!("[poll]\ninterval = \"postgres://u:Secr3t@h/db\"\n{base}"),
+            format!("[server]\nlisten = \"u:Secr3t@h\"\n{base}"),
+            format!("{base}upstream = \"redis://u:Secr3t@h\"\n"),
+            format!("{base}[gates.g]\nmax_lag = \"redis://u:Secr3t@h\"\n"),
+        ] {
+            let e = error_of(&bad, &[]);
+            assert!(!e.contains("Secr3t") && e.contains("not shown"), "{e}");
+        }
     }
 
     #[test]

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use serde::Serialize;
 
+use crate::config::quoted;
 use crate::lag::breach::{BreachStart, RETENTION};
 use crate::snapshot::{LinkView, NodeView, Snapshot};
 
@@ -111,9 +112,12 @@ const KINDS: &[&str] = &["physical", "logical", "replica", "volume"];
 
 fn duration(param: &str, value: &str, max: Duration) -> Result<Duration, GateError> {
     let d = humantime::parse_duration(value.trim())
-        .map_err(|e| bad(param, format!("{value:?} is not a duration like 500ms, 30s or 5m ({e})")))?;
+        .map_err(|e| bad(param, format!("{} is not a duration like 500ms, 30s or 5m ({e})", quoted(value))))?;
     if d > max {
-        return Err(bad(param, format!("{value:?} is more than the {} allowed", humantime::format_duration(max))));
+        return Err(bad(
+            param,
+            format!("{} is more than the {} allowed", quoted(value), humantime::format_duration(max)),
+        ));
     }
     Ok(d)
 }
@@ -131,13 +135,14 @@ fn bytes(param: &str, value: &str) -> Result<u64, GateError> {
         "kib" => 1 << 10,
         "mib" => 1 << 20,
         "gib" => 1 << 30,
-        _ => return Err(bad(param, format!("{value:?} is not a byte count like 1048576, 64KiB or 10MB"))),
+        _ => return Err(bad(param, format!("{} is not a byte count like 1048576, 64KiB or 10MB", quoted(value)))),
     };
-    let n: u64 =
-        number.parse().map_err(|_| bad(param, format!("{value:?} is not a byte count like 1048576, 64KiB or 10MB")))?;
+    let n: u64 = number
+        .parse()
+        .map_err(|_| bad(param, format!("{} is not a byte count like 1048576, 64KiB or 10MB", quoted(value))))?;
     n.checked_mul(multiplier)
         .filter(|b| *b <= MAX_BYTES_LIMIT)
-        .ok_or_else(|| bad(param, format!("{value:?} is more than the 1 PiB allowed")))
+        .ok_or_else(|| bad(param, format!("{} is more than the 1 PiB allowed", quoted(value))))
 }
 
 fn listed(param: &str, value: &str, known: Option<&[&str]>) -> Result<Vec<String>, GateError> {
@@ -147,7 +152,7 @@ fn listed(param: &str, value: &str, known: Option<&[&str]>) -> Result<Vec<String
     }
     if let Some(known) = known {
         if let Some(unknown) = items.iter().find(|i| !known.contains(&i.as_str())) {
-            return Err(bad(param, format!("{unknown:?} is not one of {}", known.join(", "))));
+            return Err(bad(param, format!("{} is not one of {}", quoted(unknown), known.join(", "))));
         }
     }
     Ok(items)
