@@ -1,7 +1,7 @@
 //! `/metrics`: the snapshot in Prometheus text format. Families and labels
 //! are the contract of docs/metrics.md; dashboards and alerts rely on them.
 
-use std::sync::Arc;
+use hyper::body::Bytes;
 
 use std::cell::RefCell;
 
@@ -23,14 +23,14 @@ pub fn build_revision() -> &'static str {
 }
 
 /// The snapshot's metrics text, rendered once (per gates in force) and
-/// shared by every scrape.
-pub fn rendered(snapshot: &Snapshot, gates: &Gates) -> Arc<str> {
+/// shared by every scrape without a copy.
+pub fn rendered(snapshot: &Snapshot, gates: &Gates) -> Bytes {
     let key = gates as *const Gates as usize;
     let mut cache = snapshot.rendered_metrics.lock().unwrap_or_else(|e| e.into_inner());
     match &*cache {
         Some((k, text)) if *k == key => text.clone(),
         _ => {
-            let text: Arc<str> = render(snapshot, gates).into();
+            let text = Bytes::from(render(snapshot, gates));
             *cache = Some((key, text.clone()));
             text
         }

@@ -58,7 +58,8 @@ fn json_error(status: StatusCode, param: Option<&str>, message: &str) -> Respons
 fn gate_response(spec: &GateSpec, snapshot: &Snapshot, always_200: bool) -> Response<Body> {
     let verdict = gate::evaluate(spec, snapshot, std::time::Instant::now(), std::time::SystemTime::now());
     let status = if verdict.pass || always_200 { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
-    match serde_json::to_vec_pretty(&verdict) {
+    // Compact: a gate is asked often, by programs (`jq` makes it readable).
+    match serde_json::to_vec(&verdict) {
         Ok(json) => respond(status, "application/json", json),
         Err(e) => json_error(StatusCode::INTERNAL_SERVER_ERROR, None, &format!("cannot encode verdict: {e}")),
     }
@@ -126,7 +127,7 @@ pub fn handle(method: &Method, path: &str, query: Option<&str>, snapshot: &Snaps
         return response;
     }
     match path {
-        "/metrics" => respond(StatusCode::OK, metrics::CONTENT_TYPE, metrics::rendered(snapshot, gates).to_string()),
+        "/metrics" => respond(StatusCode::OK, metrics::CONTENT_TYPE, metrics::rendered(snapshot, gates)),
         p if p == "/gate" || p.starts_with("/gate/") => handle_gate(p, query, snapshot, gates),
         "/healthz" => text(StatusCode::OK, "ok\n"),
         "/api/v1/status" => match serde_json::to_vec_pretty(snapshot) {

@@ -24,7 +24,7 @@ pub struct Snapshot {
     /// `/metrics` text, rendered on first request, for the gates in force
     /// then (keyed by their address: a reload swaps them).
     #[serde(skip)]
-    pub(crate) rendered_metrics: Mutex<Option<(usize, Arc<str>)>>,
+    pub(crate) rendered_metrics: Mutex<Option<(usize, hyper::body::Bytes)>>,
 }
 
 impl Snapshot {
