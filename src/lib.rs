@@ -4,6 +4,7 @@
 
 pub mod check;
 pub mod config;
+pub mod cpu;
 pub mod gate;
 pub mod gate_client;
 pub mod gate_prometheus;

@@ -26,15 +26,26 @@ pub fn build_revision() -> &'static str {
 /// shared by every scrape without a copy.
 pub fn rendered(snapshot: &Snapshot, gates: &Gates) -> Bytes {
     let key = gates as *const Gates as usize;
-    let mut cache = snapshot.rendered_metrics.lock().unwrap_or_else(|e| e.into_inner());
-    match &*cache {
-        Some((k, text)) if *k == key => text.clone(),
-        _ => {
-            let text = Bytes::from(render(snapshot, gates));
-            *cache = Some((key, text.clone()));
-            text
+    // Most scrapes find it rendered: no lock wait, no thread hand-off.
+    if let Ok(cache) = snapshot.rendered_metrics.try_lock() {
+        if let Some((k, text)) = &*cache {
+            if *k == key {
+                return text.clone();
+            }
         }
     }
+    // Render (or wait for the scrape that is rendering) off the workers.
+    crate::cpu::heavy(|| {
+        let mut cache = snapshot.rendered_metrics.lock().unwrap_or_else(|e| e.into_inner());
+        match &*cache {
+            Some((k, text)) if *k == key => text.clone(),
+            _ => {
+                let text = Bytes::from(render(snapshot, gates));
+                *cache = Some((key, text.clone()));
+                text
+            }
+        }
+    })
 }
 
 /// The families of one render, built as the prometheus crate's metric

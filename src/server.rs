@@ -237,8 +237,19 @@ async fn authorized_handle(
             return response;
         }
     }
-    handle(request.method(), uri.path(), uri.query(), snapshot, gates)
+    // A gate, the status API or page over many links takes milliseconds
+    // (/metrics decides for itself: it is usually rendered already).
+    let path = uri.path();
+    if path != "/metrics" && path != "/healthz" && snapshot.links.len() >= HEAVY_LINKS {
+        crate::cpu::heavy(|| handle(request.method(), path, uri.query(), snapshot, gates))
+    } else {
+        handle(request.method(), path, uri.query(), snapshot, gates)
+    }
 }
+
+/// From this many links on, a request's JSON or HTML is built off the async
+/// workers (see `cpu`); below, it takes well under a millisecond.
+const HEAVY_LINKS: usize = 256;
 
 /// How long requests in flight may take to finish at shutdown.
 const DRAIN: Duration = Duration::from_secs(5);

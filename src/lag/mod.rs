@@ -404,7 +404,8 @@ pub async fn run(
             }
             else => return,
         }
-        publish.send_replace(Arc::new(engine.snapshot(Instant::now(), SystemTime::now())));
+        let snapshot = crate::cpu::heavy(|| engine.snapshot(Instant::now(), SystemTime::now()));
+        publish.send_replace(Arc::new(snapshot));
         published = tokio::time::Instant::now();
     }
 }
