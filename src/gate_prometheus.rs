@@ -9,7 +9,7 @@
 //! `max_data_age`, when any replag instance Prometheus scraped in the last
 //! hour is now down (its links are unknown), and when nothing is in scope.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, SystemTime};
 
 use serde::Deserialize;
@@ -239,7 +239,7 @@ fn judge(
     spec: &GateSpec,
     labels: &LinkLabels<'_>,
     series: &LinkSeries<'_>,
-    down_nodes: &BTreeMap<&str, f64>,
+    down_nodes: &BTreeSet<&str>,
     now: f64,
 ) -> LinkVerdict {
     let last = |s: Option<&Series>| s.and_then(Series::last);
@@ -282,7 +282,7 @@ fn judge(
         v.reason = Some("link down (replag_link_up is 0)".into());
         return v;
     }
-    if let Some((node, _)) = down_nodes.iter().find(|(n, _)| **n == labels.source || **n == labels.replica) {
+    if let Some(node) = [labels.source, labels.replica].into_iter().find(|n| down_nodes.contains(n)) {
         v.reason = Some(format!("node {node} is down (replag_node_up is 0)"));
         return v;
     }
@@ -332,12 +332,8 @@ pub fn evaluate(spec: &GateSpec, fetched: &Fetched, now: f64, wall: SystemTime) 
         };
         *slot = Some(s);
     }
-    let mut down_nodes: BTreeMap<&str, f64> = BTreeMap::new();
-    for s in &fetched.node_up {
-        if let Some((_, 0.0)) = s.last() {
-            down_nodes.insert(s.label("node"), 0.0);
-        }
-    }
+    let down_nodes: BTreeSet<&str> =
+        fetched.node_up.iter().filter(|s| matches!(s.last(), Some((_, 0.0)))).map(|s| s.label("node")).collect();
     let mut verdicts: Vec<LinkVerdict> = links
         .iter()
         .filter_map(|(key, series)| {
