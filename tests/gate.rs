@@ -190,6 +190,11 @@ async fn bad_requests_and_cli_exit_codes() {
     assert_eq!(cli(gate_args(&replag, &["nope"])).await.0, 2);
 
     // A failing gate with --wait: exit 1 once the deadline has passed, not long after.
+    // First passing, so the failure below is the stop's, not start-up's "no data yet".
+    wait_for("the gate to pass", Duration::from_secs(20), || async {
+        (gate(&replag, "/gate/deploy").await.0 == 200).then_some(())
+    })
+    .await;
     standby.stop();
     wait_for("the gate to fail", Duration::from_secs(20), || async {
         (gate(&replag, "/gate/deploy").await.0 == 503).then_some(())
