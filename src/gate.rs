@@ -72,13 +72,16 @@ impl Scope {
 
     pub fn matches_labels(&self, link: &LinkLabels<'_>) -> bool {
         let any = |list: &[String], value: &str| list.is_empty() || list.iter().any(|v| v == value);
-        let pair = format!("{}->{}", link.source, link.replica);
-        let id = format!("{}/{}/{pair}", link.system, link.kind);
+        let named = || {
+            let pair = format!("{}->{}", link.source, link.replica);
+            let id = format!("{}/{}/{pair}", link.system, link.kind);
+            self.links.iter().any(|l| *l == id || *l == pair || l == link.replica)
+        };
         any(&self.systems, link.system)
             && any(&self.kinds, link.kind)
             && any(&self.source_regions, link.source_region)
             && any(&self.replica_regions, link.replica_region)
-            && (self.links.is_empty() || self.links.iter().any(|l| *l == id || *l == pair || l == link.replica))
+            && (self.links.is_empty() || named())
     }
 }
 
@@ -237,6 +240,30 @@ pub struct LinkVerdict {
     pub reason: Option<String>,
 }
 
+impl LinkVerdict {
+    /// A failing verdict for the link, with nothing known yet beyond its labels.
+    pub fn failing(labels: &LinkLabels<'_>) -> Self {
+        LinkVerdict {
+            system: labels.system.into(),
+            kind: labels.kind.into(),
+            source: labels.source.into(),
+            source_region: labels.source_region.into(),
+            replica: labels.replica.into(),
+            replica_region: labels.replica_region.into(),
+            up: false,
+            state: String::new(),
+            lag_seconds: None,
+            lag_bytes: None,
+            lag_is_lower_bound: false,
+            data_age_seconds: None,
+            breach_since: None,
+            breach_seconds: None,
+            pass: false,
+            reason: None,
+        }
+    }
+}
+
 /// The answer to one gate question.
 #[derive(Debug, Clone, Serialize)]
 pub struct Verdict {
@@ -276,22 +303,13 @@ fn judge(
     wall: SystemTime,
 ) -> LinkVerdict {
     let mut v = LinkVerdict {
-        system: link.system.as_str().into(),
-        kind: link.kind.as_str().into(),
-        source: link.source.clone(),
-        source_region: link.source_region.clone(),
-        replica: link.replica.clone(),
-        replica_region: link.replica_region.clone(),
         up: link.up,
         state: link.state.clone(),
         lag_seconds: link.lag.map(|l| l.seconds),
         lag_bytes: link.lag.map(|l| l.bytes),
         lag_is_lower_bound: link.lag.is_some_and(|l| l.lower_bound),
         data_age_seconds: link.data_age_seconds.map(|a| a + snapshot_age),
-        breach_since: None,
-        breach_seconds: None,
-        pass: false,
-        reason: None,
+        ..LinkVerdict::failing(&LinkLabels::of(link))
     };
     let down_node = down_nodes.get(link.source.as_str()).or_else(|| down_nodes.get(link.replica.as_str()));
     if !link.up {

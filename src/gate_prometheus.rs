@@ -124,11 +124,15 @@ fn alternatives(values: &[String]) -> Option<String> {
     (!values.is_empty() && values.iter().all(plain)).then(|| values.join("|"))
 }
 
+/// The user's selector, if any, as a list of matchers.
+fn selector_matchers(selector: Option<&str>) -> Vec<String> {
+    selector.map(str::trim).filter(|s| !s.is_empty()).map(String::from).into_iter().collect()
+}
+
 /// The label matchers for the gate's scope, plus the user's selector.
 pub fn scope_matchers(spec: &GateSpec, selector: Option<&str>) -> Vec<String> {
     let scope = &spec.scope;
-    let mut matchers: Vec<String> =
-        selector.map(str::trim).filter(|s| !s.is_empty()).map(String::from).into_iter().collect();
+    let mut matchers = selector_matchers(selector);
     let lists = [
         ("system", &scope.systems),
         ("kind", &scope.kinds),
@@ -153,7 +157,7 @@ pub fn window(spec: &GateSpec) -> Duration {
 pub fn queries(spec: &GateSpec, selector: Option<&str>) -> [String; 3] {
     let mut link = scope_matchers(spec, selector);
     link.insert(0, format!("__name__=~\"{}\"", LINK_METRICS.join("|")));
-    let plain = scope_matchers(&GateSpec { scope: Default::default(), ..spec.clone() }, selector).join(",");
+    let plain = selector_matchers(selector).join(",");
     let window_seconds = window(spec).as_secs();
     [
         format!("{{{}}}[{window_seconds}s]", link.join(",")),
@@ -253,22 +257,13 @@ fn judge(
         .fold(f64::MIN, f64::max);
     let sample_age = (now - newest).max(0.0);
     let mut v = LinkVerdict {
-        system: labels.system.into(),
-        kind: labels.kind.into(),
-        source: labels.source.into(),
-        source_region: labels.source_region.into(),
-        replica: labels.replica.into(),
-        replica_region: labels.replica_region.into(),
         up,
         state: if up { "up" } else { "down" }.into(),
         lag_seconds: lag.map(|(_, v)| v),
         lag_bytes: last(series.lag_bytes).map(|(_, v)| v.max(0.0) as u64),
         lag_is_lower_bound: last(series.lower_bound).is_some_and(|(_, v)| v == 1.0),
         data_age_seconds: Some(last(series.data_age).map_or(0.0, |(_, a)| a) + sample_age),
-        breach_since: None,
-        breach_seconds: None,
-        pass: false,
-        reason: None,
+        ..LinkVerdict::failing(labels)
     };
     let age = v.data_age_seconds.unwrap_or_default();
     if age > spec.max_data_age.as_secs_f64() {
@@ -363,24 +358,16 @@ pub fn evaluate(spec: &GateSpec, fetched: &Fetched, now: f64, wall: SystemTime) 
     };
     if !down_instances.is_empty() && !verdicts.is_empty() {
         // Fail closed, visibly: one pseudo-link names the missing replags.
-        let mut missing = LinkVerdict {
-            system: "replag".into(),
-            kind: "instance".into(),
-            source: "prometheus".into(),
-            source_region: "-".into(),
-            replica: down_instances.join(", "),
-            replica_region: "-".into(),
-            up: false,
-            state: "down".into(),
-            lag_seconds: None,
-            lag_bytes: None,
-            lag_is_lower_bound: false,
-            data_age_seconds: None,
-            breach_since: None,
-            breach_seconds: None,
-            pass: false,
-            reason: None,
+        let replicas = down_instances.join(", ");
+        let labels = LinkLabels {
+            system: "replag",
+            kind: "instance",
+            source: "prometheus",
+            source_region: "-",
+            replica: &replicas,
+            replica_region: "-",
         };
+        let mut missing = LinkVerdict { state: "down".into(), ..LinkVerdict::failing(&labels) };
         missing.reason = Some(format!(
             "replag instance(s) down in Prometheus (up is 0): {}; their links are unknown",
             missing.replica

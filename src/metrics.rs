@@ -90,17 +90,19 @@ impl<'a> Family<'a> {
 
 impl Series<'_> {
     fn set(self, value: f64) {
+        self.record(value);
+    }
+
+    /// For a counter: encoding sums what was recorded for the same labels.
+    fn inc_by(self, n: u64) {
+        self.record(n as f64);
+    }
+
+    fn record(self, value: f64) {
         let mut families = self.family.families.families.borrow_mut();
         let family = &mut families[self.family.index];
         debug_assert_eq!(self.values.len(), family.label_names.len(), "{}: label count", family.name);
         family.series.push((self.values, value));
-    }
-
-    fn inc_by(self, n: u64) {
-        let mut families = self.family.families.families.borrow_mut();
-        let family = &mut families[self.family.index];
-        debug_assert_eq!(self.values.len(), family.label_names.len(), "{}: label count", family.name);
-        family.series.push((self.values, n as f64));
     }
 }
 
