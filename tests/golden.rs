@@ -1,0 +1,214 @@
+//! Golden files: what replag shows people and programs — `/metrics`,
+//! `/api/v1/status`, `/gate` JSON, the status page and `replag check` —
+//! for one fixed state of a multi-region fleet, byte for byte.
+//!
+//! The state is built from real server replies (the fuzz seeds, captured
+//! from PostgreSQL, Redis and SeaweedFS) fed to the engine at fixed moments,
+//! so nothing depends on timing. A change to any output shows here as a
+//! diff; when it is meant, `REPLAG_BLESS=1 cargo test --test golden` writes
+//! the new files (review them like code).
+
+use std::path::Path;
+use std::time::{Duration, Instant, SystemTime};
+
+use replag::config::{load_from, Source};
+use replag::lag::Engine;
+use replag::poller::NodeReport;
+use replag::server::Gates;
+use replag::snapshot::Snapshot;
+use replag::sources::{FailureKind, Observation, PollFailure, Sampled};
+
+const CONFIG: &str = r#"
+[poll]
+interval = "1s"
+
+[[regions.us-east.postgres]]
+name = "pg-us-east"
+url = "postgresql://monitor@pg-us-east-1.internal:5432/postgres"
+
+[[regions.eu-west.postgres]]
+name = "pg-eu-west"
+url = "postgresql://monitor@pg-eu-west-1.internal:5432/postgres"
+
+[[regions.ap-south.postgres]]
+name = "pg-ap-south"
+url = "postgresql://monitor@pg-ap-south-1.internal:5432/postgres"
+upstream = "pg-us-east"
+
+[[regions.us-east.redis]]
+name = "redis-us-east"
+url = "redis://10.0.0.5:6379"
+
+[[regions.eu-west.redis]]
+name = "redis-eu-west"
+url = "redis://10.0.1.12:6379"
+
+[[regions.us-east.seaweedfs]]
+name = "weed-us-east"
+url = "http://127.0.0.1:19333"
+
+[gates.deploy]
+max_lag = "500ms"
+for = "10s"
+"#;
+
+fn seed(path: &str) -> Vec<u8> {
+    let full = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/seeds").join(path);
+    std::fs::read(&full).unwrap_or_else(|e| panic!("{}: {e}", full.display()))
+}
+
+fn pg(path: &str) -> Observation {
+    let text = String::from_utf8(seed(path)).unwrap();
+    Observation::Postgres(replag::sources::postgres::decode(&text).unwrap())
+}
+
+fn redis(path: &str) -> Observation {
+    let text = String::from_utf8(seed(path)).unwrap();
+    let mut parts = text.splitn(3, '\0');
+    let (replication, server, stats) =
+        (parts.next().unwrap_or(""), parts.next().unwrap_or(""), parts.next().unwrap_or(""));
+    Observation::Redis(replag::sources::redis::decode(replication, server, stats).unwrap())
+}
+
+fn seaweed(path: &str) -> Observation {
+    let data = seed(path);
+    let mut parts = data.splitn(3, |&b| b == 0);
+    let cluster = parts.next().unwrap();
+    let rest = parts.next().map(|dir| (dir, parts.next().unwrap_or(&[])));
+    Observation::Seaweed(replag::sources::seaweedfs::decode(cluster, rest).unwrap())
+}
+
+/// Unix time of the fixed wall clock the state is observed at.
+const WALL: u64 = 1_800_000_000;
+
+fn wall(offset_ms: u64) -> SystemTime {
+    SystemTime::UNIX_EPOCH + Duration::from_secs(WALL) + Duration::from_millis(offset_ms)
+}
+
+struct State {
+    snapshot: Snapshot,
+    gates: Gates,
+    /// The monotonic moment of the snapshot.
+    now: Instant,
+}
+
+/// Three polls a second apart: the PostgreSQL primary and the Redis master
+/// write, the standby replays behind, the Redis replica is caught up, one
+/// PostgreSQL node refuses its password.
+fn state() -> State {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("replag.toml");
+    std::fs::write(&file, CONFIG).unwrap();
+    let config = load_from(Source::File(&file), &Default::default()).unwrap();
+    let mut engine = Engine::new(config.nodes.clone(), wall(0));
+    let t0 = Instant::now();
+    let node = |name: &str| config.nodes.iter().position(|n| n.name == name).unwrap();
+    for round in 0..3u64 {
+        let at = t0 + Duration::from_secs(round);
+        let mut report = |node: usize, result: Result<Observation, PollFailure>| {
+            engine.ingest(NodeReport {
+                node,
+                finished: at,
+                finished_wall: wall(round * 1000),
+                duration: Duration::from_millis(2 + node as u64),
+                result: result.map(|observation| Sampled { at, observation }),
+            })
+        };
+        // The primary moves 4 KiB a second from the standby's replay position.
+        let mut primary = pg("postgres_json/primary.json");
+        if let Observation::Postgres(p) = &mut primary {
+            p.current_lsn = Some(replag::lsn::Lsn(0x16_B374_D000 + 4096 * round));
+            p.timeline = Some(2);
+        }
+        report(node("pg-us-east"), Ok(primary));
+        let mut standby = pg("postgres_json/standby.json");
+        if let Observation::Postgres(s) = &mut standby {
+            s.replay_lsn = Some(replag::lsn::Lsn(0x16_B374_D000 + 2048 * round));
+        }
+        report(node("pg-eu-west"), Ok(standby));
+        report(
+            node("pg-ap-south"),
+            Err(PollFailure::new(FailureKind::Auth, "password authentication failed for user \"monitor\"")),
+        );
+        report(node("redis-us-east"), Ok(redis("redis_info/master.txt")));
+        report(node("redis-eu-west"), Ok(redis("redis_info/replica.txt")));
+        report(node("weed-us-east"), Ok(seaweed("seaweedfs_json/leader.bin")));
+    }
+    let now = t0 + Duration::from_secs(2);
+    let snapshot = engine.snapshot(now, wall(2000));
+    let gates = Gates {
+        named: config.gates.clone(),
+        default_max_data_age: config.default_max_data_age(),
+        last_reload: None,
+        shard: None,
+    };
+    State { snapshot, gates, now }
+}
+
+/// Lines that differ from build to build.
+fn normalise(text: &str) -> String {
+    let revision = replag::metrics::build_revision();
+    text.replace(&format!("revision=\"{revision}\""), "revision=\"REVISION\"")
+        .replace(&format!("version=\"{}\"", env!("CARGO_PKG_VERSION")), "version=\"VERSION\"")
+}
+
+fn golden(name: &str, actual: &str) {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden").join(name);
+    if std::env::var_os("REPLAG_BLESS").is_some() {
+        std::fs::write(&path, actual).unwrap();
+        return;
+    }
+    let expected =
+        std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e} (REPLAG_BLESS=1 writes it)", path.display()));
+    if expected != actual {
+        let first = expected.lines().zip(actual.lines()).position(|(a, b)| a != b);
+        let line = first.unwrap_or(expected.lines().count().min(actual.lines().count()));
+        panic!(
+            "{name} differs from tests/golden/{name} at line {}:\n  expected: {:?}\n  actual:   {:?}\n\
+             (REPLAG_BLESS=1 cargo test --test golden rewrites it once the change is meant)",
+            line + 1,
+            expected.lines().nth(line),
+            actual.lines().nth(line)
+        );
+    }
+}
+
+#[test]
+fn metrics_text() {
+    let s = state();
+    golden("metrics.txt", &normalise(&replag::metrics::render(&s.snapshot, &s.gates)));
+}
+
+#[test]
+fn status_api_json() {
+    let s = state();
+    let json = serde_json::to_string_pretty(&s.snapshot).unwrap();
+    golden("status.json", &format!("{json}\n"));
+}
+
+#[test]
+fn gate_json() {
+    let s = state();
+    let mut out = String::new();
+    let evaluated = wall(2500);
+    for (name, spec) in &s.gates.named {
+        let verdict = replag::gate::evaluate(spec, &s.snapshot, s.now, evaluated);
+        out += &format!("# /gate/{name}\n{}\n", serde_json::to_string_pretty(&verdict).unwrap());
+    }
+    for query in ["max_lag=1s&max_lag_bytes=1MiB&for=0s&system=postgres", "max_lag=10s&system=redis", "kind=volume"] {
+        let spec = replag::gate::GateSpec::from_query(query, s.gates.default_max_data_age).unwrap();
+        let verdict = replag::gate::evaluate(&spec, &s.snapshot, s.now, evaluated);
+        out += &format!("# /gate?{query}\n{}\n", serde_json::to_string_pretty(&verdict).unwrap());
+    }
+    golden("gate.json", &out);
+}
+
+#[test]
+fn check_report() {
+    golden("check.txt", &replag::check::report(&state().snapshot));
+}
+
+#[test]
+fn status_page_html() {
+    golden("page.html", &replag::web::status_page(&state().snapshot));
+}
