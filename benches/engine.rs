@@ -10,15 +10,15 @@ use std::str::FromStr;
 use std::time::{Duration, Instant, SystemTime};
 
 use criterion::{BatchSize, BenchmarkId, Criterion, Throughput};
-use replag::lag::breach::{BreachHistory, RETENTION};
+use replag::engine::Engine;
+use replag::gate::breach::{BreachHistory, RETENTION};
+use replag::gate::memory::Memory;
 use replag::lag::history::{PositionHistory, DEFAULT_CAPACITY};
-use replag::lag::Engine;
-use replag::lsn::Lsn;
+use replag::model::{FailureKind, Node, PollFailure, Sampled};
 use replag::poller::NodeReport;
-use replag::sources::postgres::{PgObservation, Slot, WalReceiver, WalSender};
-use replag::sources::redis::{ConnectedReplica, RedisObservation, ReplicaState};
-use replag::sources::{FailureKind, Observation, PollFailure, Sampled};
-use replag::topology::{NodeSpec, PostgresTarget, RedisTarget, Target};
+use replag::systems::postgres::{Lsn, PgObservation, PostgresTarget, Slot, WalReceiver, WalSender};
+use replag::systems::redis::{ConnectedReplica, RedisObservation, RedisTarget, ReplicaState};
+use replag::systems::{NodeSpec, Observation, Target};
 
 use common::{link_counts, REGIONS};
 
@@ -133,14 +133,16 @@ impl Deployment {
         let mut add = |k: usize| {
             let region = REGIONS[(cluster + k) % REGIONS.len()];
             let index = self.specs.len();
-            self.specs.push(NodeSpec {
+            let target = target(&host(index));
+            let node = Node {
                 name: format!("{prefix}-{cluster:04}-{region}"),
                 region: region.into(),
+                system: target.system(),
                 upstream: None,
                 publishers: Default::default(),
                 group: None,
-                target: target(&host(index)),
-            });
+            };
+            self.specs.push(NodeSpec { node, target });
             index
         };
         (add(0), [add(1), add(2)])
@@ -338,18 +340,21 @@ const WARM_UP_ROUNDS: u64 = 2;
 const SAMPLED_UP_TO: usize = 1_000;
 
 /// One engine round for N links: ingest one report per node (1.5 N nodes),
-/// then build the snapshot (links, lag, details, gate tracks). Reports are
-/// built outside the timing.
+/// then build the snapshot (links, lag, details) and extend the gates'
+/// tracks from it. Reports are built outside the timing.
 fn engine_round(c: &mut Criterion) {
     let mut group = c.benchmark_group("engine_round");
     for &links in link_counts() {
         let deployment = Deployment::new(links);
         let mut engine = Engine::new(deployment.specs.clone(), SystemTime::now());
+        let mut memory = Memory::default();
         let mut snapshot = None;
         for round in 0..WARM_UP_ROUNDS {
             let (reports, at) = deployment.reports(round);
             reports.into_iter().for_each(|r| engine.ingest(r));
-            snapshot = Some(engine.snapshot(at, SystemTime::now()));
+            let s = engine.snapshot(at, SystemTime::now());
+            memory.observe(&s);
+            snapshot = Some(s);
         }
         let snapshot = snapshot.expect("warmed up");
         assert_eq!(snapshot.links.len(), links, "the engine sees every link");
@@ -362,8 +367,9 @@ fn engine_round(c: &mut Criterion) {
             let started = Instant::now();
             reports.into_iter().for_each(|r| engine.ingest(r));
             let snapshot = engine.snapshot(at, SystemTime::now());
+            let tracks = memory.observe(&snapshot);
             let elapsed = started.elapsed();
-            drop(snapshot);
+            drop((snapshot, tracks));
             eprintln!("engine_round/{links}: {:.2} s for one round (timed once, not sampled)", elapsed.as_secs_f64());
             continue;
         }
@@ -377,7 +383,9 @@ fn engine_round(c: &mut Criterion) {
                 },
                 |(reports, at)| {
                     reports.into_iter().for_each(|r| engine.ingest(r));
-                    engine.snapshot(at, SystemTime::now())
+                    let snapshot = engine.snapshot(at, SystemTime::now());
+                    let tracks = memory.observe(&snapshot);
+                    (snapshot, tracks)
                 },
                 BatchSize::PerIteration,
             )

@@ -15,14 +15,13 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use criterion::{BenchmarkId, Criterion, Throughput};
-use replag::gate::{self, GateSpec};
-use replag::server::Gates;
-use replag::snapshot::{
-    LagView, LinkKind, LinkTrack, LinkView, NodeView, PgLinkDetail, PgServerView, PgSlotView, RedisLinkDetail,
-    RedisServerView, Snapshot,
-};
-use replag::sources::{FailureKind, PollFailure};
-use replag::topology::System;
+use replag::gate::{self, GateSpec, LinkTrack, Tracked};
+use replag::http::InForce;
+use replag::model::{FailureKind, LagView, LinkKind, NodeView, PollFailure, System};
+use replag::snapshot::Snapshot;
+use replag::systems::postgres::{PgLinkDetail, PgServerView, PgSlotView};
+use replag::systems::redis::{RedisLinkDetail, RedisServerView};
+use replag::systems::Link;
 
 use common::{link_counts, REGIONS};
 
@@ -126,23 +125,24 @@ fn health_of(link_index: usize) -> Health {
 
 /// A snapshot as the engine publishes it for `links` links: half PostgreSQL
 /// physical, half Redis, each primary or master with one replica in each of
-/// the two other regions; and the moment its lag tracks end, to evaluate
-/// gates at.
-fn snapshot(links: usize) -> (Snapshot, Instant) {
+/// the two other regions, with the gates' memory of its links; and the
+/// moment its lag tracks end, to evaluate gates at.
+fn snapshot(links: usize) -> (Tracked, Instant) {
     let now = Instant::now() + SECOND * TRACK_SECONDS as u32;
     let wall = SystemTime::now();
     let mut snapshot = Snapshot::empty(wall - Duration::from_secs(86_400));
     snapshot.generated_at = wall;
     let mut noise = Noise::new(links as u64);
+    let mut tracks = Vec::new();
     let clusters_per_system = links / 4;
     for cluster in 0..clusters_per_system {
-        add_postgres_cluster(&mut snapshot, cluster, now, wall, &mut noise);
+        add_postgres_cluster(&mut snapshot, &mut tracks, cluster, now, wall, &mut noise);
     }
     for cluster in 0..clusters_per_system {
-        add_redis_cluster(&mut snapshot, cluster, now, wall, &mut noise);
+        add_redis_cluster(&mut snapshot, &mut tracks, cluster, now, wall, &mut noise);
     }
     assert_eq!(snapshot.links.len(), links, "the fixture has the links asked for");
-    (snapshot, now)
+    (Tracked { snapshot: Arc::new(snapshot), tracks: tracks.into_iter().collect() }, now)
 }
 
 /// The source and the two replica regions of cluster `cluster`.
@@ -198,7 +198,14 @@ fn lag_and_track(health: Health, now: Instant, noise: &mut Noise) -> (LagView, A
     (lag, Arc::new(track))
 }
 
-fn add_postgres_cluster(s: &mut Snapshot, cluster: usize, now: Instant, wall: SystemTime, noise: &mut Noise) {
+fn add_postgres_cluster(
+    s: &mut Snapshot,
+    tracks: &mut Vec<Arc<LinkTrack>>,
+    cluster: usize,
+    now: Instant,
+    wall: SystemTime,
+    noise: &mut Noise,
+) {
     let (primary_region, replica_regions) = regions_of(cluster);
     let primary = format!("pg-{cluster:04}-{primary_region}");
     let version = "15.18 (Debian 15.18-0+deb12u1)";
@@ -207,7 +214,7 @@ fn add_postgres_cluster(s: &mut Snapshot, cluster: usize, now: Instant, wall: Sy
     primary_view.identity = vec![("system_identifier".into(), system_identifier.clone())];
     s.nodes.push(primary_view);
     let primary_lsn = 0x3_0000_0000 + cluster as u64 * 4096;
-    s.postgres.servers.push(PgServerView {
+    s.details.postgres.servers.push(PgServerView {
         node: primary.clone(),
         region: primary_region.into(),
         timeline: Some(1),
@@ -225,16 +232,16 @@ fn add_postgres_cluster(s: &mut Snapshot, cluster: usize, now: Instant, wall: Sy
         let mut standby_view = node_view(System::Postgres, &standby, region, "standby", version, wall);
         standby_view.identity = vec![("system_identifier".into(), system_identifier.clone())];
         let (lag, track) = lag_and_track(health, now, noise);
-        let mut link = LinkView::new(
+        let mut link = Link::new(
             System::Postgres,
             LinkKind::Physical,
             (primary.clone(), primary_region.into()),
             (standby.clone(), region.into()),
         );
         link.lag = Some(lag);
-        link.track = Some(track);
+        tracks.push(track);
         let up = !matches!(health, Health::Down);
-        s.postgres.slots.push(PgSlotView {
+        s.details.postgres.slots.push(PgSlotView {
             node: primary.clone(),
             region: primary_region.into(),
             slot: standby.replace('-', "_"),
@@ -253,13 +260,13 @@ fn add_postgres_cluster(s: &mut Snapshot, cluster: usize, now: Instant, wall: Sy
                 seconds: lag.seconds * fraction,
                 lower_bound: false,
             };
-            link.postgres = Some(PgLinkDetail {
+            link.detail.postgres = Some(PgLinkDetail {
                 state: "streaming".into(),
                 sync_state: "async".into(),
                 stages: vec![("sent", stage(0.1)), ("write", stage(0.3)), ("flush", stage(0.5)), ("replay", lag)],
                 reported: vec![("write", 0.001), ("flush", 0.002), ("replay", lag.seconds)],
             });
-            s.postgres.servers.push(PgServerView {
+            s.details.postgres.servers.push(PgServerView {
                 node: standby.clone(),
                 region: region.into(),
                 timeline: Some(1),
@@ -267,7 +274,7 @@ fn add_postgres_cluster(s: &mut Snapshot, cluster: usize, now: Instant, wall: Sy
                 receive_lsn: Some(primary_lsn - lag.bytes / 2),
                 replay_lsn: Some(primary_lsn - lag.bytes),
                 replay_paused: Some(false),
-                last_xact_replay_unix: Some(replag::snapshot::to_unix(wall) - lag.seconds),
+                last_xact_replay_unix: Some(replag::model::to_unix(wall) - lag.seconds),
                 wal_receiver_status: Some("streaming".into()),
                 wal_receiver_last_message_age_seconds: Some(0.05),
             });
@@ -285,7 +292,14 @@ fn add_postgres_cluster(s: &mut Snapshot, cluster: usize, now: Instant, wall: Sy
     }
 }
 
-fn add_redis_cluster(s: &mut Snapshot, cluster: usize, now: Instant, wall: SystemTime, noise: &mut Noise) {
+fn add_redis_cluster(
+    s: &mut Snapshot,
+    tracks: &mut Vec<Arc<LinkTrack>>,
+    cluster: usize,
+    now: Instant,
+    wall: SystemTime,
+    noise: &mut Noise,
+) {
     let (master_region, replica_regions) = regions_of(cluster);
     let master = format!("redis-{cluster:04}-{master_region}");
     let replication_id = format!("{:040x}", 0x5eed_0000 + cluster);
@@ -296,7 +310,7 @@ fn add_redis_cluster(s: &mut Snapshot, cluster: usize, now: Instant, wall: Syste
     master_view.identity = identity(cluster * 3);
     s.nodes.push(master_view);
     let master_offset = 1_000_000_000 + cluster as u64 * 4096;
-    s.redis.servers.push(RedisServerView {
+    s.details.redis.servers.push(RedisServerView {
         node: master.clone(),
         region: master_region.into(),
         offset: master_offset,
@@ -317,14 +331,14 @@ fn add_redis_cluster(s: &mut Snapshot, cluster: usize, now: Instant, wall: Syste
         let mut replica_view = node_view(System::Redis, &replica, region, "replica", "7.0.15", wall);
         replica_view.identity = identity(cluster * 3 + 1 + k);
         let (lag, track) = lag_and_track(health, now, noise);
-        let mut link = LinkView::new(
+        let mut link = Link::new(
             System::Redis,
             LinkKind::Replica,
             (master.clone(), master_region.into()),
             (replica.clone(), region.into()),
         );
         link.lag = Some(lag);
-        link.track = Some(track);
+        tracks.push(track);
         if matches!(health, Health::Down) {
             mark_down(&mut replica_view);
             link.state = "down".into();
@@ -336,8 +350,8 @@ fn add_redis_cluster(s: &mut Snapshot, cluster: usize, now: Instant, wall: Syste
             link.up = true;
             link.state = "up".into();
             link.data_age_seconds = Some(0.4);
-            link.redis = Some(RedisLinkDetail { state: "online".into(), ack_age_seconds: Some(0) });
-            s.redis.servers.push(RedisServerView {
+            link.detail.redis = Some(RedisLinkDetail { state: "online".into(), ack_age_seconds: Some(0) });
+            s.details.redis.servers.push(RedisServerView {
                 node: replica.clone(),
                 region: region.into(),
                 offset: master_offset - lag.bytes,
@@ -370,8 +384,8 @@ fn metrics_render(c: &mut Criterion) {
     let mut group = c.benchmark_group("metrics_render");
     for &links in link_counts() {
         let (snapshot, _) = snapshot(links);
-        let no_gates = Gates::default();
-        let (text, allocations, allocated) = allocations_of(|| replag::metrics::render(&snapshot, &no_gates));
+        let no_gates = InForce::default();
+        let (text, allocations, allocated) = allocations_of(|| replag::http::metrics::render(&snapshot, &no_gates));
         let series = text.lines().filter(|l| !l.is_empty() && !l.starts_with('#')).count();
         let per_link = series as f64 / links as f64;
         eprintln!(
@@ -381,7 +395,7 @@ fn metrics_render(c: &mut Criterion) {
         );
         group.throughput(Throughput::Elements(links as u64));
         group.bench_with_input(BenchmarkId::from_parameter(links), &snapshot, |b, s| {
-            b.iter(|| replag::metrics::render(s, &no_gates))
+            b.iter(|| replag::http::metrics::render(s, &no_gates))
         });
     }
     group.finish();
@@ -394,11 +408,11 @@ fn gate_evaluate(c: &mut Criterion) {
     let spec = gate_spec();
     for &links in link_counts() {
         let (snapshot, now) = snapshot(links);
-        let verdict = gate::evaluate(&spec, &snapshot, now, SystemTime::now());
+        let verdict = gate::evaluate(&spec, &snapshot.snapshot, &snapshot.tracks, now, SystemTime::now());
         eprintln!("gate_evaluate/{links} links: {}", verdict.summary);
         group.throughput(Throughput::Elements(links as u64));
         group.bench_with_input(BenchmarkId::from_parameter(links), &snapshot, |b, s| {
-            b.iter(|| gate::evaluate(&spec, black_box(s), now, SystemTime::now()))
+            b.iter(|| gate::evaluate(&spec, black_box(&s.snapshot), &s.tracks, now, SystemTime::now()))
         });
     }
     group.finish();

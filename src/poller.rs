@@ -8,11 +8,8 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use crate::config::PollSettings;
-use crate::sources::postgres::PostgresSource;
-use crate::sources::redis::RedisSource;
-use crate::sources::seaweedfs::SeaweedSource;
-use crate::sources::{FailureKind, PollFailure, Sampled, Source};
-use crate::topology::{NodeSpec, Target};
+use crate::model::{FailureKind, PollFailure, Sampled, Source};
+use crate::systems::{NodeSpec, Observation};
 
 /// The result of one poll of one node.
 #[derive(Debug, Clone)]
@@ -23,7 +20,7 @@ pub struct NodeReport {
     pub finished: Instant,
     pub finished_wall: SystemTime,
     pub duration: Duration,
-    pub result: Result<Sampled, PollFailure>,
+    pub result: Result<Sampled<Observation>, PollFailure>,
 }
 
 /// Start polling every node; reports go to `reports`. Tasks end when the
@@ -35,33 +32,8 @@ pub fn spawn_all(nodes: &[NodeSpec], settings: PollSettings, reports: mpsc::Send
         .enumerate()
         .map(|(index, spec)| {
             let (name, reports) = (spec.name.clone(), reports.clone());
-            let (timeout, connect) = (settings.timeout, settings.connect_timeout);
-            match &spec.target {
-                Target::Postgres(t) => tokio::spawn(run(
-                    index,
-                    name,
-                    PostgresSource::new(t.clone(), timeout, connect),
-                    settings,
-                    start,
-                    reports,
-                )),
-                Target::Redis(t) => tokio::spawn(run(
-                    index,
-                    name,
-                    RedisSource::new(t.clone(), timeout, connect),
-                    settings,
-                    start,
-                    reports,
-                )),
-                Target::Seaweed(t) => tokio::spawn(run(
-                    index,
-                    name,
-                    SeaweedSource::new(t.clone(), timeout, connect),
-                    settings,
-                    start,
-                    reports,
-                )),
-            }
+            let source = spec.target.source(settings.timeout, settings.connect_timeout);
+            tokio::spawn(run(index, name, source, settings, start, reports))
         })
         .collect()
 }
@@ -75,7 +47,7 @@ pub fn next_delay(settings: &PollSettings, failures: u32) -> Duration {
     settings.interval.saturating_mul(factor).min(settings.max_backoff)
 }
 
-async fn run<S: Source>(
+async fn run<S: Source<Observation = Observation>>(
     index: usize,
     name: String,
     mut source: S,

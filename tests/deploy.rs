@@ -166,7 +166,7 @@ fn compose_demo_config_matches_its_services() {
     );
     assert_eq!(cfg.nodes.len(), 6, "the lab's topology: 3 PostgreSQL, 2 Redis, 1 SeaweedFS");
     for node in &cfg.nodes {
-        let (host, _) = &node.addresses()[0];
+        let (host, _) = &node.target.addresses()[0];
         assert!(compose.contains(&format!("\n  {host}:\n")), "{} points at compose service {host}", node.name);
     }
     for service in

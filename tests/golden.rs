@@ -11,12 +11,15 @@
 use std::path::Path;
 use std::time::{Duration, Instant, SystemTime};
 
+use std::sync::Arc;
+
 use replag::config::{load_from, Source};
-use replag::lag::Engine;
+use replag::engine::Engine;
+use replag::gate::memory::{Memory, Tracked};
+use replag::http::InForce;
+use replag::model::{FailureKind, PollFailure, Sampled};
 use replag::poller::NodeReport;
-use replag::server::Gates;
-use replag::snapshot::Snapshot;
-use replag::sources::{FailureKind, Observation, PollFailure, Sampled};
+use replag::systems::{postgres, redis, seaweedfs, Observation};
 
 const CONFIG: &str = r#"
 [poll]
@@ -59,7 +62,7 @@ fn seed(path: &str) -> Vec<u8> {
 
 fn pg(path: &str) -> Observation {
     let text = String::from_utf8(seed(path)).unwrap();
-    Observation::Postgres(replag::sources::postgres::decode(&text).unwrap())
+    Observation::Postgres(postgres::decode(&text).unwrap())
 }
 
 fn redis(path: &str) -> Observation {
@@ -67,7 +70,7 @@ fn redis(path: &str) -> Observation {
     let mut parts = text.splitn(3, '\0');
     let (replication, server, stats) =
         (parts.next().unwrap_or(""), parts.next().unwrap_or(""), parts.next().unwrap_or(""));
-    Observation::Redis(replag::sources::redis::decode(replication, server, stats).unwrap())
+    Observation::Redis(redis::decode(replication, server, stats).unwrap())
 }
 
 fn seaweed(path: &str) -> Observation {
@@ -75,7 +78,7 @@ fn seaweed(path: &str) -> Observation {
     let mut parts = data.splitn(3, |&b| b == 0);
     let cluster = parts.next().unwrap();
     let rest = parts.next().map(|dir| (dir, parts.next().unwrap_or(&[])));
-    Observation::Seaweed(replag::sources::seaweedfs::decode(cluster, rest).unwrap())
+    Observation::Seaweedfs(seaweedfs::decode(cluster, rest).unwrap())
 }
 
 /// Unix time of the fixed wall clock the state is observed at.
@@ -86,8 +89,9 @@ fn wall(offset_ms: u64) -> SystemTime {
 }
 
 struct State {
-    snapshot: Snapshot,
-    gates: Gates,
+    /// The snapshot and the gates' memory of it.
+    tracked: Tracked,
+    gates: InForce,
     /// The monotonic moment of the snapshot.
     now: Instant,
 }
@@ -117,13 +121,13 @@ fn state() -> State {
         // The primary moves 4 KiB a second from the standby's replay position.
         let mut primary = pg("postgres_json/primary.json");
         if let Observation::Postgres(p) = &mut primary {
-            p.current_lsn = Some(replag::lsn::Lsn(0x16_B374_D000 + 4096 * round));
+            p.current_lsn = Some(postgres::Lsn(0x16_B374_D000 + 4096 * round));
             p.timeline = Some(2);
         }
         report(node("pg-us-east"), Ok(primary));
         let mut standby = pg("postgres_json/standby.json");
         if let Observation::Postgres(s) = &mut standby {
-            s.replay_lsn = Some(replag::lsn::Lsn(0x16_B374_D000 + 2048 * round));
+            s.replay_lsn = Some(postgres::Lsn(0x16_B374_D000 + 2048 * round));
         }
         report(node("pg-eu-west"), Ok(standby));
         report(
@@ -135,19 +139,14 @@ fn state() -> State {
         report(node("weed-us-east"), Ok(seaweed("seaweedfs_json/leader.bin")));
     }
     let now = t0 + Duration::from_secs(2);
-    let snapshot = engine.snapshot(now, wall(2000));
-    let gates = Gates {
-        named: config.gates.clone(),
-        default_max_data_age: config.default_max_data_age(),
-        last_reload: None,
-        shard: None,
-    };
-    State { snapshot, gates, now }
+    let snapshot = Arc::new(engine.snapshot(now, wall(2000)));
+    let tracks = Memory::default().observe(&snapshot);
+    State { tracked: Tracked { snapshot, tracks }, gates: InForce::of(&config, None), now }
 }
 
 /// Lines that differ from build to build.
 fn normalise(text: &str) -> String {
-    let revision = replag::metrics::build_revision();
+    let revision = replag::http::metrics::build_revision();
     text.replace(&format!("revision=\"{revision}\""), "revision=\"REVISION\"")
         .replace(&format!("version=\"{}\"", env!("CARGO_PKG_VERSION")), "version=\"VERSION\"")
 }
@@ -176,13 +175,13 @@ fn golden(name: &str, actual: &str) {
 #[test]
 fn metrics_text() {
     let s = state();
-    golden("metrics.txt", &normalise(&replag::metrics::render(&s.snapshot, &s.gates)));
+    golden("metrics.txt", &normalise(&replag::http::metrics::render(&s.tracked, &s.gates)));
 }
 
 #[test]
 fn status_api_json() {
     let s = state();
-    let json = serde_json::to_string_pretty(&s.snapshot).unwrap();
+    let json = serde_json::to_string_pretty(&*s.tracked.snapshot).unwrap();
     golden("status.json", &format!("{json}\n"));
 }
 
@@ -192,12 +191,12 @@ fn gate_json() {
     let mut out = String::new();
     let evaluated = wall(2500);
     for (name, spec) in &s.gates.named {
-        let verdict = replag::gate::evaluate(spec, &s.snapshot, s.now, evaluated);
+        let verdict = replag::gate::evaluate(spec, &s.tracked.snapshot, &s.tracked.tracks, s.now, evaluated);
         out += &format!("# /gate/{name}\n{}\n", serde_json::to_string_pretty(&verdict).unwrap());
     }
     for query in ["max_lag=1s&max_lag_bytes=1MiB&for=0s&system=postgres", "max_lag=10s&system=redis", "kind=volume"] {
         let spec = replag::gate::GateSpec::from_query(query, s.gates.default_max_data_age).unwrap();
-        let verdict = replag::gate::evaluate(&spec, &s.snapshot, s.now, evaluated);
+        let verdict = replag::gate::evaluate(&spec, &s.tracked.snapshot, &s.tracked.tracks, s.now, evaluated);
         out += &format!("# /gate?{query}\n{}\n", serde_json::to_string_pretty(&verdict).unwrap());
     }
     golden("gate.json", &out);
@@ -205,10 +204,10 @@ fn gate_json() {
 
 #[test]
 fn check_report() {
-    golden("check.txt", &replag::check::report(&state().snapshot));
+    golden("check.txt", &replag::cli::check::report(&state().tracked.snapshot));
 }
 
 #[test]
 fn status_page_html() {
-    golden("page.html", &replag::web::status_page(&state().snapshot));
+    golden("page.html", &replag::http::page::status_page(&state().tracked.snapshot));
 }

@@ -139,7 +139,7 @@ async fn recorded_and_damaged_replies() {
         async move { reqwest::get(url).await.unwrap().bytes().await.unwrap().to_vec() }
     };
     let (cluster, dir, vol) = (fetch("/cluster/status").await, fetch("/dir/status").await, fetch("/vol/status").await);
-    let o = replag::sources::seaweedfs::decode(&cluster, Some((&dir, &vol))).expect("real replies parse");
+    let o = replag::systems::seaweedfs::decode(&cluster, Some((&dir, &vol))).expect("real replies parse");
     assert!(o.is_leader && o.topology.as_ref().is_some_and(|t| !t.replicas.is_empty()));
 
     let text = |b: &[u8]| String::from_utf8_lossy(b).to_string();
@@ -162,9 +162,9 @@ async fn recorded_and_damaged_replies() {
     ];
     for (what, c, d, v) in damaged {
         let result = std::panic::catch_unwind(|| {
-            replag::sources::seaweedfs::decode(c.as_bytes(), Some((d.as_bytes(), v.as_bytes())))
+            replag::systems::seaweedfs::decode(c.as_bytes(), Some((d.as_bytes(), v.as_bytes())))
         });
         let err = result.unwrap_or_else(|_| panic!("{what}: panicked")).expect_err(what);
-        assert_eq!(err.kind, replag::sources::FailureKind::Protocol, "{what}");
+        assert_eq!(err.kind, replag::model::FailureKind::Protocol, "{what}");
     }
 }

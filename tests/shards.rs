@@ -13,7 +13,7 @@ use common::postgres::{pair, PgServer, Workload};
 use common::prometheus::{prometheus_scraping, query};
 use common::redis::{RedisServer, PASSWORD};
 use common::{run_replag, wait_for, Replag, Scrape};
-use replag::shard::Shard;
+use replag::config::shard::Shard;
 use serde_json::Value;
 
 /// Two group names that land in different shards of two.

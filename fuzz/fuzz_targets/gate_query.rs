@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use libfuzzer_sys::fuzz_target;
 use replag::gate::GateSpec;
-use replag::lag::breach::RETENTION;
+use replag::gate::breach::RETENTION;
 
 const DEFAULT_DATA_AGE: Duration = Duration::from_secs(10);
 

@@ -1,11 +1,11 @@
-//! Feeds text to `replag::lsn::Lsn`'s `FromStr` (LSNs arrive as text from
+//! Feeds text to `replag::systems::postgres::Lsn`'s `FromStr` (LSNs arrive as text from
 //! PostgreSQL, e.g. `16/B374D848`). Checks: no panic; it accepts exactly
 //! `1-8 hex digits '/' 1-8 hex digits`; parse(display(x)) == x, both for what
 //! it parsed and for the first 8 input bytes read as a u64.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use replag::lsn::Lsn;
+use replag::systems::postgres::Lsn;
 
 fn is_hex_half(s: &str) -> bool {
     (1..=8).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_hexdigit())

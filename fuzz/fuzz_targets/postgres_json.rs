@@ -1,11 +1,11 @@
 //! Feeds the JSON document of the PostgreSQL poll query (one `text` column,
-//! so always UTF-8) to `replag::sources::postgres::decode`. Checks: no panic;
+//! so always UTF-8) to `replag::systems::postgres::decode`. Checks: no panic;
 //! every failure is a protocol failure.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use replag::sources::postgres::decode;
-use replag::sources::FailureKind;
+use replag::systems::postgres::decode;
+use replag::model::FailureKind;
 
 fuzz_target!(|data: &[u8]| {
     let Ok(json) = std::str::from_utf8(data) else { return };

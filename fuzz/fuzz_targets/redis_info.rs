@@ -1,4 +1,4 @@
-//! Feeds Redis `INFO` text to `replag::sources::redis::decode` and
+//! Feeds Redis `INFO` text to `replag::systems::redis::decode` and
 //! `parse_info`. The input is split on NUL bytes into the replies to
 //! `INFO replication`, `INFO server` and `INFO stats` (missing parts are
 //! empty). Checks: no panic; parsed fields keep the `key:value` line shape;
@@ -6,7 +6,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use replag::sources::redis::{decode, parse_info};
+use replag::systems::redis::{decode, parse_info};
 
 fuzz_target!(|data: &[u8]| {
     // The redis client hands replag a String, so only UTF-8 can arrive.

@@ -1,4 +1,4 @@
-//! Feeds SeaweedFS master replies to `replag::sources::seaweedfs::decode`.
+//! Feeds SeaweedFS master replies to `replag::systems::seaweedfs::decode`.
 //! The input is split on NUL bytes: `/cluster/status` alone (no NUL: a
 //! follower's poll), or `/cluster/status`, `/dir/status` and `/vol/status`
 //! (the leader's poll). Checks: no panic; a decoded observation is
@@ -6,7 +6,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use replag::sources::seaweedfs::decode;
+use replag::systems::seaweedfs::decode;
 
 fuzz_target!(|data: &[u8]| {
     let mut parts = data.splitn(3, |&b| b == 0);
@@ -31,6 +31,6 @@ fuzz_target!(|data: &[u8]| {
                 }
             }
         }
-        Err(e) => assert_eq!(e.kind, replag::sources::FailureKind::Protocol, "{e}"),
+        Err(e) => assert_eq!(e.kind, replag::model::FailureKind::Protocol, "{e}"),
     }
 });

@@ -1,5 +1,5 @@
 //! Bounded history of one source's position stream, and the conversion of a
-//! replica position into lag in bytes and seconds (DESIGN.md "Lag").
+//! replica position into lag in bytes and seconds (docs/architecture.md, "Lag").
 //!
 //! Times come from one monotonic clock (the exporter's), so clock skew between
 //! regions cannot distort the result.
@@ -35,6 +35,12 @@ pub struct Lag {
     pub seconds: f64,
     /// The replica is older than the oldest sample: `seconds` is a lower bound.
     pub lower_bound: bool,
+}
+
+impl From<Lag> for crate::model::LagView {
+    fn from(lag: Lag) -> Self {
+        crate::model::LagView { bytes: lag.bytes, seconds: lag.seconds, lower_bound: lag.lower_bound }
+    }
 }
 
 impl Lag {

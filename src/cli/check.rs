@@ -1,0 +1,96 @@
+//! `replag check`: poll every node a couple of times with the same poller the
+//! server uses, then print what replag sees. A newcomer's first tool.
+
+use std::collections::HashMap;
+use std::fmt::Write;
+use std::time::{Instant, SystemTime};
+
+use tokio::sync::mpsc;
+
+use crate::config::Config;
+use crate::engine::Engine;
+use crate::poller;
+use crate::snapshot::Snapshot;
+
+/// Polls per node before reporting: two give the lag engine a rate to interpolate.
+const ROUNDS: u32 = 2;
+
+pub async fn run(config: &Config) -> Snapshot {
+    let (tx, mut rx) = mpsc::channel(1024);
+    let tasks = poller::spawn_all(&config.nodes, config.poll, tx);
+    let mut engine = Engine::new(config.nodes.clone(), SystemTime::now());
+    let mut seen: HashMap<usize, u32> = HashMap::new();
+    // Long enough for every node's first failure to be reported, and a retry.
+    let deadline = tokio::time::Instant::now() + config.poll.interval * (ROUNDS + 1) + config.poll.timeout * 2;
+    while seen.len() < config.nodes.len() || seen.values().any(|&n| n < ROUNDS) {
+        match tokio::time::timeout_at(deadline, rx.recv()).await {
+            Ok(Some(report)) => {
+                *seen.entry(report.node).or_default() += 1;
+                engine.ingest(report);
+            }
+            _ => break,
+        }
+    }
+    for task in tasks {
+        task.abort();
+    }
+    engine.snapshot(Instant::now(), SystemTime::now())
+}
+
+fn table(rows: &[Vec<String>]) -> String {
+    let widths: Vec<usize> =
+        (0..rows[0].len()).map(|c| rows.iter().map(|r| r[c].chars().count()).max().unwrap_or(0)).collect();
+    let mut out = String::new();
+    for row in rows {
+        let line: Vec<String> = row.iter().zip(&widths).map(|(cell, w)| format!("{cell:<w$}")).collect();
+        let _ = writeln!(out, "{}", line.join("  ").trim_end());
+    }
+    out
+}
+
+/// The human-readable report.
+pub fn report(s: &Snapshot) -> String {
+    let mut nodes =
+        vec![["SYSTEM", "NODE", "REGION", "UP", "ROLE", "VERSION", "POLL", "ERROR"].map(String::from).to_vec()];
+    for n in &s.nodes {
+        nodes.push(vec![
+            n.system.as_str().into(),
+            n.name.clone(),
+            n.region.clone(),
+            if n.up { "yes" } else { "NO" }.into(),
+            n.role.clone().unwrap_or_else(|| "?".into()),
+            n.version.clone().unwrap_or_else(|| "?".into()),
+            n.last_poll_duration_seconds.map_or("-".into(), |d| format!("{:.0}ms", d * 1000.0)),
+            n.failure.as_ref().map(|f| f.to_string()).unwrap_or_default(),
+        ]);
+    }
+    let mut out = format!("Nodes\n{}", table(&nodes));
+    let mut links = vec![["SYSTEM", "KIND", "SOURCE", "REPLICA", "UP", "STATE", "LAG", "LAG BYTES", "NOTE"]
+        .map(String::from)
+        .to_vec()];
+    for l in &s.links {
+        let (seconds, bytes) = match l.lag {
+            Some(lag) => {
+                (format!("{}{:.3}s", if lag.lower_bound { ">=" } else { "" }, lag.seconds), lag.bytes.to_string())
+            }
+            None => ("?".into(), "?".into()),
+        };
+        links.push(vec![
+            l.id.system.as_str().into(),
+            l.id.kind.as_str().into(),
+            format!("{} ({})", l.id.source, l.id.source_region),
+            format!("{} ({})", l.id.replica, l.id.replica_region),
+            if l.up { "yes" } else { "NO" }.into(),
+            l.state.clone(),
+            seconds,
+            bytes,
+            l.reason.clone().unwrap_or_default(),
+        ]);
+    }
+    if s.links.is_empty() {
+        out.push_str("\nLinks\n(none found: no standby reports an upstream that replag can see)\n");
+    } else {
+        let _ = write!(out, "\nLinks\n{}", table(&links));
+    }
+    out
+}

@@ -1,0 +1,449 @@
+//! The engine: takes poll reports, keeps each source's position history,
+//! has every system derive its links with lag in bytes and seconds, tracks
+//! outages, and publishes snapshots. It knows systems only through
+//! `systems` (observations' source positions and identities, and one
+//! `derive` over the whole fleet).
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use tokio::sync::{mpsc, watch};
+
+use crate::lag::{Histories, Pushed};
+use crate::model::{FailureKind, LinkId, Node, NodeIndex, NodeView, PollFailure, Sampled};
+use crate::poller::NodeReport;
+use crate::snapshot::Snapshot;
+use crate::systems::{self, FleetState, Link, NodeSpec, Observation, Observed};
+
+/// A history no source has extended for this long is dropped.
+const HISTORY_IDLE_DROP: Duration = Duration::from_secs(3600);
+
+/// What the engine knows of one node.
+#[derive(Debug, Default)]
+pub struct NodeState {
+    pub last_report: Option<ReportMeta>,
+    /// The last successful poll, kept while the node is down.
+    pub last_ok: Option<(Sampled<Observation>, SystemTime)>,
+    pub failure: Option<PollFailure>,
+    pub polls_total: u64,
+    pub failures_total: [u64; FailureKind::ALL.len()],
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct ReportMeta {
+    pub finished: Instant,
+    pub duration: Duration,
+}
+
+impl NodeState {
+    /// The last poll succeeded.
+    pub fn is_up(&self) -> bool {
+        self.last_report.is_some() && self.failure.is_none()
+    }
+
+    fn observed(&self) -> Observed<'_> {
+        Observed {
+            last_ok: self.last_ok.as_ref().map(|(s, _)| s),
+            polled: self.last_report.is_some(),
+            failure: self.failure.as_ref(),
+        }
+    }
+}
+
+pub struct Engine {
+    specs: Vec<NodeSpec>,
+    /// `specs`' nodes as one slice, for the link rules.
+    nodes: Vec<Node>,
+    index: NodeIndex,
+    states: Vec<NodeState>,
+    histories: Histories,
+    memory: systems::Memory,
+    /// When each link was first seen down in its current outage.
+    down_since: HashMap<LinkId, Instant>,
+    started_at: SystemTime,
+}
+
+impl Engine {
+    pub fn new(specs: Vec<NodeSpec>, started_at: SystemTime) -> Self {
+        Self {
+            index: systems::node_index(&specs),
+            nodes: specs.iter().map(|s| s.node.clone()).collect(),
+            states: specs.iter().map(|_| NodeState::default()).collect(),
+            specs,
+            histories: Histories::new(),
+            memory: systems::Memory::default(),
+            down_since: HashMap::new(),
+            started_at,
+        }
+    }
+
+    pub fn specs(&self) -> &[NodeSpec] {
+        &self.specs
+    }
+
+    pub fn ingest(&mut self, report: NodeReport) {
+        let Some(state) = self.states.get_mut(report.node) else { return };
+        state.polls_total += 1;
+        state.last_report = Some(ReportMeta { finished: report.finished, duration: report.duration });
+        match report.result {
+            Ok(sampled) => {
+                state.failure = None;
+                if let Some((key, position)) = sampled.observation.source_position() {
+                    let history = self.histories.entry(key.clone()).or_default();
+                    if history.push(sampled.at, position) == Pushed::Reset {
+                        tracing::warn!(node = %self.specs[report.node].name, stream = ?key,
+                            "source position went backwards; lag history restarted");
+                    }
+                }
+                state.last_ok = Some((sampled, report.finished_wall));
+            }
+            Err(failure) => {
+                let slot = FailureKind::ALL.iter().position(|k| *k == failure.kind).unwrap_or(0);
+                state.failures_total[slot] += 1;
+                state.failure = Some(failure);
+            }
+        }
+    }
+
+    pub fn snapshot(&mut self, now: Instant, wall: SystemTime) -> Snapshot {
+        self.histories
+            .retain(|_, h| h.latest().is_some_and(|s| now.saturating_duration_since(s.at) < HISTORY_IDLE_DROP));
+        let nodes = self.specs.iter().zip(&self.states).map(|(spec, state)| node_view(spec, state)).collect();
+        let observed: Vec<Observed<'_>> = self.states.iter().map(NodeState::observed).collect();
+        let fleet = FleetState {
+            specs: &self.specs,
+            nodes: &self.nodes,
+            observed: &observed,
+            index: &self.index,
+            histories: &self.histories,
+            // Until every node has reported once, a replica's upstream may
+            // report it before the replica itself does: no discovery yet.
+            discovery: self.states.iter().all(|s| s.last_report.is_some()),
+        };
+        let (mut links, details) = self.memory.derive(&fleet, now);
+        links.sort_by(|a, b| {
+            (a.id.system, &a.id.source, &a.id.replica).cmp(&(b.id.system, &b.id.source, &b.id.replica))
+        });
+        self.track_outages(&mut links, now);
+        Snapshot { generated_at: wall, started_at: self.started_at, nodes, links, details, taken: now }
+    }
+
+    /// Fill in how long each down link has been down; forget links that are
+    /// up or gone.
+    fn track_outages(&mut self, links: &mut [Link], now: Instant) {
+        let mut current = HashSet::new();
+        for link in links.iter_mut() {
+            if link.up {
+                continue;
+            }
+            let since = *self.down_since.entry(link.id.clone()).or_insert(now);
+            link.down_seconds = Some(now.saturating_duration_since(since).as_secs_f64());
+            current.insert(link.id.clone());
+        }
+        self.down_since.retain(|key, _| current.contains(key));
+    }
+}
+
+fn node_view(spec: &NodeSpec, state: &NodeState) -> NodeView {
+    let identity = state.last_ok.as_ref().map(|(s, _)| s.observation.identity());
+    let (role, version, identity) = match identity {
+        Some(id) => (Some(id.role), id.version, id.labels),
+        None => (None, None, Vec::new()),
+    };
+    NodeView {
+        system: spec.system(),
+        name: spec.name.clone(),
+        region: spec.region.clone(),
+        up: state.is_up(),
+        role,
+        version,
+        identity,
+        failure: state.failure.clone(),
+        last_poll_duration_seconds: state.last_report.map(|r| r.duration.as_secs_f64()),
+        last_success: state.last_ok.as_ref().map(|(_, wall)| *wall),
+        polls_total: state.polls_total,
+        failures_total: state.failures_total,
+    }
+}
+
+/// A new configuration for a running engine (SIGHUP): its nodes, and the
+/// channel their new pollers report on. The old channel is dropped, so the
+/// old pollers' next report fails and they stop.
+pub struct Reconfigure {
+    pub specs: Vec<NodeSpec>,
+    pub reports: mpsc::Receiver<NodeReport>,
+}
+
+impl Engine {
+    /// The engine for new node specs, keeping what is keyed by identity
+    /// rather than by position in the node list: source position histories
+    /// (by stream) and outage starts (by link).
+    pub fn reconfigured(self, specs: Vec<NodeSpec>) -> Engine {
+        let mut next = Engine::new(specs, self.started_at);
+        next.histories = self.histories;
+        next.down_since = self.down_since;
+        next
+    }
+}
+
+/// How long reports may wait to share a snapshot: a tenth of the poll
+/// interval, at most 100 ms. Pollers are not in step, so without it a fleet
+/// of N nodes made N snapshots (and N `/metrics` renders under scraping) per
+/// interval.
+pub fn publish_gap(poll_interval: Duration) -> Duration {
+    (poll_interval / 10).min(Duration::from_millis(100))
+}
+
+/// Feed reports into the engine and publish a snapshot after each batch (at
+/// most one per `gap`); switch to a new configuration when one arrives.
+pub async fn run(
+    mut engine: Engine,
+    mut reports: mpsc::Receiver<NodeReport>,
+    mut reconfigure: mpsc::Receiver<Reconfigure>,
+    publish: watch::Sender<Arc<Snapshot>>,
+    gap: Duration,
+) {
+    // The old pollers may stop (closing their channel) before the switch to
+    // the new one arrives: only both channels closed ends the engine.
+    let (mut reports_open, mut reconfigure_open) = (true, true);
+    let mut published = tokio::time::Instant::now() - gap;
+    loop {
+        tokio::select! {
+            report = reports.recv(), if reports_open => {
+                let Some(report) = report else {
+                    reports_open = false;
+                    continue;
+                };
+                engine.ingest(report);
+                // Let the reports of this moment gather, then take them all.
+                tokio::time::sleep_until(published + gap).await;
+                while let Ok(report) = reports.try_recv() {
+                    engine.ingest(report);
+                }
+            }
+            change = reconfigure.recv(), if reconfigure_open => {
+                let Some(change) = change else {
+                    reconfigure_open = false;
+                    continue;
+                };
+                engine = engine.reconfigured(change.specs);
+                reports = change.reports;
+                reports_open = true;
+            }
+            else => return,
+        }
+        let snapshot = crate::offload::heavy(|| engine.snapshot(Instant::now(), SystemTime::now()));
+        publish.send_replace(Arc::new(snapshot));
+        published = tokio::time::Instant::now();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::System;
+    use crate::systems::postgres::{Lsn, PgObservation, PostgresTarget, WalReceiver, WalSender};
+    use crate::systems::Target;
+    use std::str::FromStr;
+
+    fn spec(name: &str, region: &str, port: u16, upstream: Option<&str>) -> NodeSpec {
+        let url = format!("postgresql://mon:pw@127.0.0.1:{port}/postgres");
+        NodeSpec {
+            node: Node {
+                name: name.into(),
+                region: region.into(),
+                system: System::Postgres,
+                upstream: upstream.map(String::from),
+                publishers: Default::default(),
+                group: None,
+            },
+            target: Target::Postgres(PostgresTarget::new(tokio_postgres::Config::from_str(&url).unwrap())),
+        }
+    }
+
+    fn primary(lsn: u64, timeline: u32, walsenders: Vec<WalSender>) -> PgObservation {
+        PgObservation {
+            version: "15".into(),
+            version_num: 150000,
+            in_recovery: false,
+            system_identifier: "42".into(),
+            timeline: Some(timeline),
+            current_lsn: Some(Lsn(lsn)),
+            receive_lsn: None,
+            replay_lsn: None,
+            replay_paused: None,
+            last_xact_replay_unix: None,
+            cluster_name: String::new(),
+            walsenders,
+            slots: vec![],
+            wal_receiver: None,
+            subscriptions: vec![],
+        }
+    }
+
+    fn standby(replay: u64, sender_port: u16) -> PgObservation {
+        PgObservation {
+            in_recovery: true,
+            current_lsn: None,
+            receive_lsn: Some(Lsn(replay)),
+            replay_lsn: Some(Lsn(replay)),
+            replay_paused: Some(false),
+            wal_receiver: Some(WalReceiver {
+                status: "streaming".into(),
+                received_tli: Some(1),
+                flushed_lsn: Some(Lsn(replay)),
+                last_msg_receipt_age: Some(0.1),
+                slot_name: None,
+                sender_host: Some("localhost".into()),
+                sender_port: Some(sender_port),
+            }),
+            ..primary(0, 1, vec![])
+        }
+    }
+
+    fn walsender(name: &str, replay: u64) -> WalSender {
+        WalSender {
+            pid: 7,
+            application_name: name.into(),
+            client_addr: Some("10.1.2.3".into()),
+            state: "streaming".into(),
+            sync_state: "async".into(),
+            sent_lsn: Some(Lsn(replay)),
+            write_lsn: Some(Lsn(replay)),
+            flush_lsn: Some(Lsn(replay)),
+            replay_lsn: Some(Lsn(replay)),
+            write_lag: None,
+            flush_lag: None,
+            replay_lag: None,
+        }
+    }
+
+    fn report(node: usize, at: Instant, result: Result<PgObservation, PollFailure>) -> NodeReport {
+        NodeReport {
+            node,
+            finished: at,
+            finished_wall: SystemTime::now(),
+            duration: Duration::from_millis(1),
+            result: result.map(|o| Sampled { at, observation: Observation::Postgres(o) }),
+        }
+    }
+
+    fn find<'a>(s: &'a Snapshot, source: &str, replica: &str) -> &'a Link {
+        s.links
+            .iter()
+            .find(|l| l.id.source == source && l.id.replica == replica)
+            .unwrap_or_else(|| panic!("{source}->{replica}: {:?}", s.links))
+    }
+
+    #[test]
+    fn cascaded_standby_is_measured_against_the_root_primary() {
+        let specs = vec![spec("a", "r1", 5001, None), spec("b", "r2", 5002, None), spec("c", "r3", 5003, None)];
+        let mut engine = Engine::new(specs, SystemTime::now());
+        let t0 = Instant::now();
+        // The primary writes 1000 bytes per second for 10 s.
+        for i in 0..=10u64 {
+            engine.ingest(report(0, t0 + Duration::from_secs(i), Ok(primary(1000 * i, 1, vec![]))));
+        }
+        let now = t0 + Duration::from_secs(10);
+        engine.ingest(report(1, now, Ok(standby(9000, 5001))));
+        engine.ingest(report(2, now, Ok(standby(6000, 5002))));
+        let s = engine.snapshot(now, SystemTime::now());
+        let ab = find(&s, "a", "b");
+        let bc = find(&s, "b", "c");
+        assert!(ab.up && bc.up);
+        assert_eq!(ab.lag.unwrap().bytes, 1000);
+        assert!((ab.lag.unwrap().seconds - 1.0).abs() < 1e-6);
+        assert_eq!(bc.lag.unwrap().bytes, 4000, "c is measured against a, the root");
+        assert!((bc.lag.unwrap().seconds - 4.0).abs() < 1e-6);
+        assert_eq!((bc.id.source_region.as_str(), bc.id.replica_region.as_str()), ("r2", "r3"));
+    }
+
+    #[test]
+    fn declared_replica_never_seen_is_a_down_link_not_a_missing_series() {
+        let specs = vec![spec("a", "r1", 5001, None), spec("b", "r2", 5002, Some("a"))];
+        let mut engine = Engine::new(specs, SystemTime::now());
+        let t0 = Instant::now();
+        engine.ingest(report(0, t0, Ok(primary(100, 1, vec![]))));
+        engine.ingest(report(1, t0, Err(PollFailure::new(FailureKind::Connect, "connection refused"))));
+        let s = engine.snapshot(t0, SystemTime::now());
+        let link = find(&s, "a", "b");
+        assert!(!link.up);
+        assert!(link.reason.as_deref().unwrap().contains("connection refused"), "{link:?}");
+        assert_eq!(link.lag, None, "no fake lag without a replica position");
+    }
+
+    #[test]
+    fn unconfigured_standbys_are_discovered_and_do_not_vanish() {
+        let specs = vec![spec("a", "r1", 5001, None)];
+        let mut engine = Engine::new(specs, SystemTime::now());
+        let t0 = Instant::now();
+        engine.ingest(report(0, t0, Ok(primary(100, 1, vec![]))));
+        engine.ingest(report(0, t0 + Duration::from_secs(1), Ok(primary(200, 1, vec![walsender("far-away", 100)]))));
+        let s = engine.snapshot(t0 + Duration::from_secs(1), SystemTime::now());
+        let link = find(&s, "a", "far-away");
+        assert!(link.up);
+        assert_eq!(link.id.replica_region, crate::model::UNKNOWN_REGION);
+        assert_eq!(link.lag.unwrap().bytes, 100);
+        assert!((link.lag.unwrap().seconds - 1.0).abs() < 1e-6);
+
+        engine.ingest(report(0, t0 + Duration::from_secs(2), Ok(primary(300, 1, vec![]))));
+        let s = engine.snapshot(t0 + Duration::from_secs(2), SystemTime::now());
+        let gone = find(&s, "a", "far-away");
+        assert!(!gone.up, "a standby that left pg_stat_replication is a down link");
+    }
+
+    #[test]
+    fn base_backups_and_wal_archivers_are_not_links() {
+        let specs = vec![spec("a", "r1", 5001, None)];
+        let mut engine = Engine::new(specs, SystemTime::now());
+        let t0 = Instant::now();
+        engine.ingest(report(0, t0, Ok(primary(100, 1, vec![]))));
+        let backup = WalSender { state: "backup".into(), ..walsender("pg_basebackup", 100) };
+        let wal_stream = WalSender { pid: 8, replay_lsn: None, ..walsender("pg_basebackup", 100) };
+        let receivewal = WalSender { pid: 9, replay_lsn: None, ..walsender("pg_receivewal", 100) };
+        let t1 = t0 + Duration::from_secs(1);
+        engine.ingest(report(0, t1, Ok(primary(200, 1, vec![backup, wal_stream, receivewal]))));
+        let s = engine.snapshot(t1, SystemTime::now());
+        assert!(s.links.is_empty(), "{:?}", s.links);
+        // And when the backup ends, nothing is left behind as a down link.
+        let t2 = t0 + Duration::from_secs(2);
+        engine.ingest(report(0, t2, Ok(primary(300, 1, vec![]))));
+        assert!(engine.snapshot(t2, SystemTime::now()).links.is_empty());
+    }
+
+    #[test]
+    fn a_standby_reported_by_its_primary_first_is_not_a_lingering_discovery() {
+        let specs = vec![spec("a", "r1", 5001, None), spec("b", "r2", 5002, None)];
+        let mut engine = Engine::new(specs, SystemTime::now());
+        let t0 = Instant::now();
+        // The primary's first report lists b's walsender before b has reported.
+        engine.ingest(report(0, t0, Ok(primary(100, 1, vec![walsender("walreceiver", 100)]))));
+        let s = engine.snapshot(t0, SystemTime::now());
+        assert!(s.links.is_empty(), "no discovery before every node reported: {:?}", s.links);
+        engine.ingest(report(1, t0, Ok(standby(100, 5001))));
+        let s = engine.snapshot(t0, SystemTime::now());
+        assert_eq!(s.links.len(), 1, "{:?}", s.links);
+        assert!(find(&s, "a", "b").up);
+    }
+
+    #[test]
+    fn timeline_change_starts_a_new_history_without_bogus_lag() {
+        let specs = vec![spec("a", "r1", 5001, None), spec("b", "r2", 5002, None)];
+        let mut engine = Engine::new(specs, SystemTime::now());
+        let t0 = Instant::now();
+        for i in 0..5u64 {
+            engine.ingest(report(0, t0 + Duration::from_secs(i), Ok(primary(1_000_000 + i, 1, vec![]))));
+        }
+        // The same system on a new timeline (e.g. after a restore) at a lower position.
+        let t1 = t0 + Duration::from_secs(10);
+        engine.ingest(report(0, t1, Ok(primary(500, 2, vec![]))));
+        engine.ingest(report(1, t1, Ok(standby(500, 5001))));
+        let s = engine.snapshot(t1, SystemTime::now());
+        assert_eq!(
+            find(&s, "a", "b").lag.unwrap(),
+            crate::model::LagView { bytes: 0, seconds: 0.0, lower_bound: false }
+        );
+        assert_eq!(engine.histories.len(), 2, "one stream per timeline");
+    }
+}

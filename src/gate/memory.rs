@@ -1,0 +1,89 @@
+//! What gates remember of every link across snapshots: its lag over time,
+//! so "over the limit for longer than `for`" can be answered. Snapshots stay
+//! plain data; this memory follows them (one task, fed each snapshot the
+//! engine publishes) and hands the server each snapshot with its tracks.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+use tokio::sync::watch;
+
+use super::breach::BreachHistory;
+use crate::model::LinkId;
+use crate::snapshot::Snapshot;
+
+/// A link's lag history in the form gates ask about.
+#[derive(Debug, Clone, Default)]
+pub struct LinkTrack {
+    pub seconds: BreachHistory,
+    pub bytes: BreachHistory,
+}
+
+/// Each link's lag history as of one snapshot, in the order of its `links`.
+#[derive(Debug, Clone, Default)]
+pub struct Tracks(Vec<Arc<LinkTrack>>);
+
+impl Tracks {
+    /// The track of the snapshot's `i`-th link.
+    pub fn of(&self, i: usize) -> Option<&LinkTrack> {
+        self.0.get(i).map(Arc::as_ref)
+    }
+}
+
+impl FromIterator<Arc<LinkTrack>> for Tracks {
+    /// Tracks for a snapshot's links, in order (fixtures and benches).
+    fn from_iter<I: IntoIterator<Item = Arc<LinkTrack>>>(iter: I) -> Self {
+        Tracks(iter.into_iter().collect())
+    }
+}
+
+/// Every link's track, by link.
+#[derive(Debug, Default)]
+pub struct Memory {
+    tracks: HashMap<LinkId, Arc<LinkTrack>>,
+}
+
+impl Memory {
+    /// Extend each link's history with the snapshot's lag (at the moment the
+    /// snapshot describes); forget links that are gone.
+    pub fn observe(&mut self, snapshot: &Snapshot) -> Tracks {
+        let mut current = HashSet::with_capacity(snapshot.links.len());
+        let mut tracks = Vec::with_capacity(snapshot.links.len());
+        for link in &snapshot.links {
+            let track = self.tracks.entry(link.id.clone()).or_default();
+            if let Some(lag) = link.lag {
+                let t = Arc::make_mut(track);
+                t.seconds.push(snapshot.taken, lag.seconds);
+                t.bytes.push(snapshot.taken, lag.bytes as f64);
+            }
+            tracks.push(track.clone());
+            current.insert(&link.id);
+        }
+        self.tracks.retain(|id, _| current.contains(id));
+        Tracks(tracks)
+    }
+}
+
+/// A snapshot and the gates' memory of its links: what the server reads.
+#[derive(Debug)]
+pub struct Tracked {
+    pub snapshot: Arc<Snapshot>,
+    pub tracks: Tracks,
+}
+
+impl Tracked {
+    pub fn new(snapshot: Arc<Snapshot>) -> Self {
+        Tracked { snapshot, tracks: Tracks::default() }
+    }
+}
+
+/// Follow the engine's snapshots, publishing each with its tracks, until
+/// the engine stops.
+pub async fn follow(mut snapshots: watch::Receiver<Arc<Snapshot>>, publish: watch::Sender<Arc<Tracked>>) {
+    let mut memory = Memory::default();
+    while snapshots.changed().await.is_ok() {
+        let snapshot = snapshots.borrow_and_update().clone();
+        let tracks = crate::offload::heavy(|| memory.observe(&snapshot));
+        publish.send_replace(Arc::new(Tracked { snapshot, tracks }));
+    }
+}

@@ -1,0 +1,32 @@
+//! Deploy gates: "is replication healthy enough to proceed?".
+//!
+//! - `spec`: the parameters (limits, `for`, data age, scope), defined and
+//!   parsed once for config, CLI, HTTP and the Prometheus gate;
+//! - `breach` and `memory`: each link's lag over time, kept beside the
+//!   snapshots;
+//! - `evaluate`: the semantics over replag's own snapshot;
+//! - `prometheus`: the same semantics over Prometheus' samples (all shards);
+//! - `client`: `replag gate`, for shells and pipelines.
+
+pub mod breach;
+pub mod client;
+pub mod evaluate;
+pub mod memory;
+pub mod prometheus;
+pub mod spec;
+
+pub use evaluate::{evaluate, LinkVerdict, Verdict};
+pub use memory::{LinkTrack, Tracked, Tracks};
+pub use spec::{GateError, GateParams, GateSpec, Scope};
+
+/// Why a gate could not be evaluated (`replag gate` exits 2).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CannotEvaluate {
+    /// Nothing answered: asking again (`--wait`) may help.
+    #[error("{0}")]
+    Unreachable(String),
+    /// An answer that asking again will not change: a bad request, an
+    /// unknown gate, a body that is not a verdict.
+    #[error("{0}")]
+    Refused(String),
+}

@@ -1,0 +1,208 @@
+//! `/metrics`: the snapshot in Prometheus text format. Families and labels
+//! are the contract of docs/metrics.md; dashboards and alerts rely on them.
+//! The generic families are here; each system adds its own
+//! (`systems::render_metrics`).
+
+use std::sync::{Arc, Mutex};
+
+use hyper::body::Bytes;
+
+use super::InForce;
+use crate::exposition::{bool_value, with, Families, LINK_LABELS, NODE_LABELS};
+use crate::gate::Tracked;
+use crate::model::{to_unix, FailureKind};
+
+pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+pub fn build_revision() -> &'static str {
+    option_env!("REPLAG_GIT_REVISION").unwrap_or("unknown")
+}
+
+/// The last `/metrics` text, for the snapshot and config it was rendered
+/// from: every scrape of the same snapshot shares it without a copy.
+#[derive(Debug, Default)]
+pub struct RenderCache {
+    last: Mutex<Option<Rendered>>,
+}
+
+/// A render: what it was made from, and the text.
+type Rendered = (Arc<Tracked>, Arc<InForce>, Bytes);
+
+impl RenderCache {
+    /// The text for `tracked` under `in_force`, rendered once.
+    pub fn get(&self, tracked: &Arc<Tracked>, in_force: &Arc<InForce>) -> Bytes {
+        let hit = |last: &Option<Rendered>| match last {
+            Some((t, f, text)) if Arc::ptr_eq(t, tracked) && Arc::ptr_eq(f, in_force) => Some(text.clone()),
+            _ => None,
+        };
+        // Most scrapes find it rendered: no lock wait, no thread hand-off.
+        if let Ok(last) = self.last.try_lock() {
+            if let Some(text) = hit(&last) {
+                return text;
+            }
+        }
+        // Render (or wait for the scrape that is rendering) off the workers.
+        crate::offload::heavy(|| {
+            let mut last = self.last.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(text) = hit(&last) {
+                return text;
+            }
+            let text = Bytes::from(render(tracked, in_force));
+            *last = Some((tracked.clone(), in_force.clone(), text.clone()));
+            text
+        })
+    }
+}
+
+/// The metrics text for a snapshot (with the gates' memory of its links)
+/// and the config in force.
+pub fn render(tracked: &Tracked, in_force: &InForce) -> String {
+    let (s, gates) = (&*tracked.snapshot, in_force);
+    let f = Families::default();
+
+    let gate_pass =
+        f.gauge("replag_gate_pass", "1 if the configured gate passes now, else 0 (see /gate/<gate>).", &["gate"]);
+    let (now, wall) = (std::time::Instant::now(), std::time::SystemTime::now());
+    for (name, spec) in &gates.named {
+        gate_pass
+            .with_label_values(&[name])
+            .set(bool_value(crate::gate::evaluate(spec, s, &tracked.tracks, now, wall).pass));
+    }
+
+    let build = f.gauge("replag_build_info", "replag version and revision; always 1.", &["version", "revision"]);
+    build.with_label_values(&[env!("CARGO_PKG_VERSION"), build_revision()]).set(1.0);
+
+    if let Some(shard) = gates.shard {
+        let info = f.gauge(
+            "replag_shard_info",
+            "This instance polls shard `index` of `count` (0-based); always 1. Absent when not sharded.",
+            &["index", "count"],
+        );
+        info.with_label_values(&[&shard.shard.index.to_string(), &shard.shard.count.to_string()]).set(1.0);
+    }
+
+    if let Some((ok, at)) = gates.last_reload {
+        let help = "1 if the last SIGHUP reload of the config was taken, 0 if it was refused.";
+        f.plain_gauge("replag_config_last_reload_successful", help).set(bool_value(ok));
+        f.plain_gauge("replag_config_last_reload_timestamp_seconds", "Unix time of the last SIGHUP reload attempt.")
+            .set(to_unix(at));
+    }
+
+    // ---- nodes
+    let node_up = f.gauge("replag_node_up", "1 if the last poll of the node succeeded, else 0.", NODE_LABELS);
+    let node_info = f.gauge(
+        "replag_node_info",
+        "Identity of a node as of its last successful poll; always 1.",
+        &with(NODE_LABELS, &["role", "version", "system_identifier", "replication_id"]),
+    );
+    let poll_duration = f.gauge(
+        "replag_poll_duration_seconds",
+        "Duration of the last poll of the node, including any reconnect.",
+        NODE_LABELS,
+    );
+    let last_success = f.gauge(
+        "replag_node_last_success_timestamp_seconds",
+        "Unix time of the last successful poll of the node.",
+        NODE_LABELS,
+    );
+    let failing = f.gauge(
+        "replag_node_failing",
+        "1 for the reason the last poll failed (connect, auth, timeout, query, protocol), 0 for the others.",
+        &with(NODE_LABELS, &["reason"]),
+    );
+    let polls = f.counter("replag_node_polls_total", "Polls of the node since replag started.", NODE_LABELS);
+    let failures = f.counter(
+        "replag_node_poll_failures_total",
+        "Failed polls of the node since replag started, by reason.",
+        &with(NODE_LABELS, &["reason"]),
+    );
+    for n in &s.nodes {
+        let v = [n.system.as_str(), n.name.as_str(), n.region.as_str()];
+        node_up.with_label_values(&v).set(bool_value(n.up));
+        if let Some(role) = &n.role {
+            let version = n.version.as_deref().unwrap_or("");
+            let id = |key: &str| n.identity.iter().find(|(k, _)| k == key).map_or("", |(_, v)| v.as_str());
+            node_info
+                .with_label_values(&[v[0], v[1], v[2], role, version, id("system_identifier"), id("replication_id")])
+                .set(1.0);
+        }
+        if let Some(d) = n.last_poll_duration_seconds {
+            poll_duration.with_label_values(&v).set(d);
+        }
+        if let Some(t) = n.last_success {
+            last_success.with_label_values(&v).set(to_unix(t));
+        }
+        polls.with_label_values(&v).inc_by(n.polls_total);
+        for (i, kind) in FailureKind::ALL.iter().enumerate() {
+            let labels = [v[0], v[1], v[2], kind.as_str()];
+            let current = n.failure.as_ref().is_some_and(|f| f.kind == *kind);
+            failing.with_label_values(&labels).set(bool_value(current));
+            failures.with_label_values(&labels).inc_by(n.failures_total[i]);
+        }
+    }
+
+    // ---- links
+    let lag_seconds = f.gauge(
+        "replag_lag_seconds",
+        "Seconds the replica trails its source (apply/replay stage), measured on replag's clock from the source's position history.",
+        LINK_LABELS,
+    );
+    let lag_bytes =
+        f.gauge("replag_lag_bytes", "Bytes the replica trails its source (apply/replay stage).", LINK_LABELS);
+    let lower_bound = f.gauge(
+        "replag_lag_lower_bound",
+        "1 if replag_lag_seconds is a lower bound: the replica is older than the source history replag keeps.",
+        LINK_LABELS,
+    );
+    let link_up = f.gauge("replag_link_up", "1 if the link is connected and streaming, else 0.", LINK_LABELS);
+    let data_age = f.gauge(
+        "replag_link_data_age_seconds",
+        "Age of the replica position the link's lag was computed from.",
+        LINK_LABELS,
+    );
+    let down_seconds = f.gauge(
+        "replag_link_down_seconds",
+        "Seconds replag has seen the link down without a break; 0 while it is up.",
+        LINK_LABELS,
+    );
+    for l in &s.links {
+        let v = l.id.label_values();
+        link_up.with_label_values(&v).set(bool_value(l.up));
+        if let Some(lag) = l.lag {
+            lag_seconds.with_label_values(&v).set(lag.seconds);
+            lag_bytes.with_label_values(&v).set(lag.bytes as f64);
+            lower_bound.with_label_values(&v).set(bool_value(lag.lower_bound));
+        }
+        if let Some(age) = l.data_age_seconds {
+            data_age.with_label_values(&v).set(age);
+        }
+        down_seconds.with_label_values(&v).set(l.down_seconds.unwrap_or(0.0));
+    }
+
+    crate::systems::render_metrics(&f, &s.links, &s.details);
+
+    f.encode()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::snapshot::Snapshot;
+    use std::sync::Arc;
+    use std::time::{Duration, SystemTime};
+
+    #[test]
+    fn reload_status_is_rendered() {
+        let snapshot = Tracked::new(Arc::new(Snapshot::empty(SystemTime::now())));
+        let gates = InForce {
+            last_reload: Some((false, SystemTime::now())),
+            default_max_data_age: Duration::from_secs(10),
+            ..Default::default()
+        };
+        let text = render(&snapshot, &gates);
+        assert!(text.contains("replag_config_last_reload_successful 0"), "{text}");
+        assert!(text.contains("replag_config_last_reload_timestamp_seconds "), "{text}");
+        let fresh = InForce::default();
+        assert!(!render(&snapshot, &fresh).contains("replag_config_last_reload"), "absent before any reload");
+    }
+}

@@ -1,0 +1,110 @@
+//! A node's entry as written in the config, and errors that name their key.
+//! Below the systems: each system reads the keys that concern it from a
+//! [`RawNode`] and reports problems with [`key_error`].
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+
+use serde::Deserialize;
+
+use super::quoted;
+
+/// A config that cannot be used: which key, and what is wrong.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    #[error("config key `{key}`: {problem}")]
+    Key { key: String, problem: String },
+    #[error("{0}")]
+    Other(String),
+}
+
+/// `config key `KEY`: PROBLEM`.
+pub fn key_error(key: impl Into<String>, problem: impl Into<String>) -> ConfigError {
+    ConfigError::Key { key: key.into(), problem: problem.into() }
+}
+
+/// A node as written, for any system.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawNode {
+    pub name: Option<String>,
+    pub url: Option<String>,
+    pub password_env: Option<String>,
+    pub password_file: Option<PathBuf>,
+    /// TLS: CA certificate(s) to verify the server with.
+    pub ca_file: Option<PathBuf>,
+    /// PostgreSQL: client certificate and key for TLS client authentication.
+    pub client_cert_file: Option<PathBuf>,
+    pub client_key_file: Option<PathBuf>,
+    pub upstream: Option<String>,
+    /// Replication group, for sharding: nodes of one group share a shard.
+    pub group: Option<String>,
+    /// PostgreSQL: subscription name → publisher node name.
+    #[serde(default)]
+    pub publishers: BTreeMap<String, String>,
+    /// SeaweedFS: data center → replag region.
+    #[serde(default)]
+    pub datacenters: BTreeMap<String, String>,
+}
+
+impl std::fmt::Debug for RawNode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RawNode").field("name", &self.name).finish_non_exhaustive()
+    }
+}
+
+/// A label value from the config (region, node name, group): short and safe.
+pub fn check_label_value(key: &str, value: &str) -> Result<(), ConfigError> {
+    let ok = !value.is_empty()
+        && value.len() <= 64
+        && value.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
+    if ok {
+        Ok(())
+    } else {
+        Err(key_error(key, format!("{} must be 1-64 characters of letters, digits, '-', '_' or '.'", quoted(value))))
+    }
+}
+
+/// The password from `password_env` or `password_file`, if either is set.
+pub fn configured_password(
+    key: &str,
+    node: &RawNode,
+    env: &HashMap<String, String>,
+) -> Result<Option<String>, ConfigError> {
+    match (&node.password_env, &node.password_file) {
+        (Some(_), Some(_)) => {
+            Err(key_error(format!("{key}.password_env"), "set password_env or password_file, not both"))
+        }
+        (Some(var), None) => {
+            env.get(var).cloned().map(Some).ok_or_else(|| {
+                key_error(format!("{key}.password_env"), format!("environment variable {var} is not set"))
+            })
+        }
+        (None, Some(path)) => Ok(Some(
+            std::fs::read_to_string(path)
+                .map_err(|e| key_error(format!("{key}.password_file"), format!("cannot read {}: {e}", path.display())))?
+                .trim_end_matches(['\r', '\n'])
+                .to_string(),
+        )),
+        (None, None) => Ok(None),
+    }
+}
+
+/// PEM CA certificate(s) from `ca_file`, if set.
+pub fn read_ca(key: &str, node: &RawNode) -> Result<Option<Vec<u8>>, ConfigError> {
+    let Some(path) = &node.ca_file else { return Ok(None) };
+    let pem = std::fs::read(path)
+        .map_err(|e| key_error(format!("{key}.ca_file"), format!("cannot read {}: {e}", path.display())))?;
+    if !String::from_utf8_lossy(&pem).contains("-----BEGIN CERTIFICATE-----") {
+        return Err(key_error(format!("{key}.ca_file"), format!("{} holds no PEM certificate", path.display())));
+    }
+    Ok(Some(pem))
+}
+
+/// Refuse a key that only another system takes (`set`: the entry sets it).
+pub fn only_for(key: &str, set: bool, field: &str, system: &str) -> Result<(), ConfigError> {
+    if set {
+        return Err(key_error(format!("{key}.{field}"), format!("only applies to {system} nodes")));
+    }
+    Ok(())
+}

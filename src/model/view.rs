@@ -1,0 +1,109 @@
+//! What a snapshot shows of nodes and links: plain data, serialized as the
+//! `/api/v1/status` JSON (field order is that contract).
+
+use std::time::SystemTime;
+
+use serde::Serialize;
+
+use super::{to_unix, FailureKind, LinkId, LinkKind, PollFailure, System};
+
+#[derive(Debug, Clone, Serialize)]
+pub struct NodeView {
+    pub system: System,
+    pub name: String,
+    pub region: String,
+    /// The last poll succeeded.
+    pub up: bool,
+    pub role: Option<String>,
+    pub version: Option<String>,
+    /// Identity labels for `replag_node_info` (system identifier, ...).
+    pub identity: Vec<(String, String)>,
+    pub failure: Option<PollFailure>,
+    pub last_poll_duration_seconds: Option<f64>,
+    #[serde(serialize_with = "opt_unix_seconds")]
+    pub last_success: Option<SystemTime>,
+    pub polls_total: u64,
+    /// Failed polls by reason, in `FailureKind::ALL` order.
+    pub failures_total: [u64; FailureKind::ALL.len()],
+}
+
+fn opt_unix_seconds<S: serde::Serializer>(t: &Option<SystemTime>, s: S) -> Result<S::Ok, S::Error> {
+    match t {
+        Some(t) => s.serialize_some(&to_unix(*t)),
+        None => s.serialize_none(),
+    }
+}
+
+/// How far a replica trails its source, as shown.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct LagView {
+    pub bytes: u64,
+    pub seconds: f64,
+    pub lower_bound: bool,
+}
+
+/// One replication link. `D` is what its system adds (a PostgreSQL link
+/// carries its upstream's `pg_stat_replication` view, say); a snapshot holds
+/// every system's links with `systems::LinkDetail`.
+#[derive(Debug, Clone, Serialize)]
+pub struct LinkView<D> {
+    #[serde(flatten)]
+    pub id: LinkId,
+    /// Connected and streaming.
+    pub up: bool,
+    /// What the link is doing, in the system's own words (e.g. `streaming`).
+    pub state: String,
+    /// Why the link is down, or what the figures are based on.
+    pub reason: Option<String>,
+    /// `None` when there is no source history to measure against yet.
+    pub lag: Option<LagView>,
+    /// Age of the replica position the lag was computed from.
+    pub data_age_seconds: Option<f64>,
+    /// How long replag has seen the link down without a break (None while up).
+    pub down_seconds: Option<f64>,
+    #[serde(flatten)]
+    pub detail: D,
+}
+
+impl<D: Default> LinkView<D> {
+    /// A link that is down until its rules say otherwise.
+    pub fn new(system: System, kind: LinkKind, source: (String, String), replica: (String, String)) -> Self {
+        LinkView {
+            id: LinkId::new(system, kind, source, replica),
+            up: false,
+            state: "unknown".into(),
+            reason: None,
+            lag: None,
+            data_age_seconds: None,
+            down_seconds: None,
+            detail: D::default(),
+        }
+    }
+}
+
+impl<D> LinkView<D> {
+    /// The same link with its detail turned into another type.
+    pub fn map_detail<E>(self, f: impl FnOnce(D) -> E) -> LinkView<E> {
+        LinkView {
+            id: self.id,
+            up: self.up,
+            state: self.state,
+            reason: self.reason,
+            lag: self.lag,
+            data_age_seconds: self.data_age_seconds,
+            down_seconds: self.down_seconds,
+            detail: f(self.detail),
+        }
+    }
+}
+
+/// Who a node is, as of its last successful poll: for `replag_node_info`
+/// and the status views.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Identity {
+    /// `primary`, `standby`, `master`, `replica`, `leader`, ...
+    pub role: String,
+    pub version: Option<String>,
+    /// Further identity labels (system identifier, replication ID, ...).
+    pub labels: Vec<(String, String)>,
+}

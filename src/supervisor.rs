@@ -1,0 +1,182 @@
+//! `replag serve` wired together — pollers → engine → gates' memory →
+//! server — and the SIGHUP reload: take a valid config whole (new pollers,
+//! new nodes for the engine, new gates), or refuse an invalid one and keep
+//! the old. [`Running::reload`] is the reload itself, testable without
+//! signals or a process.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
+
+use crate::config::{self, Config, ConfigError};
+use crate::engine::{self, Engine, Reconfigure};
+use crate::error::Error;
+use crate::gate::memory::{self, Tracked};
+use crate::http::security::WebSecurity;
+use crate::http::{self, InForce};
+use crate::poller;
+use crate::snapshot::Snapshot;
+
+/// Reports waiting for the engine, per config: enough for every node of a
+/// large fleet to report once without a poller waiting.
+const REPORT_QUEUE: usize = 4096;
+
+/// The background parts of a running replag, and what a reload changes.
+pub struct Running {
+    pollers: Vec<JoinHandle<()>>,
+    reconfigure: mpsc::Sender<Reconfigure>,
+    in_force: watch::Sender<Arc<InForce>>,
+    listen: SocketAddr,
+    tasks: Vec<JoinHandle<()>>,
+    /// Each snapshot with the gates' memory of its links: what the server reads.
+    pub tracked: watch::Receiver<Arc<Tracked>>,
+}
+
+impl Running {
+    /// Start polling `cfg`'s nodes, the engine and the gates' memory.
+    pub fn start(cfg: &Config) -> Running {
+        let started = SystemTime::now();
+        let empty = Arc::new(Snapshot::empty(started));
+        let (snapshot_tx, snapshot_rx) = watch::channel(empty.clone());
+        let (tracked_tx, tracked_rx) = watch::channel(Arc::new(Tracked::new(empty)));
+        let (report_tx, report_rx) = mpsc::channel(REPORT_QUEUE);
+        let (reconfigure_tx, reconfigure_rx) = mpsc::channel(4);
+        let pollers = poller::spawn_all(&cfg.nodes, cfg.poll, report_tx);
+        let engine = tokio::spawn(engine::run(
+            Engine::new(cfg.nodes.clone(), started),
+            report_rx,
+            reconfigure_rx,
+            snapshot_tx,
+            engine::publish_gap(cfg.poll.interval),
+        ));
+        let gates = tokio::spawn(memory::follow(snapshot_rx, tracked_tx));
+        let (in_force, _) = watch::channel(Arc::new(InForce::of(cfg, None)));
+        Running {
+            pollers,
+            reconfigure: reconfigure_tx,
+            in_force,
+            listen: cfg.listen,
+            tasks: vec![engine, gates],
+            tracked: tracked_rx,
+        }
+    }
+
+    /// The config in force, as the server reads it.
+    pub fn in_force(&self) -> watch::Receiver<Arc<InForce>> {
+        self.in_force.subscribe()
+    }
+
+    /// Take a newly loaded config whole, or keep the one in force if it did
+    /// not load (and say so in `replag_config_last_reload_successful`).
+    pub async fn reload(&mut self, loaded: Result<Config, ConfigError>) {
+        match loaded {
+            Ok(new) => {
+                if new.listen != self.listen {
+                    tracing::warn!(listen = %new.listen, "server.listen changes take a restart; still listening on the old address");
+                }
+                self.listen = new.listen;
+                let (tx, rx) = mpsc::channel(REPORT_QUEUE);
+                for task in self.pollers.drain(..) {
+                    task.abort();
+                }
+                // Gates first: a snapshot of the new nodes never meets the old gates.
+                self.in_force.send_replace(Arc::new(InForce::of(&new, Some((true, SystemTime::now())))));
+                self.pollers = poller::spawn_all(&new.nodes, new.poll, tx);
+                if self.reconfigure.send(Reconfigure { specs: new.nodes.clone(), reports: rx }).await.is_err() {
+                    tracing::error!("the engine has stopped; the new config cannot take effect");
+                    return;
+                }
+                tracing::info!(nodes = new.nodes.len(), gates = new.gates.len(), "config reloaded");
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "config reload refused; the previous config stays in force");
+                let mut kept = (**self.in_force.borrow()).clone();
+                kept.last_reload = Some((false, SystemTime::now()));
+                self.in_force.send_replace(Arc::new(kept));
+            }
+        }
+    }
+}
+
+/// Dropping a `Running` stops its pollers, engine and gates' memory.
+impl Drop for Running {
+    fn drop(&mut self) {
+        for task in self.pollers.iter().chain(&self.tasks) {
+            task.abort();
+        }
+    }
+}
+
+/// `replag serve`: poll, serve until SIGTERM or SIGINT, reload on SIGHUP.
+pub async fn serve(cfg: Config, config_path: Option<PathBuf>, security: Option<Arc<WebSecurity>>) -> Result<(), Error> {
+    let listener = http::bind(cfg.listen).await.map_err(|source| Error::Listen { addr: cfg.listen, source })?;
+    let local = listener.local_addr().map_or(cfg.listen.to_string(), |a| a.to_string());
+    let running = Running::start(&cfg);
+    if let Some(s) = cfg.shard {
+        tracing::info!(
+            shard = s.shard.index,
+            count = s.shard.count,
+            nodes = cfg.nodes.len(),
+            of = s.nodes_total,
+            groups = s.groups,
+            "sharded: polling this shard's replication groups only"
+        );
+    }
+    tracing::info!(
+        listen = %local,
+        nodes = cfg.nodes.len(),
+        interval = %humantime::format_duration(cfg.poll.interval),
+        "replag serving /metrics, /gate, /healthz, /api/v1/status"
+    );
+    let (tracked, in_force) = (running.tracked.clone(), running.in_force());
+    let reloader = tokio::spawn(reload_on_hangup(running, config_path));
+    let result = http::serve(listener, tracked, in_force, security, shutdown_signal()).await;
+    // Aborting the reloader drops `Running`: pollers and engine stop with it.
+    reloader.abort();
+    result.map_err(Error::Server)?;
+    tracing::info!("shut down");
+    Ok(())
+}
+
+/// SIGHUP: load the config again; take it whole or keep the old one.
+async fn reload_on_hangup(mut running: Running, config_path: Option<PathBuf>) {
+    #[cfg(unix)]
+    {
+        let Ok(mut hangup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) else {
+            return std::future::pending().await;
+        };
+        while hangup.recv().await.is_some() {
+            running.reload(config::load(config_path.as_deref())).await;
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = (&mut running, config_path);
+        std::future::pending::<()>().await;
+    }
+}
+
+/// Resolves on SIGTERM or SIGINT.
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(s) => s,
+            Err(_) => {
+                let _ = ctrl_c.await;
+                return;
+            }
+        };
+        tokio::select! {
+            _ = ctrl_c => {},
+            _ = term.recv() => {},
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}

@@ -1,0 +1,294 @@
+//! The systems replag watches, one folder each, and the one place that
+//! lists them.
+//!
+//! A system's folder knows everything about it: how to reach a node from its
+//! config entry, how to poll it, how observations become links, what a
+//! snapshot shows beyond links, and its metric families. This file is the
+//! small interface the generic core (config, poller, engine, snapshot,
+//! server) sees: each enum here has one variant per system, and each
+//! function one arm per system, that calls into the system's folder. Adding
+//! a system is a folder plus an arm in each of them (see
+//! docs/architecture.md, "Adding a system").
+
+pub mod postgres;
+pub mod redis;
+pub mod seaweedfs;
+
+use std::collections::HashMap;
+use std::ops::Deref;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+use crate::exposition::Families;
+use crate::lag::{Histories, Member, StreamKey};
+use crate::model::config::{ConfigError, RawNode};
+use crate::model::{Identity, LinkView, Node, NodeIndex, PollFailure, Sampled, Source, System};
+
+/// How to reach a node, per system.
+#[derive(Debug, Clone)]
+pub enum Target {
+    Postgres(postgres::PostgresTarget),
+    Redis(redis::RedisTarget),
+    Seaweedfs(seaweedfs::SeaweedTarget),
+}
+
+impl Target {
+    /// The target a `[[regions.R.SYSTEM]]` entry describes; `key` names the
+    /// entry in errors.
+    pub fn from_config(
+        system: System,
+        key: &str,
+        raw: &RawNode,
+        env: &HashMap<String, String>,
+    ) -> Result<Target, ConfigError> {
+        Ok(match system {
+            System::Postgres => Target::Postgres(postgres::from_config(key, raw, env)?),
+            System::Redis => Target::Redis(redis::from_config(key, raw, env)?),
+            System::Seaweedfs => Target::Seaweedfs(seaweedfs::from_config(key, raw, env)?),
+        })
+    }
+
+    pub fn system(&self) -> System {
+        match self {
+            Target::Postgres(_) => postgres::SYSTEM,
+            Target::Redis(_) => redis::SYSTEM,
+            Target::Seaweedfs(_) => seaweedfs::SYSTEM,
+        }
+    }
+
+    /// `(host, port)` pairs the node answers on, to recognise it as another
+    /// node's upstream or in a master's replica list.
+    pub fn addresses(&self) -> Vec<(String, u16)> {
+        match self {
+            Target::Postgres(t) => t.addresses(),
+            Target::Redis(t) => t.addresses(),
+            Target::Seaweedfs(t) => t.addresses(),
+        }
+    }
+
+    /// A connection to poll the node with (not connected yet).
+    pub fn source(&self, timeout: Duration, connect_timeout: Duration) -> AnySource {
+        match self {
+            Target::Postgres(t) => {
+                AnySource::Postgres(Box::new(postgres::PostgresSource::new(t.clone(), timeout, connect_timeout)))
+            }
+            Target::Redis(t) => AnySource::Redis(redis::RedisSource::new(t.clone(), timeout, connect_timeout)),
+            Target::Seaweedfs(t) => {
+                AnySource::Seaweedfs(seaweedfs::SeaweedSource::new(t.clone(), timeout, connect_timeout))
+            }
+        }
+    }
+}
+
+/// One configured node: who it is (`Node`, which it derefs to) and how to
+/// reach it.
+#[derive(Debug, Clone)]
+pub struct NodeSpec {
+    pub node: Node,
+    pub target: Target,
+}
+
+impl Deref for NodeSpec {
+    type Target = Node;
+
+    fn deref(&self) -> &Node {
+        &self.node
+    }
+}
+
+impl NodeSpec {
+    pub fn system(&self) -> System {
+        self.node.system
+    }
+}
+
+/// The index of configured nodes by name and address.
+pub fn node_index(specs: &[NodeSpec]) -> NodeIndex {
+    NodeIndex::new(specs.iter().map(|s| (s.system(), s.name.as_str(), s.target.addresses())))
+}
+
+/// One successful poll of one node.
+#[derive(Debug, Clone)]
+pub enum Observation {
+    Postgres(postgres::PgObservation),
+    Redis(redis::RedisObservation),
+    Seaweedfs(seaweedfs::SeaweedObservation),
+}
+
+impl Observation {
+    /// The position a primary-like node contributes to its source stream.
+    pub fn source_position(&self) -> Option<(StreamKey, u64)> {
+        match self {
+            Observation::Postgres(o) => postgres::source_position(o),
+            Observation::Redis(o) => redis::source_position(o),
+            Observation::Seaweedfs(o) => seaweedfs::source_position(o),
+        }
+    }
+
+    pub fn identity(&self) -> Identity {
+        match self {
+            Observation::Postgres(o) => postgres::identity(o),
+            Observation::Redis(o) => redis::identity(o),
+            Observation::Seaweedfs(o) => seaweedfs::identity(o),
+        }
+    }
+}
+
+/// Any system's connection, polled by the same poller loop.
+pub enum AnySource {
+    /// Boxed: it holds a client and prepared statements, twice the others' size.
+    Postgres(Box<postgres::PostgresSource>),
+    Redis(redis::RedisSource),
+    Seaweedfs(seaweedfs::SeaweedSource),
+}
+
+impl Source for AnySource {
+    type Observation = Observation;
+
+    async fn poll(&mut self) -> Result<Sampled<Observation>, PollFailure> {
+        match self {
+            AnySource::Postgres(s) => Ok(s.poll().await?.map(Observation::Postgres)),
+            AnySource::Redis(s) => Ok(s.poll().await?.map(Observation::Redis)),
+            AnySource::Seaweedfs(s) => Ok(s.poll().await?.map(Observation::Seaweedfs)),
+        }
+    }
+
+    fn is_connected(&self) -> bool {
+        match self {
+            AnySource::Postgres(s) => s.is_connected(),
+            AnySource::Redis(s) => s.is_connected(),
+            AnySource::Seaweedfs(s) => s.is_connected(),
+        }
+    }
+
+    fn reset(&mut self) {
+        match self {
+            AnySource::Postgres(s) => s.reset(),
+            AnySource::Redis(s) => s.reset(),
+            AnySource::Seaweedfs(s) => s.reset(),
+        }
+    }
+}
+
+/// What the engine knows of one node, as link rules read it.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Observed<'a> {
+    /// The last successful poll, kept while the node is down.
+    pub last_ok: Option<&'a Sampled<Observation>>,
+    /// The node has reported at least once.
+    pub polled: bool,
+    pub failure: Option<&'a PollFailure>,
+}
+
+/// Everything the link rules of every system read: the configured nodes,
+/// what was last observed of each, the source position histories.
+pub struct FleetState<'a> {
+    pub specs: &'a [NodeSpec],
+    /// `specs`' nodes, as one slice.
+    pub nodes: &'a [Node],
+    /// By node index.
+    pub observed: &'a [Observed<'a>],
+    pub index: &'a NodeIndex,
+    pub histories: &'a Histories,
+    /// Every node has reported at least once: unclaimed rows and slots are
+    /// really unconfigured replicas.
+    pub discovery: bool,
+}
+
+impl<'a> FleetState<'a> {
+    /// The fleet as one system sees it: its members with typed targets and
+    /// observations.
+    fn view<T, O>(
+        &self,
+        system: System,
+        target: impl Fn(&'a Target) -> Option<&'a T>,
+        observation: impl Fn(&'a Observation) -> Option<&'a O>,
+    ) -> crate::lag::Fleet<'a, T, O> {
+        let members = self
+            .specs
+            .iter()
+            .zip(self.observed)
+            .map(|(spec, seen)| {
+                let target = target(&spec.target)?;
+                let last_ok = seen.last_ok.and_then(|s| Some((observation(&s.observation)?, s.at)));
+                Some(Member { target, last_ok, polled: seen.polled, failure: seen.failure })
+            })
+            .collect();
+        crate::lag::Fleet {
+            system,
+            nodes: self.nodes,
+            members,
+            index: self.index,
+            histories: self.histories,
+            discovery: self.discovery,
+        }
+    }
+}
+
+/// What every system's link rules remember between snapshots.
+#[derive(Debug, Default)]
+pub struct Memory {
+    postgres: postgres::PgMemory,
+    redis: redis::RedisMemory,
+    seaweedfs: seaweedfs::SeaweedMemory,
+}
+
+impl Memory {
+    /// Every system's links (in system order) and details.
+    pub fn derive(&mut self, fleet: &FleetState<'_>, now: Instant) -> (Vec<Link>, Details) {
+        let pg_view = fleet.view(
+            postgres::SYSTEM,
+            |t| if let Target::Postgres(t) = t { Some(t) } else { None },
+            |o| if let Observation::Postgres(o) = o { Some(o) } else { None },
+        );
+        let (pg_links, postgres) = postgres::derive(&mut self.postgres, pg_view, now);
+        let redis_view = fleet.view(
+            redis::SYSTEM,
+            |t| if let Target::Redis(t) = t { Some(t) } else { None },
+            |o| if let Observation::Redis(o) = o { Some(o) } else { None },
+        );
+        let (redis_links, redis) = redis::derive(&mut self.redis, redis_view, now);
+        let seaweed_view = fleet.view(
+            seaweedfs::SYSTEM,
+            |t| if let Target::Seaweedfs(t) = t { Some(t) } else { None },
+            |o| if let Observation::Seaweedfs(o) = o { Some(o) } else { None },
+        );
+        let (seaweed_links, seaweedfs) = seaweedfs::derive(&mut self.seaweedfs, seaweed_view, now);
+        let links = pg_links
+            .into_iter()
+            .map(|l| l.map_detail(|postgres| LinkDetail { postgres, redis: None }))
+            .chain(redis_links.into_iter().map(|l| l.map_detail(|redis| LinkDetail { postgres: None, redis })))
+            .chain(seaweed_links.into_iter().map(|l| l.map_detail(|()| LinkDetail::default())))
+            .collect();
+        (links, Details { postgres, redis, seaweedfs })
+    }
+}
+
+/// Each system's figures beyond links, as a snapshot holds them (serialized
+/// under the system's name in /api/v1/status).
+#[derive(Debug, Default, Serialize)]
+pub struct Details {
+    pub postgres: postgres::PgDetails,
+    pub redis: redis::RedisDetails,
+    pub seaweedfs: seaweedfs::SeaweedDetails,
+}
+
+/// What a link's system adds to it, under the system's name.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct LinkDetail {
+    pub postgres: Option<postgres::PgLinkDetail>,
+    pub redis: Option<redis::RedisLinkDetail>,
+}
+
+/// A link of any system, as a snapshot holds it.
+pub type Link = LinkView<LinkDetail>;
+
+/// Every system's own metric families.
+pub fn render_metrics(f: &Families, links: &[Link], details: &Details) {
+    let pg_links = links.iter().filter_map(|l| Some((&l.id, l.detail.postgres.as_ref()?)));
+    postgres::render_metrics(f, pg_links, &details.postgres);
+    let redis_links = links.iter().filter_map(|l| Some((&l.id, l.detail.redis.as_ref()?)));
+    redis::render_metrics(f, redis_links, &details.redis);
+    seaweedfs::render_metrics(f, &details.seaweedfs);
+}

@@ -1,0 +1,63 @@
+//! PostgreSQL: physical streaming replication (primaries, standbys,
+//! cascades, slots) and logical replication (publications, subscriptions).
+//!
+//! Everything replag knows about PostgreSQL is in this folder: how to reach
+//! a server (`target`, `tls`), how to poll it in one round trip (`source`),
+//! LSNs (`lsn`), how observations become physical (`links`) and logical
+//! (`logical`) links, what a snapshot shows beyond links (`detail`), and the
+//! `replag_pg_*` families (`metrics`).
+
+mod detail;
+mod links;
+mod logical;
+mod lsn;
+mod metrics;
+mod source;
+mod target;
+mod tls;
+
+use std::time::Instant;
+
+pub use detail::{PgDetails, PgLinkDetail, PgServerView, PgSlotView, PgSubscriptionView};
+pub use links::PgMemory;
+pub use lsn::Lsn;
+pub use metrics::render as render_metrics;
+pub use source::{
+    decode, poll_query, PgObservation, PostgresSource, Slot, Subscription, SubscriptionWorker, WalReceiver, WalSender,
+};
+pub use target::{from_config, PgTls, PgTlsMode, PostgresTarget};
+
+use crate::lag::StreamKey;
+use crate::model::{Identity, LinkView, System};
+
+pub const SYSTEM: System = System::Postgres;
+
+/// The fleet as PostgreSQL's link rules see it.
+pub type Fleet<'a> = crate::lag::Fleet<'a, PostgresTarget, PgObservation>;
+
+/// A PostgreSQL link, with its upstream's `pg_stat_replication` view when known.
+pub type PgLink = LinkView<Option<PgLinkDetail>>;
+
+/// Physical and logical links, and the servers', slots' and subscriptions' figures.
+pub fn derive(memory: &mut PgMemory, fleet: Fleet<'_>, now: Instant) -> (Vec<PgLink>, PgDetails) {
+    links::derive(memory, &links::PgInputs::new(fleet), now)
+}
+
+/// A primary's position in its WAL stream, keyed by (system identifier,
+/// timeline): a new timeline is a new stream.
+pub fn source_position(pg: &PgObservation) -> Option<(StreamKey, u64)> {
+    if pg.in_recovery {
+        return None;
+    }
+    let key =
+        StreamKey { system: SYSTEM, id: pg.system_identifier.clone(), epoch: u64::from(pg.timeline.unwrap_or(0)) };
+    Some((key, pg.current_lsn?.0))
+}
+
+pub fn identity(pg: &PgObservation) -> Identity {
+    Identity {
+        role: pg.role().to_string(),
+        version: Some(pg.version.clone()),
+        labels: vec![("system_identifier".to_string(), pg.system_identifier.clone())],
+    }
+}

@@ -1,0 +1,585 @@
+//! PostgreSQL: one JSON document per poll, from one prepared statement (one
+//! round trip), whatever the node's role. The query is built for the server's
+//! version so columns a version lacks are simply absent.
+
+use std::time::{Duration, Instant};
+
+use serde::Deserialize;
+use tokio_postgres::error::SqlState;
+use tokio_postgres::{Client, NoTls, Statement};
+
+use super::lsn::Lsn;
+use super::target::PostgresTarget;
+use crate::model::{error_chain, scrub, FailureKind, PollFailure, Sampled, Source};
+
+/// Oldest server the query supports (`pg_current_wal_lsn` and friends).
+const MIN_VERSION_NUM: u32 = 100_000;
+
+/// Everything one poll learned about one PostgreSQL server.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PgObservation {
+    pub version: String,
+    pub version_num: u32,
+    pub in_recovery: bool,
+    pub system_identifier: String,
+    /// Primary: the timeline it writes; standby: the timeline it receives.
+    pub timeline: Option<u32>,
+    /// Primary only: `pg_current_wal_lsn()`.
+    pub current_lsn: Option<Lsn>,
+    /// Standby only.
+    pub receive_lsn: Option<Lsn>,
+    pub replay_lsn: Option<Lsn>,
+    pub replay_paused: Option<bool>,
+    /// `pg_last_xact_replay_timestamp()` as Unix seconds (the standby's clock).
+    pub last_xact_replay_unix: Option<f64>,
+    pub cluster_name: String,
+    pub walsenders: Vec<WalSender>,
+    pub slots: Vec<Slot>,
+    pub wal_receiver: Option<WalReceiver>,
+    /// Logical subscriptions this server has (as a subscriber).
+    pub subscriptions: Vec<Subscription>,
+}
+
+/// A `pg_subscription` row with its workers and statistics.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Subscription {
+    pub name: String,
+    pub enabled: bool,
+    /// The slot on the publisher (None if created with `slot_name = NONE`).
+    pub slot_name: Option<String>,
+    pub publications: Vec<String>,
+    /// The apply worker (`pg_stat_subscription` row with `relid IS NULL`).
+    pub apply_worker: Option<SubscriptionWorker>,
+    /// Table synchronization workers running now.
+    pub sync_workers: usize,
+    /// PostgreSQL 15+ (`pg_stat_subscription_stats`).
+    pub apply_error_count: Option<u64>,
+    pub sync_error_count: Option<u64>,
+    /// Tables per `pg_subscription_rel.srsubstate` (i, d, f, s, r).
+    pub table_states: Vec<(String, u64)>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct SubscriptionWorker {
+    pub pid: i32,
+    pub received_lsn: Option<Lsn>,
+    /// Seconds since the publisher sent / this server received the last message (this server's clock).
+    pub last_msg_send_age: Option<f64>,
+    pub last_msg_receipt_age: Option<f64>,
+}
+
+/// A `pg_stat_replication` row: a downstream this server streams to.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WalSender {
+    pub pid: i32,
+    pub application_name: String,
+    pub client_addr: Option<String>,
+    pub state: String,
+    pub sync_state: String,
+    pub sent_lsn: Option<Lsn>,
+    pub write_lsn: Option<Lsn>,
+    pub flush_lsn: Option<Lsn>,
+    pub replay_lsn: Option<Lsn>,
+    /// PostgreSQL's own `write_lag`, `flush_lag`, `replay_lag` (NULL when idle).
+    pub write_lag: Option<f64>,
+    pub flush_lag: Option<f64>,
+    pub replay_lag: Option<f64>,
+}
+
+/// A `pg_replication_slots` row.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Slot {
+    pub name: String,
+    pub slot_type: String,
+    pub active: bool,
+    pub active_pid: Option<i32>,
+    pub restart_lsn: Option<Lsn>,
+    pub confirmed_flush_lsn: Option<Lsn>,
+    /// PostgreSQL 13+.
+    pub wal_status: Option<String>,
+    pub safe_wal_size: Option<i64>,
+}
+
+/// The standby's `pg_stat_wal_receiver` row.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WalReceiver {
+    pub status: String,
+    pub received_tli: Option<u32>,
+    pub flushed_lsn: Option<Lsn>,
+    /// Seconds since the last message from the upstream, on the standby's clock.
+    pub last_msg_receipt_age: Option<f64>,
+    pub slot_name: Option<String>,
+    /// PostgreSQL 11+.
+    pub sender_host: Option<String>,
+    pub sender_port: Option<u16>,
+}
+
+impl PgObservation {
+    pub fn role(&self) -> &'static str {
+        if self.in_recovery {
+            "standby"
+        } else {
+            "primary"
+        }
+    }
+}
+
+// ---- the query ---------------------------------------------------------------
+
+/// The poll query for a server version. Every column a version lacks is left
+/// out rather than failing the poll.
+pub fn poll_query(version_num: u32) -> String {
+    let v = version_num;
+    let reply_age = if v >= 120_000 { "extract(epoch from now() - reply_time)" } else { "NULL" };
+    let wal_status = if v >= 130_000 { "wal_status" } else { "NULL" };
+    let safe_wal_size = if v >= 130_000 { "safe_wal_size" } else { "NULL" };
+    let flushed = if v >= 130_000 { "flushed_lsn" } else { "received_lsn" };
+    let sender = if v >= 110_000 { "sender_host, 'sender_port', sender_port" } else { "NULL, 'sender_port', NULL" };
+    let (apply_errors, sync_errors) = if v >= 150_000 {
+        (
+            "(SELECT apply_error_count FROM pg_stat_subscription_stats x WHERE x.subid = s.oid)",
+            "(SELECT sync_error_count FROM pg_stat_subscription_stats x WHERE x.subid = s.oid)",
+        )
+    } else {
+        ("NULL", "NULL")
+    };
+    format!(
+        r#"SELECT json_build_object(
+  'version', current_setting('server_version'),
+  'version_num', current_setting('server_version_num')::int,
+  'in_recovery', pg_is_in_recovery(),
+  'system_identifier', (SELECT system_identifier::text FROM pg_control_system()),
+  'walfile', CASE WHEN pg_is_in_recovery() THEN NULL ELSE pg_walfile_name(pg_current_wal_lsn()) END,
+  'current_lsn', CASE WHEN pg_is_in_recovery() THEN NULL ELSE pg_current_wal_lsn()::text END,
+  'receive_lsn', pg_last_wal_receive_lsn()::text,
+  'replay_lsn', pg_last_wal_replay_lsn()::text,
+  'replay_paused', CASE WHEN pg_is_in_recovery() THEN pg_is_wal_replay_paused() END,
+  'last_xact_replay_unix', extract(epoch from pg_last_xact_replay_timestamp()),
+  'cluster_name', current_setting('cluster_name'),
+  'walsenders', (SELECT coalesce(json_agg(json_build_object(
+      'pid', pid, 'application_name', application_name, 'client_addr', host(client_addr),
+      'state', state, 'sync_state', sync_state,
+      'sent_lsn', sent_lsn::text, 'write_lsn', write_lsn::text,
+      'flush_lsn', flush_lsn::text, 'replay_lsn', replay_lsn::text,
+      'write_lag', extract(epoch from write_lag), 'flush_lag', extract(epoch from flush_lag),
+      'replay_lag', extract(epoch from replay_lag), 'reply_age', {reply_age})), '[]'::json)
+    FROM pg_stat_replication),
+  'slots', (SELECT coalesce(json_agg(json_build_object(
+      'name', slot_name, 'slot_type', slot_type, 'active', active, 'active_pid', active_pid,
+      'restart_lsn', restart_lsn::text, 'confirmed_flush_lsn', confirmed_flush_lsn::text,
+      'wal_status', {wal_status}, 'safe_wal_size', {safe_wal_size})), '[]'::json)
+    FROM pg_replication_slots),
+  'wal_receiver', (SELECT json_build_object(
+      'status', status, 'received_tli', received_tli, 'flushed_lsn', {flushed}::text,
+      'last_msg_receipt_age', extract(epoch from now() - last_msg_receipt_time),
+      'slot_name', slot_name, 'sender_host', {sender})
+    FROM pg_stat_wal_receiver LIMIT 1),
+  'subscriptions', (SELECT coalesce(json_agg(json_build_object(
+      'name', s.subname, 'enabled', s.subenabled, 'slot_name', s.subslotname,
+      'publications', s.subpublications,
+      'workers', (SELECT coalesce(json_agg(json_build_object(
+          'pid', w.pid, 'relid', w.relid, 'received_lsn', w.received_lsn::text,
+          'last_msg_send_age', extract(epoch from now() - w.last_msg_send_time),
+          'last_msg_receipt_age', extract(epoch from now() - w.last_msg_receipt_time))), '[]'::json)
+        FROM pg_stat_subscription w WHERE w.subid = s.oid AND w.pid IS NOT NULL),
+      'apply_error_count', {apply_errors}, 'sync_error_count', {sync_errors},
+      'table_states', (SELECT coalesce(json_object_agg(st, n), '{{}}'::json)
+        FROM (SELECT r.srsubstate::text AS st, count(*) AS n FROM pg_subscription_rel r
+              WHERE r.srsubid = s.oid GROUP BY 1) q))), '[]'::json)
+    FROM pg_subscription s)
+)::text"#
+    )
+}
+
+// ---- decoding ------------------------------------------------------------------
+
+#[derive(Deserialize)]
+struct RawObservation {
+    version: String,
+    version_num: u32,
+    in_recovery: bool,
+    system_identifier: Option<String>,
+    walfile: Option<String>,
+    current_lsn: Option<String>,
+    receive_lsn: Option<String>,
+    replay_lsn: Option<String>,
+    replay_paused: Option<bool>,
+    last_xact_replay_unix: Option<f64>,
+    #[serde(default)]
+    cluster_name: String,
+    #[serde(default)]
+    walsenders: Vec<RawWalSender>,
+    #[serde(default)]
+    slots: Vec<RawSlot>,
+    wal_receiver: Option<RawWalReceiver>,
+    #[serde(default)]
+    subscriptions: Vec<RawSubscription>,
+}
+
+#[derive(Deserialize)]
+struct RawSubscription {
+    name: String,
+    enabled: bool,
+    slot_name: Option<String>,
+    #[serde(default)]
+    publications: Vec<String>,
+    #[serde(default)]
+    workers: Vec<RawWorker>,
+    apply_error_count: Option<u64>,
+    sync_error_count: Option<u64>,
+    #[serde(default)]
+    table_states: std::collections::BTreeMap<String, u64>,
+}
+
+#[derive(Deserialize)]
+struct RawWorker {
+    pid: i32,
+    relid: Option<u32>,
+    received_lsn: Option<String>,
+    last_msg_send_age: Option<f64>,
+    last_msg_receipt_age: Option<f64>,
+}
+
+#[derive(Deserialize)]
+struct RawWalSender {
+    pid: i32,
+    application_name: Option<String>,
+    client_addr: Option<String>,
+    state: Option<String>,
+    sync_state: Option<String>,
+    sent_lsn: Option<String>,
+    write_lsn: Option<String>,
+    flush_lsn: Option<String>,
+    replay_lsn: Option<String>,
+    write_lag: Option<f64>,
+    flush_lag: Option<f64>,
+    replay_lag: Option<f64>,
+}
+
+#[derive(Deserialize)]
+struct RawSlot {
+    name: String,
+    slot_type: String,
+    active: bool,
+    active_pid: Option<i32>,
+    restart_lsn: Option<String>,
+    confirmed_flush_lsn: Option<String>,
+    wal_status: Option<String>,
+    safe_wal_size: Option<i64>,
+}
+
+#[derive(Deserialize)]
+struct RawWalReceiver {
+    status: Option<String>,
+    received_tli: Option<u32>,
+    flushed_lsn: Option<String>,
+    last_msg_receipt_age: Option<f64>,
+    slot_name: Option<String>,
+    sender_host: Option<String>,
+    sender_port: Option<i32>,
+}
+
+fn lsn(field: &str, text: Option<String>) -> Result<Option<Lsn>, PollFailure> {
+    text.map(|t| t.parse::<Lsn>().map_err(|e| PollFailure::new(FailureKind::Protocol, format!("{field}: {e}"))))
+        .transpose()
+}
+
+/// Timeline from a WAL file name: its first 8 hex digits.
+fn timeline_of_walfile(name: &str) -> Option<u32> {
+    name.get(..8).and_then(|h| u32::from_str_radix(h, 16).ok())
+}
+
+/// Decode the poll query's JSON document. Malformed input is an error, never a panic.
+pub fn decode(json: &str) -> Result<PgObservation, PollFailure> {
+    let raw: RawObservation = serde_json::from_str(json)
+        .map_err(|e| PollFailure::new(FailureKind::Protocol, format!("unexpected poll result: {e}")))?;
+    let walsenders = raw
+        .walsenders
+        .into_iter()
+        .map(|w| {
+            Ok(WalSender {
+                pid: w.pid,
+                application_name: w.application_name.unwrap_or_default(),
+                client_addr: w.client_addr,
+                state: w.state.unwrap_or_default(),
+                sync_state: w.sync_state.unwrap_or_default(),
+                sent_lsn: lsn("sent_lsn", w.sent_lsn)?,
+                write_lsn: lsn("write_lsn", w.write_lsn)?,
+                flush_lsn: lsn("flush_lsn", w.flush_lsn)?,
+                replay_lsn: lsn("replay_lsn", w.replay_lsn)?,
+                write_lag: w.write_lag,
+                flush_lag: w.flush_lag,
+                replay_lag: w.replay_lag,
+            })
+        })
+        .collect::<Result<Vec<_>, PollFailure>>()?;
+    let slots = raw
+        .slots
+        .into_iter()
+        .map(|s| {
+            Ok(Slot {
+                name: s.name,
+                slot_type: s.slot_type,
+                active: s.active,
+                active_pid: s.active_pid,
+                restart_lsn: lsn("restart_lsn", s.restart_lsn)?,
+                confirmed_flush_lsn: lsn("confirmed_flush_lsn", s.confirmed_flush_lsn)?,
+                wal_status: s.wal_status,
+                safe_wal_size: s.safe_wal_size,
+            })
+        })
+        .collect::<Result<Vec<_>, PollFailure>>()?;
+    let wal_receiver = raw
+        .wal_receiver
+        .map(|r| {
+            Ok::<_, PollFailure>(WalReceiver {
+                status: r.status.unwrap_or_default(),
+                received_tli: r.received_tli,
+                flushed_lsn: lsn("flushed_lsn", r.flushed_lsn)?,
+                last_msg_receipt_age: r.last_msg_receipt_age,
+                slot_name: r.slot_name,
+                sender_host: r.sender_host,
+                sender_port: r.sender_port.and_then(|p| u16::try_from(p).ok()),
+            })
+        })
+        .transpose()?;
+    let subscriptions = raw
+        .subscriptions
+        .into_iter()
+        .map(|sub| {
+            let apply = sub.workers.iter().find(|w| w.relid.is_none());
+            Ok(Subscription {
+                apply_worker: apply
+                    .map(|w| {
+                        Ok::<_, PollFailure>(SubscriptionWorker {
+                            pid: w.pid,
+                            received_lsn: lsn("received_lsn", w.received_lsn.clone())?,
+                            last_msg_send_age: w.last_msg_send_age,
+                            last_msg_receipt_age: w.last_msg_receipt_age,
+                        })
+                    })
+                    .transpose()?,
+                sync_workers: sub.workers.iter().filter(|w| w.relid.is_some()).count(),
+                name: sub.name,
+                enabled: sub.enabled,
+                slot_name: sub.slot_name,
+                publications: sub.publications,
+                apply_error_count: sub.apply_error_count,
+                sync_error_count: sub.sync_error_count,
+                table_states: sub.table_states.into_iter().collect(),
+            })
+        })
+        .collect::<Result<Vec<_>, PollFailure>>()?;
+    let timeline = match (&raw.walfile, &wal_receiver) {
+        (Some(walfile), _) => timeline_of_walfile(walfile),
+        (None, Some(receiver)) => receiver.received_tli,
+        (None, None) => None,
+    };
+    Ok(PgObservation {
+        version: raw.version,
+        version_num: raw.version_num,
+        in_recovery: raw.in_recovery,
+        system_identifier: raw
+            .system_identifier
+            .ok_or_else(|| PollFailure::new(FailureKind::Protocol, "no system identifier"))?,
+        timeline,
+        current_lsn: lsn("current_lsn", raw.current_lsn)?,
+        receive_lsn: lsn("receive_lsn", raw.receive_lsn)?,
+        replay_lsn: lsn("replay_lsn", raw.replay_lsn)?,
+        replay_paused: raw.replay_paused,
+        last_xact_replay_unix: raw.last_xact_replay_unix,
+        cluster_name: raw.cluster_name,
+        walsenders,
+        slots,
+        wal_receiver,
+        subscriptions,
+    })
+}
+
+// ---- the connection -------------------------------------------------------------
+
+/// A polled PostgreSQL node: one connection, one prepared statement.
+pub struct PostgresSource {
+    target: PostgresTarget,
+    /// Server-side statement and lock timeout for the poll query.
+    timeout: Duration,
+    connect_timeout: Duration,
+    session: Option<(Client, Statement)>,
+}
+
+impl PostgresSource {
+    pub fn new(target: PostgresTarget, timeout: Duration, connect_timeout: Duration) -> Self {
+        Self { target, timeout, connect_timeout, session: None }
+    }
+
+    fn failure(&self, kind: FailureKind, error: &tokio_postgres::Error) -> PollFailure {
+        let message = match error.as_db_error() {
+            Some(db) => format!("{} ({})", db.message(), db.code().code()),
+            None => error_chain(error),
+        };
+        PollFailure::new(kind, scrub(&message, self.target.password()))
+    }
+
+    fn classify(&self, error: &tokio_postgres::Error, connecting: bool) -> PollFailure {
+        let kind = match error.code() {
+            Some(c) if *c == SqlState::INVALID_PASSWORD || *c == SqlState::INVALID_AUTHORIZATION_SPECIFICATION => {
+                FailureKind::Auth
+            }
+            Some(c) if *c == SqlState::INSUFFICIENT_PRIVILEGE => FailureKind::Auth,
+            Some(c) if *c == SqlState::QUERY_CANCELED => FailureKind::Timeout,
+            Some(_) => FailureKind::Query,
+            None if connecting => FailureKind::Connect,
+            None => FailureKind::Query,
+        };
+        self.failure(kind, error)
+    }
+
+    async fn connect(&self) -> Result<(Client, Statement), PollFailure> {
+        let mut config = self.target.config().clone();
+        if config.get_application_name().is_none() {
+            config.application_name("replag");
+        }
+        // The server gives up on its own too, so a stuck poll holds no lock.
+        let ms = self.timeout.as_millis().max(1);
+        let options = format!(
+            "{} -c statement_timeout={ms} -c lock_timeout={ms} -c idle_in_transaction_session_timeout={}",
+            config.get_options().unwrap_or(""),
+            ms * 10
+        );
+        config.options(options.trim());
+        config.connect_timeout(self.connect_timeout);
+        // The connection task ends when the client is dropped or the server
+        // goes away; the next query then fails and the poller reconnects.
+        let client = match &self.target.tls {
+            None => {
+                let (client, connection) = config.connect(NoTls).await.map_err(|e| self.classify(&e, true))?;
+                tokio::spawn(connection);
+                client
+            }
+            Some(tls) => {
+                let tls_config =
+                    super::tls::client_config(tls).map_err(|e| PollFailure::new(FailureKind::Connect, e))?;
+                let connector = tokio_postgres_rustls::MakeRustlsConnect::new(tls_config);
+                let (client, connection) = config.connect(connector).await.map_err(|e| self.classify(&e, true))?;
+                tokio::spawn(connection);
+                client
+            }
+        };
+        let row = client.query_one("SHOW server_version_num", &[]).await.map_err(|e| self.classify(&e, false))?;
+        let version_num: u32 = row
+            .try_get::<_, String>(0)
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .ok_or_else(|| PollFailure::new(FailureKind::Protocol, "unreadable server_version_num"))?;
+        if version_num < MIN_VERSION_NUM {
+            return Err(PollFailure::new(
+                FailureKind::Query,
+                format!("PostgreSQL server_version_num {version_num} is older than 10, which replag does not support"),
+            ));
+        }
+        let statement = client.prepare(&poll_query(version_num)).await.map_err(|e| self.classify(&e, false))?;
+        Ok((client, statement))
+    }
+}
+
+impl Source for PostgresSource {
+    type Observation = PgObservation;
+
+    async fn poll(&mut self) -> Result<Sampled<PgObservation>, PollFailure> {
+        if self.session.is_none() {
+            self.session = Some(self.connect().await?);
+        }
+        let Some((client, statement)) = &self.session else { unreachable!("session was just set") };
+        let started = Instant::now();
+        let result = client.query_one(statement, &[]).await;
+        let at = started + started.elapsed() / 2;
+        match result {
+            Ok(row) => {
+                let json: String = row
+                    .try_get(0)
+                    .map_err(|e| PollFailure::new(FailureKind::Protocol, format!("unexpected poll result: {e}")))?;
+                decode(&json).map(|obs| Sampled { at, observation: obs })
+            }
+            Err(e) => {
+                let failure = self.classify(&e, false);
+                self.session = None;
+                Err(failure)
+            }
+        }
+    }
+
+    fn is_connected(&self) -> bool {
+        self.session.is_some()
+    }
+
+    fn reset(&mut self) {
+        self.session = None;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const PRIMARY: &str = r#"{"version":"15.18","version_num":150018,"in_recovery":false,
+      "system_identifier":"7710755292850694928","walfile":"000000020000000000000003",
+      "current_lsn":"0/3000E08","receive_lsn":null,"replay_lsn":null,"replay_paused":null,
+      "last_xact_replay_unix":null,"cluster_name":"",
+      "walsenders":[{"pid":2982,"application_name":"walreceiver","client_addr":"127.0.0.1",
+        "state":"streaming","sync_state":"async","sent_lsn":"0/3000E08","write_lsn":"0/3000E08",
+        "flush_lsn":"0/3000E08","replay_lsn":"0/3000D00","write_lag":0.0064,"flush_lag":null,
+        "replay_lag":null,"reply_age":0.5}],
+      "slots":[{"name":"s1","slot_type":"physical","active":true,"active_pid":2982,
+        "restart_lsn":"0/3000E08","confirmed_flush_lsn":null,"wal_status":"reserved","safe_wal_size":null}],
+      "wal_receiver":null,
+      "subscriptions":[{"name":"from_eu","enabled":true,"slot_name":"from_eu","publications":["pub"],
+        "workers":[{"pid":77,"relid":null,"received_lsn":"0/3000E08","last_msg_send_age":0.2,"last_msg_receipt_age":0.1},
+                   {"pid":78,"relid":16400,"received_lsn":null,"last_msg_send_age":null,"last_msg_receipt_age":null}],
+        "apply_error_count":3,"sync_error_count":0,"table_states":{"r":2,"d":1}}]}"#;
+
+    #[test]
+    fn decodes_a_primary() {
+        let obs = decode(PRIMARY).unwrap();
+        assert!(!obs.in_recovery);
+        assert_eq!(obs.timeline, Some(2));
+        assert_eq!(obs.current_lsn, Some(Lsn(0x3000E08)));
+        assert_eq!(obs.walsenders[0].replay_lsn, Some(Lsn(0x3000D00)));
+        assert_eq!(obs.walsenders[0].flush_lag, None);
+        assert_eq!(obs.slots[0].wal_status.as_deref(), Some("reserved"));
+        let sub = &obs.subscriptions[0];
+        assert_eq!(sub.apply_worker.as_ref().unwrap().pid, 77);
+        assert_eq!(sub.sync_workers, 1);
+        assert_eq!(sub.apply_error_count, Some(3));
+        assert_eq!(sub.table_states, [("d".to_string(), 1), ("r".to_string(), 2)]);
+    }
+
+    #[test]
+    fn malformed_documents_are_errors_not_panics() {
+        for bad in [
+            "",
+            "null",
+            "{",
+            "[]",
+            r#"{"version":"15","version_num":"x","in_recovery":false}"#,
+            &PRIMARY.replace("0/3000E08", "zzz"),
+            &PRIMARY.replace(r#""system_identifier":"7710755292850694928","#, ""),
+            &PRIMARY.replace(r#""pid":2982"#, r#""pid":"many""#),
+            &PRIMARY.replace(r#""received_lsn":"0/3000E08""#, r#""received_lsn":"nope""#),
+            &PRIMARY.replace(r#""apply_error_count":3"#, r#""apply_error_count":-3"#),
+        ] {
+            let err = decode(bad).unwrap_err();
+            assert_eq!(err.kind, FailureKind::Protocol, "{bad}");
+        }
+    }
+
+    #[test]
+    fn query_leaves_out_what_old_versions_lack() {
+        assert!(poll_query(150_000).contains("'safe_wal_size', safe_wal_size"));
+        assert!(poll_query(120_000).contains("'safe_wal_size', NULL"));
+        assert!(poll_query(120_000).contains("received_lsn::text"));
+        assert!(!poll_query(100_000).contains("reply_time"));
+        assert!(poll_query(100_000).contains("'sender_host', NULL"));
+        assert!(poll_query(150_000).contains("pg_stat_subscription_stats"));
+        assert!(!poll_query(140_000).contains("pg_stat_subscription_stats"));
+    }
+}

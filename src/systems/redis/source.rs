@@ -1,0 +1,335 @@
+//! Redis (and Valkey): `INFO replication`, `INFO server` and `INFO stats` in
+//! one pipelined round trip per poll, parsed into an observation. Unknown
+//! fields are ignored; a malformed line or value is an error for the node.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use redis::aio::MultiplexedConnection;
+use redis::{AsyncConnectionConfig, Client, ErrorKind, RedisError};
+
+use super::target::RedisTarget;
+use crate::model::{scrub, FailureKind, PollFailure, Sampled, Source};
+
+/// Everything one poll learned about one Redis server.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RedisObservation {
+    pub version: String,
+    pub run_id: String,
+    /// `master` or `replica` (INFO says `slave`).
+    pub is_master: bool,
+    pub replid: String,
+    /// The previous replication ID after a promotion (`master_replid2`).
+    pub replid2: Option<String>,
+    /// The node's replication offset (`master_repl_offset`).
+    pub master_repl_offset: u64,
+    pub backlog_size: Option<u64>,
+    pub backlog_histlen: Option<u64>,
+    /// Master side: replicas connected now.
+    pub replicas: Vec<ConnectedReplica>,
+    /// Replica side.
+    pub replica: Option<ReplicaState>,
+    pub sync_full: Option<u64>,
+    pub sync_partial_ok: Option<u64>,
+    pub sync_partial_err: Option<u64>,
+}
+
+/// A `slaveN:` line on a master.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConnectedReplica {
+    pub ip: String,
+    pub port: u16,
+    pub state: String,
+    pub offset: u64,
+    /// Seconds since the replica's last ACK (what redis_exporter calls lag).
+    pub ack_age: Option<u64>,
+}
+
+/// The replica's view of its link to its master.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReplicaState {
+    pub master_host: String,
+    pub master_port: u16,
+    pub link_up: bool,
+    pub last_io_seconds_ago: Option<i64>,
+    pub link_down_since_seconds: Option<i64>,
+    pub sync_in_progress: bool,
+    /// Offset applied by the replica (`slave_repl_offset`).
+    pub offset: u64,
+}
+
+impl RedisObservation {
+    pub fn role(&self) -> &'static str {
+        if self.is_master {
+            "master"
+        } else {
+            "replica"
+        }
+    }
+}
+
+fn malformed(what: impl Into<String>) -> PollFailure {
+    PollFailure::new(FailureKind::Protocol, what.into())
+}
+
+/// Split INFO text into fields. Comments (`# Section`) and blank lines are
+/// skipped; any other line must be `key:value`.
+pub fn parse_info(text: &str) -> Result<HashMap<&str, &str>, PollFailure> {
+    let mut fields = HashMap::new();
+    for line in text.lines().map(str::trim_end) {
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let (key, value) = line.split_once(':').ok_or_else(|| {
+            malformed(format!("INFO line without ':': {:?}", line.chars().take(60).collect::<String>()))
+        })?;
+        fields.insert(key, value);
+    }
+    Ok(fields)
+}
+
+fn number<T: std::str::FromStr>(fields: &HashMap<&str, &str>, key: &str) -> Result<Option<T>, PollFailure> {
+    fields
+        .get(key)
+        .map(|v| v.parse::<T>().map_err(|_| malformed(format!("INFO field {key} is not a number: {:?}", truncate(v)))))
+        .transpose()
+}
+
+fn required<T: std::str::FromStr>(fields: &HashMap<&str, &str>, key: &str) -> Result<T, PollFailure> {
+    number(fields, key)?.ok_or_else(|| malformed(format!("INFO has no {key}")))
+}
+
+fn truncate(s: &str) -> String {
+    s.chars().take(60).collect()
+}
+
+/// `ip=10.0.0.2,port=6380,state=online,offset=123,lag=0`
+fn parse_replica_line(value: &str) -> Result<ConnectedReplica, PollFailure> {
+    let parts: HashMap<&str, &str> = value.split(',').filter_map(|kv| kv.split_once('=')).collect();
+    let get = |k: &str| {
+        parts.get(k).copied().ok_or_else(|| malformed(format!("replica line lacks {k}: {:?}", truncate(value))))
+    };
+    let num = |k: &str| -> Result<u64, PollFailure> {
+        get(k)?.parse().map_err(|_| malformed(format!("replica line field {k} is not a number: {:?}", truncate(value))))
+    };
+    Ok(ConnectedReplica {
+        ip: get("ip")?.to_string(),
+        port: u16::try_from(num("port")?).map_err(|_| malformed("replica port out of range"))?,
+        state: get("state")?.to_string(),
+        offset: num("offset")?,
+        ack_age: parts.get("lag").and_then(|v| v.parse().ok()),
+    })
+}
+
+/// Build an observation from the three INFO sections.
+pub fn decode(replication: &str, server: &str, stats: &str) -> Result<RedisObservation, PollFailure> {
+    let repl = parse_info(replication)?;
+    let srv = parse_info(server)?;
+    let st = parse_info(stats)?;
+    let role = *repl.get("role").ok_or_else(|| malformed("INFO replication has no role"))?;
+    let is_master = match role {
+        "master" => true,
+        "slave" | "replica" => false,
+        other => return Err(malformed(format!("unknown role {:?}", truncate(other)))),
+    };
+    let mut replicas = Vec::new();
+    for (key, value) in &repl {
+        if key.strip_prefix("slave").is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit())) {
+            replicas.push(parse_replica_line(value)?);
+        }
+    }
+    replicas.sort_by(|a, b| (&a.ip, a.port).cmp(&(&b.ip, b.port)));
+    let replica = if is_master {
+        None
+    } else {
+        Some(ReplicaState {
+            master_host: repl
+                .get("master_host")
+                .map(|s| s.to_string())
+                .ok_or_else(|| malformed("replica without master_host"))?,
+            master_port: required(&repl, "master_port")?,
+            link_up: repl.get("master_link_status") == Some(&"up"),
+            last_io_seconds_ago: number(&repl, "master_last_io_seconds_ago")?,
+            link_down_since_seconds: number(&repl, "master_link_down_since_seconds")?,
+            sync_in_progress: repl.get("master_sync_in_progress") == Some(&"1"),
+            offset: required(&repl, "slave_repl_offset")?,
+        })
+    };
+    let replid2 = repl.get("master_replid2").filter(|v| v.bytes().any(|b| b != b'0')).map(|v| v.to_string());
+    Ok(RedisObservation {
+        version: srv.get("redis_version").or(srv.get("valkey_version")).map(|s| s.to_string()).unwrap_or_default(),
+        run_id: srv.get("run_id").map(|s| s.to_string()).unwrap_or_default(),
+        is_master,
+        replid: repl
+            .get("master_replid")
+            .map(|s| s.to_string())
+            .ok_or_else(|| malformed("INFO has no master_replid"))?,
+        replid2,
+        master_repl_offset: required(&repl, "master_repl_offset")?,
+        backlog_size: number(&repl, "repl_backlog_size")?,
+        backlog_histlen: number(&repl, "repl_backlog_histlen")?,
+        replicas,
+        replica,
+        sync_full: number(&st, "sync_full")?,
+        sync_partial_ok: number(&st, "sync_partial_ok")?,
+        sync_partial_err: number(&st, "sync_partial_err")?,
+    })
+}
+
+/// A polled Redis node: one multiplexed connection.
+pub struct RedisSource {
+    target: RedisTarget,
+    timeout: Duration,
+    connect_timeout: Duration,
+    connection: Option<MultiplexedConnection>,
+}
+
+impl RedisSource {
+    pub fn new(target: RedisTarget, timeout: Duration, connect_timeout: Duration) -> Self {
+        Self { target, timeout, connect_timeout, connection: None }
+    }
+
+    fn failure(&self, error: &RedisError, connecting: bool) -> PollFailure {
+        let code = error.code().unwrap_or("");
+        let kind = match error.kind() {
+            ErrorKind::AuthenticationFailed => FailureKind::Auth,
+            _ if matches!(code, "NOPERM" | "WRONGPASS" | "NOAUTH") => FailureKind::Auth,
+            _ if error.is_timeout() => FailureKind::Timeout,
+            ErrorKind::IoError if connecting => FailureKind::Connect,
+            _ if error.is_connection_refusal() || error.is_connection_dropped() => FailureKind::Connect,
+            ErrorKind::ResponseError | ErrorKind::ExtensionError => FailureKind::Query,
+            _ if connecting => FailureKind::Connect,
+            _ => FailureKind::Query,
+        };
+        PollFailure::new(kind, scrub(&error.to_string(), self.target.password()))
+    }
+
+    async fn connect(&self) -> Result<MultiplexedConnection, PollFailure> {
+        let client = match &self.target.ca_pem {
+            Some(pem) => Client::build_with_tls(
+                self.target.info.clone(),
+                redis::TlsCertificates { client_tls: None, root_cert: Some(pem.clone()) },
+            ),
+            None => Client::open(self.target.info.clone()),
+        }
+        .map_err(|e| self.failure(&e, true))?;
+        let config = AsyncConnectionConfig::new()
+            .set_connection_timeout(self.connect_timeout)
+            .set_response_timeout(self.timeout);
+        client.get_multiplexed_async_connection_with_config(&config).await.map_err(|e| self.failure(&e, true))
+    }
+}
+
+impl Source for RedisSource {
+    type Observation = RedisObservation;
+
+    async fn poll(&mut self) -> Result<Sampled<RedisObservation>, PollFailure> {
+        if self.connection.is_none() {
+            self.connection = Some(self.connect().await?);
+        }
+        let Some(connection) = self.connection.as_mut() else { unreachable!("connection was just set") };
+        let started = Instant::now();
+        let result: Result<(String, String, String), RedisError> = redis::pipe()
+            .cmd("INFO")
+            .arg("replication")
+            .cmd("INFO")
+            .arg("server")
+            .cmd("INFO")
+            .arg("stats")
+            .query_async(connection)
+            .await;
+        let at = started + started.elapsed() / 2;
+        match result {
+            Ok((replication, server, stats)) => {
+                decode(&replication, &server, &stats).map(|o| Sampled { at, observation: o })
+            }
+            Err(e) => {
+                let failure = self.failure(&e, false);
+                self.connection = None;
+                Err(failure)
+            }
+        }
+    }
+
+    fn is_connected(&self) -> bool {
+        self.connection.is_some()
+    }
+
+    fn reset(&mut self) {
+        self.connection = None;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    const MASTER: &str = "# Replication\r\nrole:master\r\nconnected_slaves:2\r\n\
+        slave0:ip=127.0.0.1,port=6380,state=online,offset=5000,lag=0\r\n\
+        slave1:ip=10.0.0.7,port=6379,state=wait_bgsave,offset=0,lag=3\r\n\
+        master_failover_state:no-failover\r\nmaster_replid:aaaa\r\n\
+        master_replid2:0000000000000000000000000000000000000000\r\nmaster_repl_offset:5042\r\n\
+        second_repl_offset:-1\r\nrepl_backlog_active:1\r\nrepl_backlog_size:1048576\r\n\
+        repl_backlog_first_byte_offset:1\r\nrepl_backlog_histlen:5042\r\nsome_future_field:whatever\r\n";
+    const REPLICA: &str = "# Replication\r\nrole:slave\r\nmaster_host:127.0.0.1\r\nmaster_port:6379\r\n\
+        master_link_status:down\r\nmaster_last_io_seconds_ago:-1\r\nmaster_sync_in_progress:0\r\n\
+        slave_read_repl_offset:4000\r\nslave_repl_offset:4000\r\nmaster_link_down_since_seconds:12\r\n\
+        slave_priority:100\r\nslave_read_only:1\r\nreplica_announced:1\r\nconnected_slaves:0\r\n\
+        master_replid:aaaa\r\nmaster_replid2:0000000000000000000000000000000000000000\r\n\
+        master_repl_offset:4000\r\n";
+    const SERVER: &str = "# Server\r\nredis_version:7.0.15\r\nrun_id:abc\r\ntcp_port:6379\r\n";
+    const STATS: &str = "# Stats\r\nsync_full:2\r\nsync_partial_ok:1\r\nsync_partial_err:0\r\n";
+
+    #[test]
+    fn decodes_a_master() {
+        let o = decode(MASTER, SERVER, STATS).unwrap();
+        assert!(o.is_master);
+        assert_eq!(o.master_repl_offset, 5042);
+        assert_eq!(o.replicas.len(), 2);
+        let waiting = o.replicas.iter().find(|r| r.ip == "10.0.0.7").unwrap();
+        assert_eq!((waiting.port, waiting.state.as_str(), waiting.ack_age), (6379, "wait_bgsave", Some(3)));
+        assert_eq!(o.replicas.iter().find(|r| r.port == 6380).unwrap().offset, 5000);
+        assert_eq!(o.replid2, None, "all-zero replid2 means none");
+        assert_eq!(o.sync_full, Some(2));
+        assert_eq!(o.version, "7.0.15");
+    }
+
+    #[test]
+    fn decodes_a_replica_with_its_link_down() {
+        let o = decode(REPLICA, SERVER, STATS).unwrap();
+        let r = o.replica.unwrap();
+        assert!(!r.link_up);
+        assert_eq!(r.link_down_since_seconds, Some(12));
+        assert_eq!(r.last_io_seconds_ago, Some(-1));
+        assert_eq!(r.offset, 4000);
+        assert_eq!((r.master_host.as_str(), r.master_port), ("127.0.0.1", 6379));
+    }
+
+    #[test]
+    fn malformed_replies_are_errors() {
+        for (repl, why) in [
+            ("", "no role"),
+            ("role:master\r\n", "no replid"),
+            ("role:overlord\r\nmaster_replid:a\r\nmaster_repl_offset:1\r\n", "bad role"),
+            (&MASTER.replace("master_repl_offset:5042", "master_repl_offset:lots"), "bad number"),
+            (&MASTER.replace("offset=5000", "offset=-5"), "bad replica offset"),
+            (&MASTER.replace("port=6380", "port=99999"), "bad port"),
+            (&MASTER.replace("slave0:ip=127.0.0.1,", "slave0:"), "replica line lacks ip"),
+            (&format!("{MASTER}garbage without colon\r\n"), "bad line"),
+            (&REPLICA.replace("master_port:6379\r\n", ""), "replica lacks port"),
+        ] {
+            let err = decode(repl, SERVER, STATS).unwrap_err();
+            assert_eq!(err.kind, FailureKind::Protocol, "{why}");
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn never_panics_on_arbitrary_info(text in "(?s).{0,400}", cut in 0usize..600) {
+            let _ = decode(&text, SERVER, STATS);
+            let truncated: String = MASTER.chars().take(cut).collect();
+            let _ = decode(&truncated, &text, &text);
+        }
+    }
+}

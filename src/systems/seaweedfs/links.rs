@@ -1,0 +1,266 @@
+//! SeaweedFS volume replication health, from the leader master's view.
+//!
+//! Volume replication is synchronous, so "lag" is divergence: for each data
+//! center, a link `kind="volume"` from the cluster (the master node) to the
+//! data center, with bytes = how far that data center's copies trail the
+//! freshest copy of each volume (summed) and seconds = the largest
+//! modified-time gap. Missing copies are counted per collection and replica
+//! placement, never one series per volume. A data center that drops out of
+//! the topology stays as a down link.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::time::Instant;
+
+use super::detail::{
+    SeaweedClusterView, SeaweedDataCenterView, SeaweedDetails, SeaweedMasterView, SeaweedVolumeGroupView,
+};
+use super::source::{SeaweedObservation, VolumeReplica};
+use super::{Fleet, SeaweedLink, SYSTEM};
+use crate::model::{LagView, LinkKind};
+
+/// Data centers remembered per cluster (bounds memory on a hostile topology).
+const MAX_DATACENTERS: usize = 256;
+
+/// What the link rules remember between snapshots.
+#[derive(Debug, Default)]
+pub struct SeaweedMemory {
+    datacenters: HashMap<usize, BTreeSet<String>>,
+}
+
+/// The fleet as SeaweedFS' rules read it.
+pub(super) struct SeaweedInputs<'a> {
+    pub fleet: Fleet<'a>,
+}
+
+impl<'a> SeaweedInputs<'a> {
+    fn nodes(&self) -> impl Iterator<Item = usize> + '_ {
+        self.fleet.indices()
+    }
+
+    fn fresh(&self, i: usize) -> Option<(&'a SeaweedObservation, Instant)> {
+        self.fleet.fresh(i)
+    }
+
+    fn region_of(&self, i: usize, datacenter: &str) -> String {
+        match self.fleet.member(i) {
+            Some(m) => m.target.region_of(datacenter),
+            None => datacenter.to_string(),
+        }
+    }
+}
+
+/// Per data center: (bytes behind the freshest copies, largest modified-time
+/// gap of a copy that is behind). A copy as large as the freshest is not
+/// behind, whatever its timestamp; a zero timestamp means unknown.
+pub fn divergence(replicas: &[VolumeReplica]) -> BTreeMap<String, (u64, f64)> {
+    let mut by_volume: BTreeMap<u32, Vec<&VolumeReplica>> = BTreeMap::new();
+    for r in replicas {
+        by_volume.entry(r.id).or_default().push(r);
+    }
+    let mut out: BTreeMap<String, (u64, f64)> = BTreeMap::new();
+    for copies in by_volume.values() {
+        let max_size = copies.iter().map(|r| r.size).max().unwrap_or(0);
+        let freshest_modified = copies.iter().filter(|r| r.size == max_size).map(|r| r.modified_at).max().unwrap_or(0);
+        // The most-behind copy of the volume in each data center.
+        let mut per_dc: BTreeMap<&str, &VolumeReplica> = BTreeMap::new();
+        for r in copies {
+            let e = per_dc.entry(&r.datacenter).or_insert(r);
+            if r.size < e.size {
+                *e = r;
+            }
+        }
+        for (dc, copy) in per_dc {
+            let e = out.entry(dc.to_string()).or_insert((0, 0.0));
+            let behind = max_size.saturating_sub(copy.size);
+            e.0 += behind;
+            if behind > 0 && copy.modified_at > 0 && freshest_modified > 0 {
+                e.1 = e.1.max(freshest_modified.saturating_sub(copy.modified_at) as f64);
+            }
+        }
+    }
+    out
+}
+
+/// Volumes, under-replicated volumes and volumes missing a copy in another
+/// data center, per (collection, placement code).
+pub fn replication_health(replicas: &[VolumeReplica]) -> BTreeMap<(String, String), (u64, u64, u64)> {
+    let mut by_volume: BTreeMap<u32, Vec<&VolumeReplica>> = BTreeMap::new();
+    for r in replicas {
+        by_volume.entry(r.id).or_default().push(r);
+    }
+    let mut out: BTreeMap<(String, String), (u64, u64, u64)> = BTreeMap::new();
+    for copies in by_volume.values() {
+        let placement = copies.iter().map(|r| r.placement).max_by_key(|p| p.copies()).unwrap_or_default();
+        let servers: BTreeSet<&str> = copies.iter().map(|r| r.server.as_str()).collect();
+        let datacenters: BTreeSet<&str> = copies.iter().map(|r| r.datacenter.as_str()).collect();
+        let e = out.entry((copies[0].collection.clone(), placement.code())).or_insert((0, 0, 0));
+        e.0 += 1;
+        if servers.len() < placement.copies() {
+            e.1 += 1;
+        }
+        if datacenters.len() < usize::from(placement.other_datacenters) + 1 {
+            e.2 += 1;
+        }
+    }
+    out
+}
+
+pub(super) fn derive(
+    mem: &mut SeaweedMemory,
+    inputs: &SeaweedInputs<'_>,
+    now: Instant,
+) -> (Vec<SeaweedLink>, SeaweedDetails) {
+    let mut links = Vec::new();
+    let mut details = SeaweedDetails::default();
+    for m in inputs.nodes() {
+        let spec = &inputs.fleet.nodes[m];
+        let Some((obs, at)) = inputs.fresh(m) else {
+            // Master unreachable: the data centers it showed are unknown now.
+            for dc in mem.datacenters.get(&m).into_iter().flatten() {
+                let mut link = dc_link(inputs, m, dc);
+                link.state = "unknown".into();
+                link.reason = Some(format!("master {} unreachable", spec.name));
+                links.push(link);
+            }
+            continue;
+        };
+        details.masters.push(SeaweedMasterView {
+            node: spec.name.clone(),
+            region: spec.region.clone(),
+            is_leader: obs.is_leader,
+            leader_known: obs.leader.is_some(),
+            peers: obs.peers,
+        });
+        let Some(topology) = &obs.topology else { continue };
+        let known = mem.datacenters.entry(m).or_default();
+        for dc in &topology.datacenters {
+            if known.len() < MAX_DATACENTERS {
+                known.insert(dc.id.clone());
+            }
+        }
+        let diverged = divergence(&topology.replicas);
+        for dc_id in known.iter() {
+            let mut link = dc_link(inputs, m, dc_id);
+            let present = topology.datacenters.iter().find(|d| &d.id == dc_id && d.data_nodes > 0);
+            link.data_age_seconds = Some(now.saturating_duration_since(at).as_secs_f64());
+            match present {
+                Some(_) => {
+                    let (bytes, seconds) = diverged.get(dc_id).copied().unwrap_or((0, 0.0));
+                    link.up = true;
+                    link.state = if bytes == 0 { "in sync".into() } else { "diverged".into() };
+                    link.lag = Some(LagView { bytes, seconds, lower_bound: false });
+                }
+                None => {
+                    link.state = "no volume servers".into();
+                    link.reason = Some(format!("data center {dc_id} has no volume servers in the master's topology"));
+                }
+            }
+            links.push(link);
+        }
+        details.clusters.push(SeaweedClusterView {
+            node: spec.name.clone(),
+            region: spec.region.clone(),
+            datacenters: topology
+                .datacenters
+                .iter()
+                .map(|d| SeaweedDataCenterView {
+                    datacenter: d.id.clone(),
+                    data_nodes: d.data_nodes,
+                    volumes: d.volumes,
+                    free_slots: d.max_volumes.saturating_sub(d.volumes),
+                })
+                .collect(),
+            volume_groups: replication_health(&topology.replicas)
+                .into_iter()
+                .map(|((collection, replication), (volumes, under, missing_dc))| {
+                    let writable = topology
+                        .layouts
+                        .iter()
+                        .filter(|l| l.collection == collection && l.replication == replication)
+                        .map(|l| l.writables)
+                        .sum();
+                    SeaweedVolumeGroupView {
+                        collection,
+                        replication,
+                        volumes,
+                        under_replicated: under,
+                        missing_datacenter: missing_dc,
+                        writable,
+                    }
+                })
+                .collect(),
+        });
+    }
+    (links, details)
+}
+
+fn dc_link(inputs: &SeaweedInputs<'_>, m: usize, datacenter: &str) -> SeaweedLink {
+    let spec = &inputs.fleet.nodes[m];
+    SeaweedLink::new(
+        SYSTEM,
+        LinkKind::Volume,
+        (spec.name.clone(), spec.region.clone()),
+        (datacenter.to_string(), inputs.region_of(m, datacenter)),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::source::Placement;
+    use super::*;
+
+    fn replica(id: u32, dc: &str, server: &str, size: u64, modified: i64) -> VolumeReplica {
+        VolumeReplica {
+            id,
+            collection: String::new(),
+            placement: Placement { other_datacenters: 1, other_racks: 0, same_rack: 0 },
+            datacenter: dc.into(),
+            rack: "r1".into(),
+            server: server.into(),
+            size,
+            file_count: 0,
+            modified_at: modified,
+            read_only: false,
+        }
+    }
+
+    #[test]
+    fn divergence_sums_bytes_and_takes_the_largest_gap() {
+        let r = [
+            replica(1, "us", "a", 100, 50),
+            replica(1, "eu", "b", 80, 45),
+            replica(2, "us", "a", 10, 60),
+            replica(2, "eu", "b", 20, 60),
+        ];
+        let d = divergence(&r);
+        assert_eq!(d["eu"], (20, 5.0));
+        assert_eq!(d["us"], (10, 0.0));
+    }
+
+    #[test]
+    fn equal_copies_are_in_sync_whatever_their_timestamps() {
+        // Seen on a real master: a replica with ModifiedAtSecond 0.
+        let r = [
+            replica(1, "us", "a", 8, 1795304231),
+            replica(1, "eu", "b", 8, 0),
+            replica(2, "eu", "b", 4, 0),
+            replica(2, "us", "a", 8, 50),
+        ];
+        let d = divergence(&r);
+        assert_eq!(d["eu"], (4, 0.0), "behind by 4 bytes, timestamp unknown");
+        assert_eq!(d["us"], (0, 0.0));
+    }
+
+    #[test]
+    fn counts_missing_copies_and_missing_datacenters() {
+        let r = [
+            replica(1, "us", "a", 1, 1),
+            replica(1, "eu", "b", 1, 1),
+            replica(2, "us", "a", 1, 1),
+            replica(3, "us", "a", 1, 1),
+            replica(3, "us", "c", 1, 1),
+        ];
+        // 3 volumes of placement 100; volume 2 has one copy; volume 3 has two copies but in one DC.
+        assert_eq!(replication_health(&r)[&(String::new(), "100".to_string())], (3, 1, 2));
+    }
+}
