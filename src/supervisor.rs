@@ -180,3 +180,71 @@ async fn shutdown_signal() {
     #[cfg(not(unix))]
     let _ = ctrl_c.await;
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{load_from, Source};
+    use std::time::Duration;
+
+    /// A config of Redis nodes nobody listens for (refused at once: each
+    /// poll reports a failure, so snapshots come without any server).
+    fn config_with(dir: &std::path::Path, nodes: &[&str], gate: &str) -> Result<Config, ConfigError> {
+        let mut text = String::from("[poll]\ninterval = \"200ms\"\n");
+        for name in nodes {
+            text += &format!("[[regions.r1.redis]]\nname = \"{name}\"\nurl = \"redis://127.0.0.1:1\"\n");
+        }
+        text += gate;
+        let file = dir.join(format!("replag-{}.toml", nodes.len()));
+        std::fs::write(&file, text).unwrap();
+        load_from(Source::File(&file), &Default::default())
+    }
+
+    async fn wait_for_nodes(running: &mut Running, names: &[&str]) {
+        let wanted: Vec<String> = names.iter().map(|n| n.to_string()).collect();
+        tokio::time::timeout(Duration::from_secs(10), async {
+            loop {
+                let seen: Vec<String> =
+                    running.tracked.borrow().snapshot.nodes.iter().map(|n| n.name.clone()).collect();
+                if seen == wanted && running.tracked.borrow().snapshot.nodes.iter().all(|n| n.polls_total > 0) {
+                    return;
+                }
+                running.tracked.changed().await.unwrap();
+            }
+        })
+        .await
+        .unwrap_or_else(|_| panic!("snapshot with nodes {names:?}"));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn reload_takes_a_valid_config_whole_and_refuses_a_broken_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = config_with(dir.path(), &["a"], "").unwrap();
+        let mut running = Running::start(&first);
+        let in_force = running.in_force();
+        wait_for_nodes(&mut running, &["a"]).await;
+        assert!(in_force.borrow().named.is_empty() && in_force.borrow().last_reload.is_none());
+
+        let second = config_with(dir.path(), &["a", "b"], "[gates.deploy]\nmax_lag = \"1s\"\n");
+        running.reload(second).await;
+        assert_eq!(in_force.borrow().named.keys().collect::<Vec<_>>(), ["deploy"], "the new gates are in force");
+        assert!(matches!(in_force.borrow().last_reload, Some((true, _))));
+        wait_for_nodes(&mut running, &["a", "b"]).await;
+
+        let broken = config_with(dir.path(), &["a", "b", "c"], "[gates.deploy]\nmax_lag = \"soon\"\n");
+        assert!(broken.is_err());
+        running.reload(broken).await;
+        assert!(matches!(in_force.borrow().last_reload, Some((false, _))), "the refusal is visible");
+        assert_eq!(in_force.borrow().named.keys().collect::<Vec<_>>(), ["deploy"], "the old gates stay");
+        // Polling goes on with the nodes in force.
+        let before = running.tracked.borrow().snapshot.nodes[1].polls_total;
+        tokio::time::timeout(Duration::from_secs(10), async {
+            while running.tracked.borrow().snapshot.nodes.get(1).map_or(0, |n| n.polls_total) <= before {
+                running.tracked.changed().await.unwrap();
+            }
+        })
+        .await
+        .expect("node b is still polled after a refused reload");
+        assert_eq!(running.tracked.borrow().snapshot.nodes.len(), 2);
+    }
+}

@@ -9,6 +9,7 @@ use tokio::sync::mpsc;
 
 use crate::config::Config;
 use crate::engine::Engine;
+use crate::model::table;
 use crate::poller;
 use crate::snapshot::Snapshot;
 
@@ -35,17 +36,6 @@ pub async fn run(config: &Config) -> Snapshot {
         task.abort();
     }
     engine.snapshot(Instant::now(), SystemTime::now())
-}
-
-fn table(rows: &[Vec<String>]) -> String {
-    let widths: Vec<usize> =
-        (0..rows[0].len()).map(|c| rows.iter().map(|r| r[c].chars().count()).max().unwrap_or(0)).collect();
-    let mut out = String::new();
-    for row in rows {
-        let line: Vec<String> = row.iter().zip(&widths).map(|(cell, w)| format!("{cell:<w$}")).collect();
-        let _ = writeln!(out, "{}", line.join("  ").trim_end());
-    }
-    out
 }
 
 /// The human-readable report.

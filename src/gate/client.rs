@@ -3,7 +3,6 @@
 //! cannot evaluate (unreachable, bad arguments, unknown gate). `--wait` asks
 //! again until pass or the deadline.
 
-use std::fmt::Write;
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -98,12 +97,7 @@ pub fn report(verdict: &Verdict) -> String {
                 cell(l.reason.as_deref()),
             ]);
         }
-        let widths: Vec<usize> =
-            (0..rows[0].len()).map(|c| rows.iter().map(|r| r[c].chars().count()).max().unwrap_or(0)).collect();
-        for row in rows {
-            let cells: Vec<String> = row.iter().zip(&widths).map(|(c, w)| format!("{c:<w$}")).collect();
-            let _ = writeln!(out, "{}", cells.join("  ").trim_end());
-        }
+        out.push_str(&crate::model::table(&rows));
     }
     out
 }

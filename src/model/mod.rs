@@ -13,7 +13,7 @@ mod view;
 pub use failure::{error_chain, scrub, FailureKind, PollFailure};
 pub use node::{normalize_host, Node, NodeIndex};
 pub use source::{Sampled, Source};
-pub use text::{quoted, rfc3339, to_unix, truncate};
+pub use text::{quoted, rfc3339, table, to_unix, truncate};
 pub use view::{Identity, LagView, LinkView, NodeView};
 
 use serde::{Deserialize, Serialize};
