@@ -245,6 +245,7 @@ fn pg_primary(system_identifier: String, position: u64) -> PgObservation {
         slots: Vec::new(),
         wal_receiver: None,
         subscriptions: Vec::new(),
+        status_interval: Some(10.0),
     }
 }
 
@@ -285,6 +286,7 @@ fn walsender(standby: usize, spec: &NodeSpec, replayed: u64) -> WalSender {
         write_lag: Some(0.001),
         flush_lag: Some(0.002),
         replay_lag: Some(0.003),
+        reply_time: Some(1_800_000_000.0),
     }
 }
 

@@ -47,7 +47,7 @@ impl Running {
         let (reconfigure_tx, reconfigure_rx) = mpsc::channel(4);
         let pollers = poller::spawn_all(&cfg.nodes, cfg.poll, report_tx);
         let engine = tokio::spawn(engine::run(
-            Engine::new(cfg.nodes.clone(), started),
+            Engine::new(cfg.nodes.clone(), started).with_poll_interval(cfg.poll.interval),
             report_rx,
             reconfigure_rx,
             snapshot_tx,
@@ -86,7 +86,7 @@ impl Running {
                 // Gates first: a snapshot of the new nodes never meets the old gates.
                 self.in_force.send_replace(Arc::new(InForce::of(&new, Some((true, SystemTime::now())))));
                 self.pollers = poller::spawn_all(&new.nodes, new.poll, tx);
-                if self.reconfigure.send(Reconfigure { specs: new.nodes.clone(), reports: rx }).await.is_err() {
+                if self.reconfigure.send(Reconfigure { specs: new.nodes.clone(), poll_interval: new.poll.interval, reports: rx }).await.is_err() {
                     tracing::error!("the engine has stopped; the new config cannot take effect");
                     return;
                 }

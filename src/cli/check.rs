@@ -19,7 +19,7 @@ const ROUNDS: u32 = 2;
 pub async fn run(config: &Config) -> Snapshot {
     let (tx, mut rx) = mpsc::channel(1024);
     let tasks = poller::spawn_all(&config.nodes, config.poll, tx);
-    let mut engine = Engine::new(config.nodes.clone(), SystemTime::now());
+    let mut engine = Engine::new(config.nodes.clone(), SystemTime::now()).with_poll_interval(config.poll.interval);
     let mut seen: HashMap<usize, u32> = HashMap::new();
     // Long enough for every node's first failure to be reported, and a retry.
     let deadline = tokio::time::Instant::now() + config.poll.interval * (ROUNDS + 1) + config.poll.timeout * 2;

@@ -18,6 +18,8 @@ use crate::systems::{self, FleetState, Link, NodeSpec, Observation, Observed};
 
 /// A history no source has extended for this long is dropped.
 const HISTORY_IDLE_DROP: Duration = Duration::from_secs(3600);
+/// `poll.interval`'s default.
+const DEFAULT_POLL_INTERVAL: Duration = Duration::from_secs(1);
 
 /// What the engine knows of one node.
 #[derive(Debug, Default)]
@@ -62,6 +64,7 @@ pub struct Engine {
     /// When each link was first seen down in its current outage.
     down_since: HashMap<LinkId, Instant>,
     started_at: SystemTime,
+    poll_interval: Duration,
 }
 
 impl Engine {
@@ -75,7 +78,15 @@ impl Engine {
             memory: systems::Memory::default(),
             down_since: HashMap::new(),
             started_at,
+            poll_interval: DEFAULT_POLL_INTERVAL,
         }
+    }
+
+    /// The nodes' poll interval (default 1 s): how late a change may be seen,
+    /// which bounds how soon a link can be judged silent.
+    pub fn with_poll_interval(mut self, interval: Duration) -> Self {
+        self.poll_interval = interval;
+        self
     }
 
     pub fn specs(&self) -> &[NodeSpec] {
@@ -120,13 +131,42 @@ impl Engine {
             // Until every node has reported once, a replica's upstream may
             // report it before the replica itself does: no discovery yet.
             discovery: self.states.iter().all(|s| s.last_report.is_some()),
+            poll_interval: self.poll_interval,
         };
         let (mut links, details) = self.memory.derive(&fleet, now);
+        self.note_stale_sources(&mut links, now);
         links.sort_by(|a, b| {
             (a.id.system, &a.id.source, &a.id.replica).cmp(&(b.id.system, &b.id.source, &b.id.replica))
         });
         self.track_outages(&mut links, now);
         Snapshot { generated_at: wall, started_at: self.started_at, nodes, links, details, taken: now }
+    }
+
+    /// A link whose source replag cannot reach is measured against the
+    /// source's position as of its last poll: say so, and count the data as
+    /// that old (gates fail closed on it).
+    fn note_stale_sources(&self, links: &mut [Link], now: Instant) {
+        for link in links.iter_mut().filter(|l| l.lag.is_some()) {
+            let Some(u) = self.index.named(link.id.system, &link.id.source) else { continue };
+            let state = &self.states[u];
+            if state.is_up() || state.last_report.is_none() {
+                continue;
+            }
+            let age = state.last_ok.as_ref().map(|(s, _)| now.saturating_duration_since(s.at).as_secs_f64());
+            if let Some(age) = age {
+                link.data_age_seconds = Some(link.data_age_seconds.map_or(age, |a| a.max(age)));
+            }
+            let failure = state.failure.as_ref().map_or_else(String::new, |f| format!(" ({f})"));
+            let note = format!(
+                "source {} unreachable{failure}: lag as of its last poll{}",
+                link.id.source,
+                age.map_or(String::new(), |a| format!(" {a:.0} s ago"))
+            );
+            link.reason = Some(match link.reason.take() {
+                Some(reason) => format!("{reason}; {note}"),
+                None => note,
+            });
+        }
     }
 
     /// Fill in how long each down link has been down; forget links that are
@@ -172,6 +212,7 @@ fn node_view(spec: &NodeSpec, state: &NodeState) -> NodeView {
 /// old pollers' next report fails and they stop.
 pub struct Reconfigure {
     pub specs: Vec<NodeSpec>,
+    pub poll_interval: Duration,
     pub reports: mpsc::Receiver<NodeReport>,
 }
 
@@ -179,8 +220,8 @@ impl Engine {
     /// The engine for new node specs, keeping what is keyed by identity
     /// rather than by position in the node list: source position histories
     /// (by stream) and outage starts (by link).
-    pub fn reconfigured(self, specs: Vec<NodeSpec>) -> Engine {
-        let mut next = Engine::new(specs, self.started_at);
+    pub fn reconfigured(self, specs: Vec<NodeSpec>, poll_interval: Duration) -> Engine {
+        let mut next = Engine::new(specs, self.started_at).with_poll_interval(poll_interval);
         next.histories = self.histories;
         next.down_since = self.down_since;
         next
@@ -227,7 +268,7 @@ pub async fn run(
                     reconfigure_open = false;
                     continue;
                 };
-                engine = engine.reconfigured(change.specs);
+                engine = engine.reconfigured(change.specs, change.poll_interval);
                 reports = change.reports;
                 reports_open = true;
             }
@@ -279,6 +320,7 @@ mod tests {
             slots: vec![],
             wal_receiver: None,
             subscriptions: vec![],
+            status_interval: Some(10.0),
         }
     }
 
@@ -316,6 +358,7 @@ mod tests {
             write_lag: None,
             flush_lag: None,
             replay_lag: None,
+            reply_time: Some(1_800_000_000.0),
         }
     }
 

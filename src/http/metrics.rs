@@ -10,7 +10,7 @@ use hyper::body::Bytes;
 use super::InForce;
 use crate::exposition::{bool_value, with, Families, LINK_LABELS, NODE_LABELS};
 use crate::gate::Tracked;
-use crate::model::{to_unix, FailureKind};
+use crate::model::{to_unix, FailureKind, SILENT};
 
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
@@ -165,9 +165,25 @@ pub fn render(tracked: &Tracked, in_force: &InForce) -> String {
         "Seconds replag has seen the link down without a break; 0 while it is up.",
         LINK_LABELS,
     );
+    let silent = f.gauge(
+        "replag_link_silent",
+        "1 if the link's periodic message (a standby's status reply, a replica's ACK or its master's ping) is overdue: \
+         a partition that drops packets without a reset. The link is then down (replag_link_up 0).",
+        LINK_LABELS,
+    );
+    let message_age = f.gauge(
+        "replag_link_last_message_age_seconds",
+        "Seconds since the link's periodic message last arrived, as replag saw it (PostgreSQL: a change of the \
+         standby's reply_time; Redis: the master's ACK age, else the replica's last I/O with its master).",
+        LINK_LABELS,
+    );
     for l in &s.links {
         let v = l.id.label_values();
         link_up.with_label_values(&v).set(bool_value(l.up));
+        silent.with_label_values(&v).set(bool_value(l.state == SILENT));
+        if let Some(age) = l.last_message_age_seconds {
+            message_age.with_label_values(&v).set(age);
+        }
         if let Some(lag) = l.lag {
             lag_seconds.with_label_values(&v).set(lag.seconds);
             lag_bytes.with_label_values(&v).set(lag.bytes as f64);

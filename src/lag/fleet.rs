@@ -71,6 +71,8 @@ pub struct Fleet<'a, T, O> {
     /// Every node has reported at least once: unclaimed rows and slots are
     /// really unconfigured replicas.
     pub discovery: bool,
+    /// How often nodes are polled: how late replag may see a change.
+    pub poll_interval: std::time::Duration,
 }
 
 impl<'a, T, O> Fleet<'a, T, O> {

@@ -14,7 +14,7 @@ pub use failure::{error_chain, scrub, FailureKind, PollFailure};
 pub use node::{normalize_host, Node, NodeIndex};
 pub use source::{Sampled, Source};
 pub use text::{quoted, rfc3339, table, to_unix, truncate};
-pub use view::{Identity, LagView, LinkView, NodeView};
+pub use view::{Identity, LagView, LinkView, NodeView, SILENT};
 
 use serde::{Deserialize, Serialize};
 

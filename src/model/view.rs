@@ -42,6 +42,10 @@ pub struct LagView {
     pub lower_bound: bool,
 }
 
+/// The state of a link whose periodic messages stopped arriving (a silent
+/// partition): it is down, whatever the servers still say.
+pub const SILENT: &str = "silent";
+
 /// One replication link. `D` is what its system adds (a PostgreSQL link
 /// carries its upstream's `pg_stat_replication` view, say); a snapshot holds
 /// every system's links with `systems::LinkDetail`.
@@ -61,6 +65,10 @@ pub struct LinkView<D> {
     pub data_age_seconds: Option<f64>,
     /// How long replag has seen the link down without a break (None while up).
     pub down_seconds: Option<f64>,
+    /// Seconds since the link's periodic message (a standby's status reply,
+    /// a replica's ACK) last arrived at its source, as replag saw it; None
+    /// where the system does not say. Past its interval the link is `silent`.
+    pub last_message_age_seconds: Option<f64>,
     #[serde(flatten)]
     pub detail: D,
 }
@@ -76,6 +84,7 @@ impl<D: Default> LinkView<D> {
             lag: None,
             data_age_seconds: None,
             down_seconds: None,
+            last_message_age_seconds: None,
             detail: D::default(),
         }
     }
@@ -92,6 +101,7 @@ impl<D> LinkView<D> {
             lag: self.lag,
             data_age_seconds: self.data_age_seconds,
             down_seconds: self.down_seconds,
+            last_message_age_seconds: self.last_message_age_seconds,
             detail: f(self.detail),
         }
     }

@@ -194,6 +194,7 @@ pub struct FleetState<'a> {
     /// Every node has reported at least once: unclaimed rows and slots are
     /// really unconfigured replicas.
     pub discovery: bool,
+    pub poll_interval: Duration,
 }
 
 impl<'a> FleetState<'a> {
@@ -222,6 +223,7 @@ impl<'a> FleetState<'a> {
             index: self.index,
             histories: self.histories,
             discovery: self.discovery,
+            poll_interval: self.poll_interval,
         }
     }
 }

@@ -7,16 +7,18 @@
 //! is how stale its data is, not how far it trails its intermediate.
 
 use std::collections::{HashMap, HashSet};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use super::detail::{PgDetails, PgLinkDetail, PgServerView, PgSlotView};
 use super::logical::{self, is_logical_walsender, LogicalMemory};
 use super::source::{PgObservation, WalSender};
 use super::{Fleet, PgLink, SYSTEM};
-use crate::lag::{label, DiscoveredLinks, PositionHistory, StreamKey, Upstream};
-use crate::model::{normalize_host, LagView, LinkKind, UNKNOWN_REGION};
+use crate::lag::{label, silence_margin, DiscoveredLinks, LastHeard, PositionHistory, StreamKey, Upstream};
+use crate::model::{normalize_host, LagView, LinkKind, SILENT, UNKNOWN_REGION};
 
 const MAX_CASCADE_DEPTH: usize = 8;
+/// `wal_receiver_status_interval`'s default, for downstreams replag cannot read.
+const DEFAULT_STATUS_INTERVAL: f64 = 10.0;
 
 #[derive(Debug, Clone)]
 struct ReplicaMemory {
@@ -29,6 +31,8 @@ struct ReplicaMemory {
 #[derive(Debug, Default)]
 pub struct PgMemory {
     replicas: HashMap<usize, ReplicaMemory>,
+    /// Status replies per (upstream, walsender pid).
+    replies: LastHeard<(usize, i32)>,
     discovered: DiscoveredLinks,
     logical: LogicalMemory,
 }
@@ -138,11 +142,17 @@ pub(super) fn derive(mem: &mut PgMemory, inputs: &PgInputs<'_>, now: Instant) ->
     }
     let mut links = Vec::new();
     for r in inputs.nodes() {
-        if let Some(link) = configured_link(mem, inputs, r, matched.get(&r), now) {
+        let row = matched.get(&r);
+        if let Some(mut link) = configured_link(mem, inputs, r, row, now) {
+            if let Some((u, row)) = row {
+                let interval = inputs.last_ok(r).and_then(|(o, _)| o.status_interval);
+                judge_replies(&mut mem.replies, inputs, &mut link, (*u, row), interval, Duration::ZERO);
+            }
             links.push(link);
         }
     }
     links.extend(discovered_links(mem, inputs, &unmatched, now));
+    mem.replies.forget_stale(now);
     let (logical_links, subscriptions) = logical::derive(&mut mem.logical, inputs, now);
     links.extend(logical_links);
     let mut details = details(inputs);
@@ -165,13 +175,22 @@ fn learn_upstreams(mem: &mut PgMemory, inputs: &PgInputs<'_>) {
                 None => Upstream::Address(format!("{host}:{port}")),
             })
         });
-        let upstream = actual
-            .or_else(|| mem.replicas.get(&i).map(|m| m.upstream.clone()))
-            .or_else(|| spec.upstream.as_deref().and_then(|n| inputs.node_named(n)).map(Upstream::Node))
-            .or_else(|| match inputs.primaries_of(&obs.system_identifier) {
-                [only] => Some(Upstream::Node(*only)),
-                _ => None,
-            });
+        let declared = || spec.upstream.as_deref().and_then(|n| inputs.node_named(n)).map(Upstream::Node);
+        let only_primary = || match inputs.primaries_of(&obs.system_identifier) {
+            [only] => Some(Upstream::Node(*only)),
+            _ => None,
+        };
+        let last_seen = || mem.replicas.get(&i).map(|m| m.upstream.clone());
+        let upstream = match actual {
+            Some(Upstream::Node(u)) => Some(Upstream::Node(u)),
+            // An address no config names (a proxy, a VIP, NAT) is weaker
+            // evidence than the config's `upstream` or a node seen before.
+            Some(address) => declared()
+                .or_else(|| last_seen().filter(|u| matches!(u, Upstream::Node(_))))
+                .or_else(only_primary)
+                .or(Some(address)),
+            None => last_seen().or_else(declared).or_else(only_primary),
+        };
         let Some(upstream) = upstream else { continue };
         let mut application_names = vec![spec.name.clone()];
         if !obs.cluster_name.is_empty() {
@@ -240,6 +259,40 @@ fn match_walsenders<'a>(mem: &PgMemory, inputs: &PgInputs<'a>) -> (HashMap<usize
 /// must not leave a "down link" behind when it ends.
 fn is_wal_client(row: &WalSender) -> bool {
     row.state == "backup" || row.replay_lsn.is_none()
+}
+
+/// Is the downstream of a `pg_stat_replication` row still replying? Its
+/// status replies (`reply_time`) come every `interval` seconds (its
+/// `wal_receiver_status_interval`, 10 by default), even when idle. A link
+/// whose replies stopped for longer than that plus a margin (and `extra`) is
+/// silent: down, whatever its state says — a partition that drops packets
+/// without a reset looks "streaming" for a minute (`wal_sender_timeout`).
+pub(super) fn judge_replies(
+    replies: &mut LastHeard<(usize, i32)>,
+    inputs: &PgInputs<'_>,
+    link: &mut PgLink,
+    (u, row): (usize, &WalSender),
+    interval: Option<f64>,
+    extra: Duration,
+) {
+    let (Some(reply_time), Some((_, at))) = (row.reply_time, inputs.fresh(u)) else { return };
+    let quiet = replies.observe((u, row.pid), reply_time, at);
+    link.last_message_age_seconds = Some(quiet.as_secs_f64());
+    let interval = interval.unwrap_or(DEFAULT_STATUS_INTERVAL);
+    if !link.up || interval <= 0.0 {
+        return;
+    }
+    let allowed = Duration::from_secs_f64(interval) + silence_margin(inputs.fleet.poll_interval) + extra;
+    if quiet > allowed {
+        link.up = false;
+        link.state = SILENT.into();
+        link.reason = Some(format!(
+            "silent for {:.0} s: no status reply from {} has reached {} (expected every {interval} s: wal_receiver_status_interval)",
+            quiet.as_secs_f64(),
+            link.id.replica,
+            link.id.source
+        ));
+    }
 }
 
 /// A `pg_stat_replication` row and the node whose view it is.
@@ -377,6 +430,7 @@ fn discovered_links(
         link.lag = lag_of(history, row.replay_lsn, at);
         link.data_age_seconds = Some(now.saturating_duration_since(at).as_secs_f64());
         link.detail = Some(stage_detail(history, row, at));
+        judge_replies(&mut mem.replies, inputs, &mut link, (*u, row), None, Duration::ZERO);
         links.push(link);
     }
     links.extend(mem.discovered.vanished_links(

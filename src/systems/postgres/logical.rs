@@ -14,10 +14,10 @@ use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
 use super::detail::PgSubscriptionView;
-use super::links::{lag_of, stage_detail, PgInputs};
+use super::links::{judge_replies, lag_of, stage_detail, PgInputs};
 use super::source::{PgObservation, Slot, Subscription};
 use super::{PgLink, SYSTEM};
-use crate::lag::{label, DiscoveredLinks, Upstream};
+use crate::lag::{label, DiscoveredLinks, LastHeard, Upstream};
 use crate::model::{LinkKind, UNKNOWN_REGION};
 
 /// Apply errors that rose this recently mark the link as failing.
@@ -30,7 +30,13 @@ pub(super) struct LogicalMemory {
     /// (subscriber node, subscription) → (apply_error_count, when it last rose).
     errors: HashMap<(usize, String), (u64, Option<Instant>)>,
     discovered: DiscoveredLinks,
+    /// Status replies per (publisher, walsender pid).
+    replies: LastHeard<(usize, i32)>,
 }
+
+/// An apply worker checks whether feedback is due about once a second: its
+/// replies can be a second later than a standby's.
+const APPLY_LOOP_SLACK: Duration = Duration::from_secs(1);
 
 /// A logical slot's walsender has this pid.
 pub(super) fn is_logical_walsender(obs: &PgObservation, pid: i32) -> bool {
@@ -114,6 +120,10 @@ pub(super) fn derive(
             let publisher_view = publisher
                 .and_then(|p| inputs.fresh(p).map(|(o, at)| (p, o, at)))
                 .and_then(|(p, o, at)| logical_slot(o, slot_name).map(|slot| (p, o, slot, at)));
+            let walsender = publisher_view.and_then(|(p, pub_obs, slot, _)| {
+                let pid = slot.active_pid?;
+                pub_obs.walsenders.iter().find(|w| w.pid == pid).map(|row| (p, row))
+            });
             let history = publisher.and_then(|p| inputs.root_history(p));
 
             // Position: the slot's confirmed_flush_lsn on the publisher, or
@@ -177,9 +187,14 @@ pub(super) fn derive(
             link.up = up;
             link.state = state;
             link.reason = reason;
+            if let Some(walsender) = walsender {
+                let interval = obs.status_interval;
+                judge_replies(&mut mem.replies, inputs, &mut link, walsender, interval, APPLY_LOOP_SLACK);
+            }
             links.push(link);
         }
     }
+    mem.replies.forget_stale(now);
     mem.errors.retain(|(r, name), _| {
         inputs.last_ok(*r).is_some_and(|(o, _)| o.subscriptions.iter().any(|s| &s.name == name))
     });

@@ -38,6 +38,10 @@ pub struct PgObservation {
     pub wal_receiver: Option<WalReceiver>,
     /// Logical subscriptions this server has (as a subscriber).
     pub subscriptions: Vec<Subscription>,
+    /// `wal_receiver_status_interval` in seconds: how often this server, as a
+    /// standby or subscriber, sends its upstream a status reply (0: never
+    /// unasked). None when the poll did not say.
+    pub status_interval: Option<f64>,
 }
 
 /// A `pg_subscription` row with its workers and statistics.
@@ -84,6 +88,10 @@ pub struct WalSender {
     pub write_lag: Option<f64>,
     pub flush_lag: Option<f64>,
     pub replay_lag: Option<f64>,
+    /// `reply_time` of the downstream's last status reply, as Unix seconds on
+    /// the downstream's clock (PostgreSQL 12+): only compared with itself,
+    /// to see that replies keep coming.
+    pub reply_time: Option<f64>,
 }
 
 /// A `pg_replication_slots` row.
@@ -130,7 +138,7 @@ impl PgObservation {
 /// out rather than failing the poll.
 pub fn poll_query(version_num: u32) -> String {
     let v = version_num;
-    let reply_age = if v >= 120_000 { "extract(epoch from now() - reply_time)" } else { "NULL" };
+    let reply_time = if v >= 120_000 { "extract(epoch from reply_time)" } else { "NULL" };
     let wal_status = if v >= 130_000 { "wal_status" } else { "NULL" };
     let safe_wal_size = if v >= 130_000 { "safe_wal_size" } else { "NULL" };
     let flushed = if v >= 130_000 { "flushed_lsn" } else { "received_lsn" };
@@ -156,13 +164,14 @@ pub fn poll_query(version_num: u32) -> String {
   'replay_paused', CASE WHEN pg_is_in_recovery() THEN pg_is_wal_replay_paused() END,
   'last_xact_replay_unix', extract(epoch from pg_last_xact_replay_timestamp()),
   'cluster_name', current_setting('cluster_name'),
+  'status_interval', (SELECT setting::float8 FROM pg_settings WHERE name = 'wal_receiver_status_interval'),
   'walsenders', (SELECT coalesce(json_agg(json_build_object(
       'pid', pid, 'application_name', application_name, 'client_addr', host(client_addr),
       'state', state, 'sync_state', sync_state,
       'sent_lsn', sent_lsn::text, 'write_lsn', write_lsn::text,
       'flush_lsn', flush_lsn::text, 'replay_lsn', replay_lsn::text,
       'write_lag', extract(epoch from write_lag), 'flush_lag', extract(epoch from flush_lag),
-      'replay_lag', extract(epoch from replay_lag), 'reply_age', {reply_age})), '[]'::json)
+      'replay_lag', extract(epoch from replay_lag), 'reply_time', {reply_time})), '[]'::json)
     FROM pg_stat_replication),
   'slots', (SELECT coalesce(json_agg(json_build_object(
       'name', slot_name, 'slot_type', slot_type, 'active', active, 'active_pid', active_pid,
@@ -214,6 +223,7 @@ struct RawObservation {
     wal_receiver: Option<RawWalReceiver>,
     #[serde(default)]
     subscriptions: Vec<RawSubscription>,
+    status_interval: Option<f64>,
 }
 
 #[derive(Deserialize)]
@@ -254,6 +264,7 @@ struct RawWalSender {
     write_lag: Option<f64>,
     flush_lag: Option<f64>,
     replay_lag: Option<f64>,
+    reply_time: Option<f64>,
 }
 
 #[derive(Deserialize)]
@@ -310,6 +321,7 @@ pub fn decode(json: &str) -> Result<PgObservation, PollFailure> {
                 write_lag: w.write_lag,
                 flush_lag: w.flush_lag,
                 replay_lag: w.replay_lag,
+                reply_time: w.reply_time,
             })
         })
         .collect::<Result<Vec<_>, PollFailure>>()?;
@@ -393,6 +405,7 @@ pub fn decode(json: &str) -> Result<PgObservation, PollFailure> {
         slots,
         wal_receiver,
         subscriptions,
+        status_interval: raw.status_interval.filter(|s| s.is_finite() && *s >= 0.0),
     })
 }
 
@@ -577,7 +590,8 @@ mod tests {
         assert!(poll_query(150_000).contains("'safe_wal_size', safe_wal_size"));
         assert!(poll_query(120_000).contains("'safe_wal_size', NULL"));
         assert!(poll_query(120_000).contains("received_lsn::text"));
-        assert!(!poll_query(100_000).contains("reply_time"));
+        assert!(poll_query(100_000).contains("'reply_time', NULL"), "no reply_time column before 12");
+        assert!(poll_query(120_000).contains("extract(epoch from reply_time)"));
         assert!(poll_query(100_000).contains("'sender_host', NULL"));
         assert!(poll_query(150_000).contains("pg_stat_subscription_stats"));
         assert!(!poll_query(140_000).contains("pg_stat_subscription_stats"));

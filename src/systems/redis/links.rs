@@ -8,17 +8,22 @@
 //! against the top master's stream (Redis proxies it unchanged).
 
 use std::collections::{HashMap, HashSet};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use super::detail::{RedisDetails, RedisLinkDetail, RedisServerView};
 use super::source::{ConnectedReplica, RedisObservation};
 use super::{Fleet, RedisLink, SYSTEM};
-use crate::lag::{label, lag_of, DiscoveredLinks, PositionHistory, StreamKey, Upstream};
-use crate::model::{normalize_host, LinkKind, UNKNOWN_REGION};
+use crate::lag::{label, lag_of, silence_margin, DiscoveredLinks, PositionHistory, StreamKey, Upstream};
+use crate::model::{normalize_host, LinkKind, SILENT, UNKNOWN_REGION};
 
-/// A master's view counts as a live link only if the replica ACKed (it does
-/// every second) within this many seconds.
-pub const ACK_STALE_SECONDS: u64 = 5;
+/// Replicas ACK every second; a master that has had no ACK for longer than
+/// this many seconds (its INFO `lag`, measured on its own clock) has a
+/// silent link to that replica.
+pub const ACK_SILENT_AFTER: u64 = 2;
+/// A master pings its replicas every `repl-ping-replica-period` (10 s unless
+/// configured; INFO does not say), so a replica that heard nothing from its
+/// master for longer than that plus a margin has a silent link.
+const PING_PERIOD: Duration = Duration::from_secs(10);
 
 /// What the link rules remember between snapshots.
 #[derive(Debug, Default)]
@@ -92,9 +97,21 @@ fn learn_upstreams(mem: &mut RedisMemory, inputs: &RedisInputs<'_>) {
     for i in inputs.nodes() {
         let Some((obs, _)) = inputs.fresh(i) else { continue };
         let Some(replica) = &obs.replica else { continue };
+        // An address no config names (a proxy, a VIP, NAT) is weaker evidence
+        // than the config's `upstream` or the one master of the same data.
         let actual = match inputs.node_at(&replica.master_host, replica.master_port, &obs.replid) {
             Some(u) if u != i => Upstream::Node(u),
-            _ => Upstream::Address(format!("{}:{}", replica.master_host, replica.master_port)),
+            _ => {
+                let declared = inputs.fleet.nodes[i].upstream.as_deref().and_then(|n| inputs.fleet.named(n));
+                let same_data: Vec<usize> = inputs
+                    .nodes()
+                    .filter(|&u| u != i && inputs.fresh(u).is_some_and(|(m, _)| m.is_master && m.replid == obs.replid))
+                    .collect();
+                match (declared.filter(|&u| u != i), same_data.as_slice()) {
+                    (Some(u), _) | (None, &[u]) => Upstream::Node(u),
+                    _ => Upstream::Address(format!("{}:{}", replica.master_host, replica.master_port)),
+                }
+            }
         };
         mem.upstreams.insert(i, actual);
     }
@@ -104,8 +121,34 @@ fn entry_detail(entry: &ConnectedReplica) -> RedisLinkDetail {
     RedisLinkDetail { state: entry.state.clone(), ack_age_seconds: entry.ack_age }
 }
 
-fn entry_is_live(entry: &ConnectedReplica) -> bool {
-    entry.state == "online" && entry.ack_age.is_some_and(|age| age <= ACK_STALE_SECONDS)
+/// A link that looks up but whose periodic messages stopped: the master has
+/// had no ACK from the replica (replica → master cut), or the replica has
+/// heard nothing from its master, pings included (master → replica cut).
+/// Both ages are measured by one server on its own clock. Redis itself only
+/// notices after `repl-timeout` (60 s).
+fn judge_silence(link: &mut RedisLink, entry: Option<&ConnectedReplica>, replica_io_age: Option<i64>, poll: Duration) {
+    let ack_age = entry.filter(|e| e.state == "online").and_then(|e| e.ack_age);
+    link.last_message_age_seconds = ack_age.map(|a| a as f64).or(replica_io_age.map(|a| a.max(0) as f64));
+    if !link.up {
+        return;
+    }
+    let io_limit = (PING_PERIOD + silence_margin(poll)).as_secs() as i64;
+    let reason = match (ack_age, replica_io_age) {
+        (Some(ack), _) if ack > ACK_SILENT_AFTER => format!(
+            "silent for {ack} s: {} has had no ACK from {} (replicas ACK every second)",
+            link.id.source, link.id.replica
+        ),
+        (_, Some(io)) if io > io_limit => format!(
+            "silent for {io} s: {} has heard nothing from {} (masters ping every {} s)",
+            link.id.replica,
+            link.id.source,
+            PING_PERIOD.as_secs()
+        ),
+        _ => return,
+    };
+    link.up = false;
+    link.state = SILENT.into();
+    link.reason = Some(reason);
 }
 
 fn configured_link(
@@ -169,6 +212,8 @@ fn configured_link(
         } else if replica.sync_in_progress {
             link.reason = Some("full resynchronisation in progress".into());
         }
+        let entry = entry.filter(|(u, _)| inputs.fresh(*u).is_some()).map(|(_, e)| e);
+        judge_silence(&mut link, entry, replica.last_io_seconds_ago, inputs.fleet.poll_interval);
         return Some(link);
     }
 
@@ -178,13 +223,14 @@ fn configured_link(
             // The replica is unreachable for replag; its master still lists it.
             link.lag = lag_of(inputs.history(&master.replid), Some(e.offset), at);
             link.data_age_seconds = Some(now.saturating_duration_since(at).as_secs_f64());
-            link.up = entry_is_live(e);
+            link.up = e.state == "online";
             link.state = e.state.clone();
             link.reason = Some(format!(
                 "replica unreachable ({failure}); figures from {}'s INFO (last ACK {} s ago)",
                 link.id.source,
                 e.ack_age.map_or("?".into(), |a| a.to_string())
             ));
+            judge_silence(&mut link, Some(e), None, inputs.fleet.poll_interval);
             return Some(link);
         }
     }
@@ -220,10 +266,11 @@ fn discovered_links(
         );
         link.lag = lag_of(inputs.history(&master.replid), Some(entry.offset), at);
         link.data_age_seconds = Some(now.saturating_duration_since(at).as_secs_f64());
-        link.up = entry_is_live(entry);
+        link.up = entry.state == "online";
         link.state = entry.state.clone();
         link.reason = Some("replica not in the config; figures from the master's INFO".into());
         link.detail = Some(entry_detail(entry));
+        judge_silence(&mut link, Some(entry), None, inputs.fleet.poll_interval);
         links.push(link);
     }
     links.extend(mem.discovered.vanished_links(

@@ -15,7 +15,7 @@ mod target;
 use std::time::Instant;
 
 pub use detail::{RedisDetails, RedisLinkDetail, RedisServerView};
-pub use links::{stream, RedisMemory, ACK_STALE_SECONDS};
+pub use links::{stream, RedisMemory, ACK_SILENT_AFTER};
 pub use metrics::render as render_metrics;
 pub use source::{decode, parse_info, ConnectedReplica, RedisObservation, RedisSource, ReplicaState};
 pub use target::{from_config, RedisTarget};
