@@ -57,7 +57,7 @@ impl Proxy {
         let connections = Arc::new(Mutex::new(0));
         let counter = connections.clone();
         let task = tokio::spawn(async move {
-            let mut seed = u64::from(port) * 0x9E37_79B9_7F4A_7C15;
+            let mut seed = u64::from(port).wrapping_mul(0x9E37_79B9_7F4A_7C15);
             loop {
                 let Ok((client, _)) = listener.accept().await else { continue };
                 let Ok(server) = TcpStream::connect(("127.0.0.1", target)).await else { continue };

@@ -215,6 +215,25 @@ pub async fn standby(upstream: &PgServer, name: &str) -> PgServer {
     server
 }
 
+/// A streaming standby of `upstream` whose replication connection goes to
+/// `127.0.0.1:via_port` (a proxy in front of `upstream`).
+pub async fn standby_via(upstream: &PgServer, name: &str, via_port: u16) -> PgServer {
+    let server = standby(upstream, name).await;
+    server
+        .exec(&format!(
+            "ALTER SYSTEM SET primary_conninfo = 'host=127.0.0.1 port={via_port} user=postgres application_name={name}'"
+        ))
+        .await;
+    // The WAL receiver reconnects with the new setting.
+    server.exec("SELECT pg_reload_conf()").await;
+    wait_for("the standby to stream through the proxy", Duration::from_secs(30), || async {
+        let row = server.admin().await.query_one("SELECT sender_port FROM pg_stat_wal_receiver", &[]).await.ok()?;
+        (row.get::<_, Option<i32>>(0) == Some(i32::from(via_port))).then_some(())
+    })
+    .await;
+    server
+}
+
 /// Make `standby` a fresh streaming standby of `upstream` again, on the same
 /// port and slot (after a promotion, say): stop, new base backup, start.
 pub fn reseed(standby: &mut PgServer, upstream: &PgServer) {

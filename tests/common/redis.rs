@@ -22,9 +22,14 @@ impl RedisServer {
     /// Start a server (a replica of `master` if given), password-protected,
     /// pinging its replicas every second so an idle master still writes.
     pub async fn start(name: &str, master: Option<&RedisServer>) -> RedisServer {
+        Self::start_replicating(name, master.map(|m| m.port)).await
+    }
+
+    /// Start a server replicating from `127.0.0.1:master_port` (a master, or
+    /// a proxy in front of one), if given.
+    pub async fn start_replicating(name: &str, master_port: Option<u16>) -> RedisServer {
         let dir = tempfile::Builder::new().prefix(&format!("replag-{name}-")).tempdir().unwrap();
         let port = free_port();
-        let master_port = master.map(|m| m.port);
         let child = Self::spawn(port, dir.path(), master_port);
         let server = RedisServer { name: name.into(), port, master_port, child, _dir: dir };
         server.wait_ready().await;

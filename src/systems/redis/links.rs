@@ -221,7 +221,15 @@ fn configured_link(
     if let Some((u, e)) = entry {
         if let Some((master, at)) = inputs.fresh(u) {
             // The replica is unreachable for replag; its master still lists it.
-            link.lag = lag_of(inputs.history(&master.replid), Some(e.offset), at);
+            // Both its last ACK (once a second) and what replag last read
+            // from the replica itself are positions it had reached: the
+            // larger is the closer to the truth.
+            let own = inputs
+                .last_ok(r)
+                .filter(|(o, _)| o.replid == master.replid)
+                .and_then(|(o, _)| o.replica.as_ref().map(|x| x.offset));
+            let position = own.map_or(e.offset, |o| o.max(e.offset));
+            link.lag = lag_of(inputs.history(&master.replid), Some(position), at);
             link.data_age_seconds = Some(now.saturating_duration_since(at).as_secs_f64());
             link.up = e.state == "online";
             link.state = e.state.clone();

@@ -1,0 +1,319 @@
+//! Faults at the network, between regions: replication links and replag's
+//! own connections through fault-injecting proxies (tests/common/netfault.rs).
+//! A black hole — packets vanish, no reset — is what every replication
+//! protocol notices only after a 60 s timeout; replag must say within its
+//! heartbeat interval plus two polls that the link is silent, at idle as
+//! under writes, and must tell "replag cannot see the replica" and "replag
+//! cannot see the source" apart from a broken link.
+//!
+//! Each test prints what replag reported and how fast, next to the targets
+//! (docs/operations.md, "What each partition looks like").
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::netfault::Proxy;
+use common::postgres::{self, PgServer, Workload};
+use common::redis::{RedisServer, RedisWorkload};
+use common::{Replag, Scrape};
+
+const POLL: &str = "[poll]\ninterval = \"500ms\"\ntimeout = \"400ms\"";
+
+/// PostgreSQL at its defaults (wal_receiver_status_interval 10 s): silent
+/// within the interval + 2 polls (≤ 13 s at 1 s polls; 12.5 s at 500 ms).
+const PG_SILENT_WITHIN: Duration = Duration::from_millis(13_000);
+/// Redis replicas ACK every second: silent within 4 s.
+const REDIS_SILENT_WITHIN: Duration = Duration::from_secs(4);
+
+fn value(s: &Scrape, family: &str, replica: &str) -> Option<f64> {
+    s.get(family, &[("replica", replica)])
+}
+
+fn is(s: &Scrape, family: &str, replica: &str, wanted: f64) -> bool {
+    value(s, family, replica) == Some(wanted)
+}
+
+fn node_up(s: &Scrape, node: &str) -> Option<f64> {
+    s.get("replag_node_up", &[("node", node)])
+}
+
+/// A primary (us-east) and a standby (eu-west) streaming through `repl`;
+/// replag reaches each through a proxy of its own.
+struct PgLab {
+    primary: PgServer,
+    standby: PgServer,
+    repl: Proxy,
+    to_primary: Proxy,
+    to_standby: Proxy,
+    replag: Replag,
+}
+
+impl PgLab {
+    async fn start(prefix: &str) -> PgLab {
+        let primary = postgres::primary(&format!("{prefix}-primary")).await;
+        let repl = Proxy::start(primary.port).await;
+        let standby = postgres::standby_via(&primary, &format!("{prefix}-standby"), repl.port).await;
+        primary.exec("INSERT INTO writes (payload) VALUES ('first')").await;
+        postgres::wait_for_standby_caught_up(&primary, &standby).await;
+        let (to_primary, to_standby) = (Proxy::start(primary.port).await, Proxy::start(standby.port).await);
+        let url = |port: u16| {
+            format!("postgresql://{}:{}@127.0.0.1:{port}/postgres", postgres::MONITOR_USER, postgres::MONITOR_PASSWORD)
+        };
+        // The standby's WAL receiver names the proxy as its sender: `upstream` says who is behind it.
+        let config = format!(
+            "{POLL}\n\n[[regions.us-east.postgres]]\nname = \"primary\"\nurl = \"{}\"\n\n\
+             [[regions.eu-west.postgres]]\nname = \"standby\"\nurl = \"{}\"\nupstream = \"primary\"\n",
+            url(to_primary.port),
+            url(to_standby.port)
+        );
+        let replag = Replag::start(&config, &[]).await;
+        PgLab { primary, standby, repl, to_primary, to_standby, replag }
+    }
+
+    async fn healthy(&self, what: &str) -> Scrape {
+        self.replag
+            .wait_until(what, Duration::from_secs(40), |s| {
+                is(s, "replag_link_up", "standby", 1.0)
+                    && is(s, "replag_lag_bytes", "standby", 0.0)
+                    && node_up(s, "primary") == Some(1.0)
+                    && node_up(s, "standby") == Some(1.0)
+            })
+            .await
+    }
+}
+
+/// Black hole of the standby's replication connection, at idle and under
+/// writes; then replag cut from the standby only, then from the primary only.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_partitions() {
+    let lab = PgLab::start("part-pg").await;
+    lab.healthy("the link to stream").await;
+
+    // 1. Black hole at idle: nothing to replicate, so lag is truthfully 0,
+    // but the link is cut: silent after the status interval plus margin.
+    let cut = Instant::now();
+    lab.repl.black_hole(true);
+    let s = lab
+        .replag
+        .wait_until("the idle cut link to be silent", Duration::from_secs(30), |s| {
+            is(s, "replag_link_silent", "standby", 1.0)
+        })
+        .await;
+    let detected = cut.elapsed();
+    assert!(is(&s, "replag_link_up", "standby", 0.0), "a silent link is down");
+    assert!(
+        detected <= PG_SILENT_WITHIN && detected >= Duration::from_secs(10),
+        "idle black hole detected after {detected:?}: not within the 10 s status interval + 2 polls"
+    );
+    let quiet = value(&s, "replag_link_last_message_age_seconds", "standby").unwrap();
+    assert!(quiet >= 10.0 && quiet <= 14.0, "last message {quiet:.1} s ago");
+    let (status, body) = lab.replag.get("/gate?max_lag=1s").await.unwrap();
+    assert_eq!(status, 503, "the gate fails on a silent link: {body}");
+    assert!(body.contains("silent for"), "{body}");
+    let (_, status_json) = lab.replag.get("/api/v1/status").await.unwrap();
+    assert!(status_json.contains("\"state\": \"silent\""), "{status_json}");
+    println!("postgres, idle black hole: silent after {:.1} s (target <= 13 s)", detected.as_secs_f64());
+
+    let healed = Instant::now();
+    lab.repl.black_hole(false);
+    lab.healthy("the healed link to be up").await;
+    println!("postgres, idle black hole healed: up again after {:.1} s", healed.elapsed().as_secs_f64());
+
+    // 2. Black hole under writes: lag grows 1 s/s at once; silent as above.
+    let workload = Workload::start(&lab.primary, Duration::from_millis(50), Duration::from_secs(120)).await;
+    lab.replag
+        .wait_until("lag measured under writes", Duration::from_secs(10), |s| {
+            value(s, "replag_lag_seconds", "standby").is_some_and(|l| l < 1.0)
+        })
+        .await;
+    let cut = Instant::now();
+    lab.repl.black_hole(true);
+    let s = lab
+        .replag
+        .wait_until("the cut link under writes to be silent", Duration::from_secs(30), |s| {
+            is(s, "replag_link_silent", "standby", 1.0)
+        })
+        .await;
+    let detected = cut.elapsed();
+    let lag = value(&s, "replag_lag_seconds", "standby").unwrap();
+    let truth = detected.as_secs_f64();
+    assert!(detected <= PG_SILENT_WITHIN, "black hole under writes detected after {detected:?}");
+    assert!((lag - truth).abs() <= 1.5, "lag {lag:.2} s after {truth:.2} s cut: it must grow 1 s/s");
+    println!("postgres, black hole under writes: lag {lag:.2} s after {truth:.2} s; silent after {truth:.1} s");
+    let healed = Instant::now();
+    lab.repl.black_hole(false);
+    lab.replag
+        .wait_until("lag to recover after the heal", Duration::from_secs(20), |s| {
+            is(s, "replag_link_up", "standby", 1.0) && value(s, "replag_lag_seconds", "standby").is_some_and(|l| l < 1.0)
+        })
+        .await;
+    println!("postgres, healed under writes: up and < 1 s after {:.1} s", healed.elapsed().as_secs_f64());
+
+    // 3. replag cut from the standby only: the node is down, the link is
+    // measured from the primary's pg_stat_replication — never a fake 0.
+    lab.to_standby.black_hole(true);
+    let s = lab
+        .replag
+        .wait_until("the standby node to be down", Duration::from_secs(15), |s| node_up(s, "standby") == Some(0.0))
+        .await;
+    let (_, status_json) = lab.replag.get("/api/v1/status").await.unwrap();
+    assert!(status_json.contains("figures from primary's pg_stat_replication"), "{status_json}");
+    assert!(is(&s, "replag_link_up", "standby", 1.0), "replication itself is fine");
+    assert!(value(&s, "replag_lag_seconds", "standby").is_some(), "lag from the upstream's view");
+    let (status, _) = lab.replag.get("/gate?max_lag=5s").await.unwrap();
+    assert_eq!(status, 503, "a gate fails closed while a node is unreachable");
+    lab.to_standby.black_hole(false);
+    lab.replag
+        .wait_until("the standby node back", Duration::from_secs(30), |s| node_up(s, "standby") == Some(1.0))
+        .await;
+
+    // 4. replag cut from the primary only: lag is as of the primary's last
+    // poll, and says so; the data age grows; gates fail closed.
+    lab.to_primary.black_hole(true);
+    lab.replag
+        .wait_until("the primary node to be down", Duration::from_secs(15), |s| node_up(s, "primary") == Some(0.0))
+        .await;
+    let s = lab
+        .replag
+        .wait_until("the link data to age", Duration::from_secs(15), |s| {
+            value(s, "replag_link_data_age_seconds", "standby").is_some_and(|a| a >= 3.0)
+        })
+        .await;
+    let (_, status_json) = lab.replag.get("/api/v1/status").await.unwrap();
+    assert!(status_json.contains("source primary unreachable"), "{status_json}");
+    let (status, body) = lab.replag.get("/gate?max_lag=5s").await.unwrap();
+    assert_eq!(status, 503, "{body}");
+    println!(
+        "postgres, replag cut from the primary: data {:.1} s old, gate 503",
+        value(&s, "replag_link_data_age_seconds", "standby").unwrap()
+    );
+    lab.to_primary.black_hole(false);
+    drop(workload);
+    lab.healthy("everything healthy after the cuts heal").await;
+    let (status, _) = lab.replag.get("/gate?max_lag=1s").await.unwrap();
+    assert_eq!(status, 200);
+    let _ = &lab.standby;
+}
+
+/// A master (us-east) and a replica (eu-west) replicating through `repl`.
+async fn redis_lab() -> (RedisServer, RedisServer, Proxy, Replag) {
+    let master = RedisServer::start("part-master", None).await;
+    let repl = Proxy::start(master.port).await;
+    let replica = RedisServer::start_replicating("part-replica", Some(repl.port)).await;
+    let config = format!(
+        "{POLL}\n\n[[regions.us-east.redis]]\nname = \"master\"\nurl = \"{}\"\n\n\
+         [[regions.eu-west.redis]]\nname = \"replica\"\nurl = \"{}\"\nupstream = \"master\"\n",
+        master.url(),
+        replica.url()
+    );
+    let replag = Replag::start(&config, &[]).await;
+    replag
+        .wait_until("the replica link up", Duration::from_secs(20), |s| {
+            is(s, "replag_link_up", "replica", 1.0) && is(s, "replag_lag_bytes", "replica", 0.0)
+        })
+        .await;
+    (master, replica, repl, replag)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_partitions() {
+    let (master, _replica, repl, replag) = redis_lab().await;
+
+    // Idle (the test masters ping every second): silent from the missing ACKs.
+    let cut = Instant::now();
+    repl.black_hole(true);
+    let s = replag
+        .wait_until("the cut link to be silent", Duration::from_secs(20), |s| {
+            is(s, "replag_link_silent", "replica", 1.0)
+        })
+        .await;
+    let detected = cut.elapsed();
+    assert!(is(&s, "replag_link_up", "replica", 0.0));
+    assert!(detected <= REDIS_SILENT_WITHIN, "redis black hole detected after {detected:?}");
+    let (status, body) = replag.get("/gate?max_lag=10s").await.unwrap();
+    assert_eq!(status, 503, "{body}");
+    assert!(body.contains("no ACK"), "{body}");
+    println!("redis, black hole: silent after {:.1} s (target <= 4 s)", detected.as_secs_f64());
+    repl.black_hole(false);
+    let healed = Instant::now();
+    replag
+        .wait_until("the healed link up", Duration::from_secs(20), |s| {
+            is(s, "replag_link_up", "replica", 1.0) && is(s, "replag_lag_bytes", "replica", 0.0)
+        })
+        .await;
+    println!("redis, healed: up and caught up after {:.1} s", healed.elapsed().as_secs_f64());
+
+    // Under writes: lag grows 1 s/s from the cut.
+    let workload = RedisWorkload::start(&master, Duration::from_millis(20), Duration::from_secs(60)).await;
+    let cut = Instant::now();
+    repl.black_hole(true);
+    let s = replag
+        .wait_until("lag to build under the cut", Duration::from_secs(20), |s| {
+            value(s, "replag_lag_seconds", "replica").is_some_and(|l| l >= 5.0)
+        })
+        .await;
+    let truth = cut.elapsed().as_secs_f64();
+    let lag = value(&s, "replag_lag_seconds", "replica").unwrap();
+    assert!(is(&s, "replag_link_silent", "replica", 1.0));
+    assert!((lag - truth).abs() <= 1.0, "lag {lag:.2} s after {truth:.2} s cut");
+    println!("redis, black hole under writes: lag {lag:.2} s after {truth:.2} s");
+    repl.black_hole(false);
+    drop(workload);
+    replag
+        .wait_until("recovery after the heal", Duration::from_secs(20), |s| {
+            is(s, "replag_link_up", "replica", 1.0) && value(s, "replag_lag_seconds", "replica") == Some(0.0)
+        })
+        .await;
+}
+
+/// An idle lab raises nothing: physical, logical and Redis links stay up,
+/// never silent, lag 0, for `REPLAG_IDLE_SECONDS` (default 300).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_lab_raises_nothing() {
+    let seconds: u64 = std::env::var("REPLAG_IDLE_SECONDS").ok().and_then(|s| s.parse().ok()).unwrap_or(300);
+    let (primary, standby) = postgres::pair("idle").await;
+    let subscriber = postgres::primary("idle-subscriber").await;
+    primary.exec("CREATE PUBLICATION idle_pub FOR TABLE writes").await;
+    postgres::subscribe(&subscriber, "idle_sub", &primary, "idle_pub").await;
+    let master = RedisServer::start("idle-master", None).await;
+    let replica = RedisServer::start("idle-replica", Some(&master)).await;
+    let config = format!(
+        "{POLL}\n\n[[regions.us-east.postgres]]\nname = \"primary\"\nurl = \"{}\"\n\n\
+         [[regions.eu-west.postgres]]\nname = \"standby\"\nurl = \"{}\"\n\n\
+         [[regions.ap-south.postgres]]\nname = \"subscriber\"\nurl = \"{}\"\n\n\
+         [[regions.us-east.redis]]\nname = \"master\"\nurl = \"{}\"\n\n\
+         [[regions.eu-west.redis]]\nname = \"replica\"\nurl = \"{}\"\n",
+        primary.monitor_url(),
+        standby.monitor_url(),
+        subscriber.monitor_url(),
+        master.url(),
+        replica.url()
+    );
+    let replag = Replag::start(&config, &[]).await;
+    let replicas = ["standby", "subscriber", "replica"];
+    replag
+        .wait_until("every link up and caught up", Duration::from_secs(30), |s| {
+            replicas.iter().all(|r| is(s, "replag_link_up", r, 1.0) && is(s, "replag_lag_bytes", r, 0.0))
+        })
+        .await;
+    let end = Instant::now() + Duration::from_secs(seconds);
+    let (mut scrapes, mut longest_quiet) = (0, 0.0f64);
+    while Instant::now() < end {
+        let s = replag.scrape().await;
+        for r in replicas {
+            assert!(is(&s, "replag_link_up", r, 1.0), "{r} down at idle after {scrapes} scrapes:\n{}", s.text);
+            assert!(is(&s, "replag_link_silent", r, 0.0), "{r} silent at idle");
+            assert!(is(&s, "replag_lag_seconds", r, 0.0), "{r} lag at idle: {:?}", value(&s, "replag_lag_seconds", r));
+            longest_quiet = longest_quiet.max(value(&s, "replag_link_last_message_age_seconds", r).unwrap_or(0.0));
+        }
+        scrapes += 1;
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let (status, _) = replag.get("/gate?max_lag=500ms&for=0s").await.unwrap();
+    assert_eq!(status, 200);
+    println!(
+        "idle lab for {seconds} s: {scrapes} scrapes, every link up, never silent, lag 0; \
+         longest wait for a periodic message {longest_quiet:.1} s"
+    );
+}
