@@ -121,7 +121,7 @@ impl Deployment {
         for cluster in 0..links / 4 {
             let nodes = d.cluster(cluster, "redis", |h| {
                 let info = redis::IntoConnectionInfo::into_connection_info(format!("redis://{h}:6379"));
-                Target::Redis(RedisTarget { info: info.expect("valid URL"), ca_pem: None })
+                Target::Redis(RedisTarget { info: info.expect("valid URL"), ca_pem: None, heartbeat: None })
             });
             d.redis.push(nodes);
         }
@@ -246,6 +246,7 @@ fn pg_primary(system_identifier: String, position: u64) -> PgObservation {
         wal_receiver: None,
         subscriptions: Vec::new(),
         status_interval: Some(10.0),
+        heartbeats: Default::default(),
     }
 }
 
@@ -330,6 +331,7 @@ fn redis_node(replid: &str, offset: u64, is_master: bool) -> RedisObservation {
         sync_full: Some(0),
         sync_partial_ok: Some(0),
         sync_partial_err: Some(0),
+        heartbeats: Default::default(),
     }
 }
 

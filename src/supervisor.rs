@@ -86,7 +86,12 @@ impl Running {
                 // Gates first: a snapshot of the new nodes never meets the old gates.
                 self.in_force.send_replace(Arc::new(InForce::of(&new, Some((true, SystemTime::now())))));
                 self.pollers = poller::spawn_all(&new.nodes, new.poll, tx);
-                if self.reconfigure.send(Reconfigure { specs: new.nodes.clone(), poll_interval: new.poll.interval, reports: rx }).await.is_err() {
+                if self
+                    .reconfigure
+                    .send(Reconfigure { specs: new.nodes.clone(), poll_interval: new.poll.interval, reports: rx })
+                    .await
+                    .is_err()
+                {
                     tracing::error!("the engine has stopped; the new config cannot take effect");
                     return;
                 }

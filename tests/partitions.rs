@@ -145,7 +145,8 @@ async fn postgres_partitions() {
     lab.repl.black_hole(false);
     lab.replag
         .wait_until("lag to recover after the heal", Duration::from_secs(20), |s| {
-            is(s, "replag_link_up", "standby", 1.0) && value(s, "replag_lag_seconds", "standby").is_some_and(|l| l < 1.0)
+            is(s, "replag_link_up", "standby", 1.0)
+                && value(s, "replag_lag_seconds", "standby").is_some_and(|l| l < 1.0)
         })
         .await;
     println!("postgres, healed under writes: up and < 1 s after {:.1} s", healed.elapsed().as_secs_f64());
@@ -316,4 +317,84 @@ async fn an_idle_lab_raises_nothing() {
         "idle lab for {seconds} s: {scrapes} scrapes, every link up, never silent, lag 0; \
          longest wait for a periodic message {longest_quiet:.1} s"
     );
+}
+
+/// replag's heartbeat table, as docs/configuration.md tells operators to
+/// create it, with the grants of the monitoring role.
+const HEARTBEAT_DDL: &str = "CREATE SCHEMA replag;
+    CREATE TABLE replag.heartbeat (writer text NOT NULL, source text NOT NULL, seq bigint NOT NULL,
+        written_at timestamptz NOT NULL, PRIMARY KEY (writer, source));
+    GRANT USAGE ON SCHEMA replag TO replag_mon;
+    GRANT SELECT, INSERT, UPDATE ON replag.heartbeat TO replag_mon;";
+
+/// With heartbeats on, a link cut at idle shows lag growing 1 s/s from the
+/// first heartbeat the replica misses — long before it is judged silent —
+/// on PostgreSQL and Redis; gates fail on it; healing brings it back to ~0.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn heartbeats_show_a_cut_link_at_idle() {
+    let primary = postgres::primary("hb-primary").await;
+    primary.exec(HEARTBEAT_DDL).await;
+    let repl = Proxy::start(primary.port).await;
+    let standby = postgres::standby_via(&primary, "hb-standby", repl.port).await;
+    let master = RedisServer::start("hb-master", None).await;
+    let redis_repl = Proxy::start(master.port).await;
+    let replica = RedisServer::start_replicating("hb-replica", Some(redis_repl.port)).await;
+    let config = format!(
+        "{POLL}\n\n[heartbeat]\nwriter = \"test\"\n\n\
+         [[regions.us-east.postgres]]\nname = \"primary\"\nurl = \"{}\"\nheartbeat = true\n\n\
+         [[regions.eu-west.postgres]]\nname = \"standby\"\nurl = \"{}\"\nupstream = \"primary\"\nheartbeat = true\n\n\
+         [[regions.us-east.redis]]\nname = \"master\"\nurl = \"{}\"\nheartbeat = true\n\n\
+         [[regions.eu-west.redis]]\nname = \"replica\"\nurl = \"{}\"\nupstream = \"master\"\nheartbeat = true\n",
+        primary.monitor_url(),
+        standby.monitor_url(),
+        master.url(),
+        replica.url()
+    );
+    let replag = Replag::start(&config, &[]).await;
+    let replicas = ["standby", "replica"];
+    let hb = |s: &Scrape, r: &str| value(s, "replag_heartbeat_lag_seconds", r);
+    replag
+        .wait_until("heartbeat lag measured on both links", Duration::from_secs(30), |s| {
+            replicas.iter().all(|r| hb(s, r).is_some_and(|l| l < 0.3) && is(s, "replag_link_up", r, 1.0))
+        })
+        .await;
+    // Idle: a replica polled as its source is written to may lack that one
+    // heartbeat for the milliseconds it takes to arrive: never a poll's worth.
+    let mut worst = 0.0f64;
+    for _ in 0..10 {
+        let s = replag.scrape().await;
+        for r in replicas {
+            worst = worst.max(hb(&s, r).unwrap());
+            assert!(is(&s, "replag_lag_seconds", r, 0.0), "heartbeat writes never read as position lag at idle: {r}");
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    assert!(worst < 0.3, "idle heartbeat lag up to {worst:.3} s");
+
+    let cut = Instant::now();
+    repl.black_hole(true);
+    redis_repl.black_hole(true);
+    let s = replag
+        .wait_until("heartbeat lag to build on both cut links", Duration::from_secs(20), |s| {
+            replicas.iter().all(|r| hb(s, r).is_some_and(|l| l >= 4.0))
+        })
+        .await;
+    let truth = cut.elapsed().as_secs_f64();
+    for r in replicas {
+        let lag = hb(&s, r).unwrap();
+        // From the first missed heartbeat: at most a poll after the cut.
+        assert!(lag <= truth + 0.1 && lag >= truth - 1.2, "{r}: heartbeat lag {lag:.2} s after {truth:.2} s cut");
+        println!("heartbeats, idle black hole: {r} heartbeat lag {lag:.2} s after {truth:.2} s");
+    }
+    let (status, body) = replag.get("/gate?max_lag=2s&system=postgres").await.unwrap();
+    assert_eq!(status, 503, "gates judge the heartbeat lag: {body}");
+    repl.black_hole(false);
+    redis_repl.black_hole(false);
+    replag
+        .wait_until("heartbeat lag back to ~0", Duration::from_secs(20), |s| {
+            replicas.iter().all(|r| hb(s, r).is_some_and(|l| l < 0.5))
+        })
+        .await;
+    let (status, _) = replag.get("/gate?max_lag=2s").await.unwrap();
+    assert_eq!(status, 200);
 }

@@ -96,9 +96,9 @@ async fn lag_is_right_across_a_wan() {
     let replag = Replag::start(&config, &[]).await;
     replag
         .wait_until("both links up and measured", Duration::from_secs(30), |s| {
-            ["standby", "replica"].iter().all(|r| {
-                s.get("replag_link_up", &[("replica", r)]) == Some(1.0) && lag(s, r) == Some(0.0)
-            })
+            ["standby", "replica"]
+                .iter()
+                .all(|r| s.get("replag_link_up", &[("replica", r)]) == Some(1.0) && lag(s, r) == Some(0.0))
         })
         .await;
 
@@ -137,9 +137,7 @@ async fn lag_is_right_across_a_wan() {
     assert!(low >= 4.5 && high <= 5.5, "every reading within 0.5 s of 5 s: {low:.3}..{high:.3}");
     standby.exec("ALTER SYSTEM RESET recovery_min_apply_delay").await;
     standby.exec("SELECT pg_reload_conf()").await;
-    replag
-        .wait_until("the delay to go", Duration::from_secs(30), |s| lag(s, "standby").is_some_and(|l| l < 0.5))
-        .await;
+    replag.wait_until("the delay to go", Duration::from_secs(30), |s| lag(s, "standby").is_some_and(|l| l < 0.5)).await;
 
     // 3. Paused replay grows 1 s/s from the pause.
     standby.exec("SELECT pg_wal_replay_pause()").await;

@@ -15,7 +15,7 @@ pub mod shard;
 use crate::gate::{GateParams, GateSpec};
 use crate::model::config::{check_label_value, RawNode};
 pub use crate::model::config::{key_error, ConfigError};
-use crate::model::{quoted, Node, System};
+use crate::model::{quoted, Heartbeat, Node, System};
 use crate::systems::{NodeSpec, Target};
 use shard::Shard;
 
@@ -88,6 +88,16 @@ struct RawConfig {
     #[serde(default)]
     gates: BTreeMap<String, GateParams>,
     shard: Option<RawShard>,
+    #[serde(default)]
+    heartbeat: RawHeartbeat,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawHeartbeat {
+    /// Distinguishes replag instances writing heartbeats on the same sources
+    /// (default: the host name).
+    writer: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -239,6 +249,13 @@ fn validate(raw: RawConfig, env: &HashMap<String, String>) -> Result<Config, Con
         return Err(key_error("poll.max_backoff", "must not be shorter than poll.interval"));
     }
 
+    let writer = match &raw.heartbeat.writer {
+        Some(w) => w.clone(),
+        None => {
+            env.get("HOSTNAME").filter(|h| check_label_value("", h).is_ok()).cloned().unwrap_or_else(|| "replag".into())
+        }
+    };
+    check_label_value("heartbeat.writer", &writer)?;
     let mut nodes = Vec::new();
     let mut names = HashSet::new();
     for (region, region_cfg) in &raw.regions {
@@ -258,7 +275,11 @@ fn validate(raw: RawConfig, env: &HashMap<String, String>) -> Result<Config, Con
                 if let Some(group) = &node.group {
                     check_label_value(&format!("{key}.group"), group)?;
                 }
-                let target = Target::from_config(system, &key, node, env)?;
+                let mut target = Target::from_config(system, &key, node, env)?;
+                if node.heartbeat {
+                    let heartbeat = Heartbeat { writer: writer.clone(), source: name.to_string() };
+                    target = target.with_heartbeat(&key, heartbeat)?;
+                }
                 let node = Node {
                     name: name.to_string(),
                     region: region.clone(),

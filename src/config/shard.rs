@@ -118,6 +118,7 @@ mod tests {
             target: Target::Redis(RedisTarget {
                 info: "redis://127.0.0.1:6379".into_connection_info().unwrap(),
                 ca_pem: None,
+                heartbeat: None,
             }),
         }
     }

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use tokio::sync::{mpsc, watch};
 
-use crate::lag::{Histories, Pushed};
+use crate::lag::{Histories, Pushed, StreamKey};
 use crate::model::{FailureKind, LinkId, Node, NodeIndex, NodeView, PollFailure, Sampled};
 use crate::poller::NodeReport;
 use crate::snapshot::Snapshot;
@@ -100,7 +100,10 @@ impl Engine {
         match report.result {
             Ok(sampled) => {
                 state.failure = None;
-                if let Some((key, position)) = sampled.observation.source_position() {
+                let heartbeat = sampled.observation.heartbeats().and_then(|h| h.written.as_ref());
+                let heartbeat =
+                    heartbeat.map(|(source, seq)| (heartbeat_stream(self.specs[report.node].system(), source), *seq));
+                for (key, position) in sampled.observation.source_position().into_iter().chain(heartbeat) {
                     let history = self.histories.entry(key.clone()).or_default();
                     if history.push(sampled.at, position) == Pushed::Reset {
                         tracing::warn!(node = %self.specs[report.node].name, stream = ?key,
@@ -135,11 +138,40 @@ impl Engine {
         };
         let (mut links, details) = self.memory.derive(&fleet, now);
         self.note_stale_sources(&mut links, now);
+        self.note_heartbeats(&mut links);
         links.sort_by(|a, b| {
             (a.id.system, &a.id.source, &a.id.replica).cmp(&(b.id.system, &b.id.source, &b.id.replica))
         });
         self.track_outages(&mut links, now);
         Snapshot { generated_at: wall, started_at: self.started_at, nodes, links, details, taken: now }
+    }
+
+    /// With heartbeats on, each link's heartbeat lag: against the heartbeats
+    /// replag wrote on the link's source — or, for a cascade whose source
+    /// writes none, on the one source whose heartbeats the replica holds.
+    fn note_heartbeats(&self, links: &mut [Link]) {
+        for link in links.iter_mut() {
+            let system = link.id.system;
+            let Some(r) = self.index.named(system, &link.id.replica) else { continue };
+            let state = &self.states[r];
+            let Some(sampled) = state.last_ok.as_ref().filter(|_| state.is_up()).map(|(s, _)| s) else { continue };
+            let Some(seen) = sampled.observation.heartbeats() else { continue };
+            let history_of = |source: &str| self.histories.get(&heartbeat_stream(system, source));
+            let source = match history_of(&link.id.source) {
+                Some(_) => Some(link.id.source.as_str()),
+                None => {
+                    let mut written = seen.seen.iter().filter(|(s, _)| history_of(s).is_some());
+                    match (written.next(), written.next()) {
+                        (Some((only, _)), None) => Some(only.as_str()),
+                        _ => None,
+                    }
+                }
+            };
+            let Some(source) = source else { continue };
+            let position = seen.seen(source).unwrap_or(0);
+            link.heartbeat_lag_seconds =
+                history_of(source).and_then(|h| h.lag_in_steps(position, sampled.at)).map(|l| l.seconds);
+        }
     }
 
     /// A link whose source replag cannot reach is measured against the
@@ -205,6 +237,11 @@ fn node_view(spec: &NodeSpec, state: &NodeState) -> NodeView {
         polls_total: state.polls_total,
         failures_total: state.failures_total,
     }
+}
+
+/// The stream of replag's heartbeats written on `source`.
+fn heartbeat_stream(system: crate::model::System, source: &str) -> StreamKey {
+    StreamKey { system, id: format!("heartbeat/{source}"), epoch: 0 }
 }
 
 /// A new configuration for a running engine (SIGHUP): its nodes, and the
@@ -321,6 +358,7 @@ mod tests {
             wal_receiver: None,
             subscriptions: vec![],
             status_interval: Some(10.0),
+            heartbeats: Default::default(),
         }
     }
 

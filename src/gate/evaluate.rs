@@ -121,9 +121,9 @@ fn judge(
     let mut v = LinkVerdict {
         up: link.up,
         state: link.state.clone(),
-        lag_seconds: link.lag.map(|l| l.seconds),
+        lag_seconds: link.gate_lag().map(|l| l.seconds),
         lag_bytes: link.lag.map(|l| l.bytes),
-        lag_is_lower_bound: link.lag.is_some_and(|l| l.lower_bound),
+        lag_is_lower_bound: link.gate_lag().is_some_and(|l| l.lower_bound),
         data_age_seconds: link.data_age_seconds.map(|a| a + snapshot_age),
         ..LinkVerdict::failing(Subject::Link(link.id.clone()))
     };
@@ -138,7 +138,7 @@ fn judge(
         v.reason = Some(format!("node {} is down ({why})", node.name));
         return v;
     }
-    let Some(lag) = link.lag else {
+    let Some(lag) = link.gate_lag() else {
         v.reason = Some("no lag data yet".into());
         return v;
     };

@@ -51,7 +51,7 @@ impl Memory {
         let mut tracks = Vec::with_capacity(snapshot.links.len());
         for link in &snapshot.links {
             let track = self.tracks.entry(link.id.clone()).or_default();
-            if let Some(lag) = link.lag {
+            if let Some(lag) = link.gate_lag() {
                 let t = Arc::make_mut(track);
                 t.seconds.push(snapshot.taken, lag.seconds);
                 t.bytes.push(snapshot.taken, lag.bytes as f64);

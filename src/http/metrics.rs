@@ -177,9 +177,18 @@ pub fn render(tracked: &Tracked, in_force: &InForce) -> String {
          standby's reply_time; Redis: the master's ACK age, else the replica's last I/O with its master).",
         LINK_LABELS,
     );
+    let heartbeat_lag = f.gauge(
+        "replag_heartbeat_lag_seconds",
+        "With replag's heartbeats on: seconds since replag wrote the first heartbeat on the source that the replica \
+         does not have yet (0 when it has the last one). End to end, and growing 1 s/s on a cut link even at idle.",
+        LINK_LABELS,
+    );
     for l in &s.links {
         let v = l.id.label_values();
         link_up.with_label_values(&v).set(bool_value(l.up));
+        if let Some(seconds) = l.heartbeat_lag_seconds {
+            heartbeat_lag.with_label_values(&v).set(seconds);
+        }
         silent.with_label_values(&v).set(bool_value(l.state == SILENT));
         if let Some(age) = l.last_message_age_seconds {
             message_age.with_label_values(&v).set(age);

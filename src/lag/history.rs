@@ -144,6 +144,24 @@ impl PositionHistory {
     }
 }
 
+impl PositionHistory {
+    /// Lag of a replica at `position` at time `at`, for a source that moves
+    /// in steps (replag's heartbeats: each sample is a write): the source
+    /// left `position` when it wrote the next step, so the lag counts from
+    /// the first sample beyond it, not from an interpolation. A replica that
+    /// has every write up to the last one replag made is caught up: 0.
+    pub fn lag_in_steps(&self, position: u64, at: Instant) -> Option<Lag> {
+        let source_now = self.position_at(at)?;
+        if position >= source_now {
+            return Some(Lag::ZERO);
+        }
+        let idx = self.samples.partition_point(|s| s.position <= position);
+        let first_missed = self.samples[idx];
+        let seconds = at.saturating_duration_since(first_missed.at).as_secs_f64();
+        Some(Lag { bytes: source_now - position, seconds, lower_bound: idx == 0 })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -201,6 +219,23 @@ mod tests {
         let lag = h.lag(500, secs(base, 101.0)).unwrap();
         assert!((lag.seconds - 1.0).abs() < 1e-6, "{lag:?}");
         assert_eq!(lag.bytes, 100);
+    }
+
+    #[test]
+    fn steps_count_from_the_first_missed_write() {
+        let base = t0();
+        let mut h = PositionHistory::default();
+        for i in 0..10u64 {
+            h.push(secs(base, i as f64), 1_000 + i);
+        }
+        // The last write (at 9 s) is not there yet at 9.1 s: 0.1 s behind, not a whole interval.
+        assert!((h.lag_in_steps(1_008, secs(base, 9.1)).unwrap().seconds - 0.1).abs() < 1e-6);
+        // Stuck at the write of 5 s: behind since the write of 6 s.
+        assert!((h.lag_in_steps(1_005, secs(base, 9.0)).unwrap().seconds - 3.0).abs() < 1e-6);
+        assert_eq!(h.lag_in_steps(1_009, secs(base, 9.5)).unwrap(), Lag::ZERO);
+        // Observed before the last write was made: caught up.
+        assert_eq!(h.lag_in_steps(1_008, secs(base, 8.5)).unwrap(), Lag::ZERO);
+        assert!(h.lag_in_steps(0, secs(base, 9.0)).unwrap().lower_bound);
     }
 
     #[test]

@@ -45,6 +45,10 @@ pub struct RawNode {
     /// SeaweedFS: data center → replag region.
     #[serde(default)]
     pub datacenters: BTreeMap<String, String>,
+    /// Write replag's heartbeat on this node when it is a source, and read
+    /// every source's heartbeat when it is a replica (needs write access).
+    #[serde(default)]
+    pub heartbeat: bool,
 }
 
 impl std::fmt::Debug for RawNode {

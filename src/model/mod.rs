@@ -5,12 +5,14 @@
 
 pub mod config;
 mod failure;
+mod heartbeat;
 mod node;
 mod source;
 mod text;
 mod view;
 
 pub use failure::{error_chain, scrub, FailureKind, PollFailure};
+pub use heartbeat::{next_sequence, Heartbeat, Heartbeats};
 pub use node::{normalize_host, Node, NodeIndex};
 pub use source::{Sampled, Source};
 pub use text::{quoted, rfc3339, table, to_unix, truncate};

@@ -69,6 +69,10 @@ pub struct LinkView<D> {
     /// a replica's ACK) last arrived at its source, as replag saw it; None
     /// where the system does not say. Past its interval the link is `silent`.
     pub last_message_age_seconds: Option<f64>,
+    /// With replag's heartbeats on: seconds since replag wrote the first
+    /// heartbeat on the source that the replica does not have (0 when it has
+    /// the last one). End to end, traffic-independent, skew-free.
+    pub heartbeat_lag_seconds: Option<f64>,
     #[serde(flatten)]
     pub detail: D,
 }
@@ -85,12 +89,23 @@ impl<D: Default> LinkView<D> {
             data_age_seconds: None,
             down_seconds: None,
             last_message_age_seconds: None,
+            heartbeat_lag_seconds: None,
             detail: D::default(),
         }
     }
 }
 
 impl<D> LinkView<D> {
+    /// The lag gates judge: the position lag, or the heartbeat lag where
+    /// heartbeats are on and it is larger (a cut link at idle).
+    pub fn gate_lag(&self) -> Option<LagView> {
+        match (self.lag, self.heartbeat_lag_seconds) {
+            (Some(lag), Some(hb)) if hb > lag.seconds => Some(LagView { seconds: hb, ..lag }),
+            (None, Some(hb)) => Some(LagView { bytes: 0, seconds: hb, lower_bound: false }),
+            (lag, _) => lag,
+        }
+    }
+
     /// The same link with its detail turned into another type.
     pub fn map_detail<E>(self, f: impl FnOnce(D) -> E) -> LinkView<E> {
         LinkView {
@@ -102,6 +117,7 @@ impl<D> LinkView<D> {
             data_age_seconds: self.data_age_seconds,
             down_seconds: self.down_seconds,
             last_message_age_seconds: self.last_message_age_seconds,
+            heartbeat_lag_seconds: self.heartbeat_lag_seconds,
             detail: f(self.detail),
         }
     }

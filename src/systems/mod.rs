@@ -23,7 +23,7 @@ use serde::Serialize;
 use crate::exposition::Families;
 use crate::lag::{Histories, Member, StreamKey};
 use crate::model::config::{ConfigError, RawNode};
-use crate::model::{Identity, LinkView, Node, NodeIndex, PollFailure, Sampled, Source, System};
+use crate::model::{Heartbeat, Heartbeats, Identity, LinkView, Node, NodeIndex, PollFailure, Sampled, Source, System};
 
 /// How to reach a node, per system.
 #[derive(Debug, Clone)]
@@ -47,6 +47,21 @@ impl Target {
             System::Redis => Target::Redis(redis::from_config(key, raw, env)?),
             System::Seaweedfs => Target::Seaweedfs(seaweedfs::from_config(key, raw, env)?),
         })
+    }
+
+    /// Write and read replag's heartbeat on this node (`heartbeat = true`).
+    pub fn with_heartbeat(mut self, key: &str, heartbeat: Heartbeat) -> Result<Target, ConfigError> {
+        match &mut self {
+            Target::Postgres(t) => t.heartbeat = Some(heartbeat),
+            Target::Redis(t) => t.heartbeat = Some(heartbeat),
+            Target::Seaweedfs(_) => {
+                return Err(crate::model::config::key_error(
+                    format!("{key}.heartbeat"),
+                    "only applies to postgres and redis nodes",
+                ))
+            }
+        }
+        Ok(self)
     }
 
     pub fn system(&self) -> System {
@@ -123,6 +138,15 @@ impl Observation {
             Observation::Postgres(o) => postgres::source_position(o),
             Observation::Redis(o) => redis::source_position(o),
             Observation::Seaweedfs(o) => seaweedfs::source_position(o),
+        }
+    }
+
+    /// replag's heartbeats this poll wrote and saw (empty when not enabled).
+    pub fn heartbeats(&self) -> Option<&Heartbeats> {
+        match self {
+            Observation::Postgres(o) => Some(&o.heartbeats),
+            Observation::Redis(o) => Some(&o.heartbeats),
+            Observation::Seaweedfs(_) => None,
         }
     }
 

@@ -10,7 +10,7 @@ use tokio_postgres::{Client, NoTls, Statement};
 
 use super::lsn::Lsn;
 use super::target::PostgresTarget;
-use crate::model::{error_chain, scrub, FailureKind, PollFailure, Sampled, Source};
+use crate::model::{error_chain, next_sequence, scrub, FailureKind, Heartbeats, PollFailure, Sampled, Source};
 
 /// Oldest server the query supports (`pg_current_wal_lsn` and friends).
 const MIN_VERSION_NUM: u32 = 100_000;
@@ -42,6 +42,8 @@ pub struct PgObservation {
     /// standby or subscriber, sends its upstream a status reply (0: never
     /// unasked). None when the poll did not say.
     pub status_interval: Option<f64>,
+    /// replag's heartbeats (`replag.heartbeat`), when enabled on this node.
+    pub heartbeats: Heartbeats,
 }
 
 /// A `pg_subscription` row with its workers and statistics.
@@ -134,10 +136,28 @@ impl PgObservation {
 
 // ---- the query ---------------------------------------------------------------
 
+/// replag's heartbeat table. Created by the operator (docs/configuration.md,
+/// "Heartbeats"); replag writes one row per (writer, source).
+pub const HEARTBEAT_TABLE: &str = "replag.heartbeat";
+
+/// Upsert this node's heartbeat: $1 writer, $2 source, $3 sequence.
+const HEARTBEAT_WRITE: &str =
+    "INSERT INTO replag.heartbeat (writer, source, seq, written_at) VALUES ($1, $2, $3, now()) \
+     ON CONFLICT (writer, source) DO UPDATE SET seq = excluded.seq, written_at = excluded.written_at";
+
 /// The poll query for a server version. Every column a version lacks is left
-/// out rather than failing the poll.
-pub fn poll_query(version_num: u32) -> String {
+/// out rather than failing the poll. With `heartbeat`, it also reads every
+/// source's heartbeat of writer `$1`.
+pub fn poll_query(version_num: u32, heartbeat: bool) -> String {
     let v = version_num;
+    let heartbeats = if heartbeat {
+        format!(
+            "(SELECT coalesce(json_agg(json_build_object('source', source, 'seq', seq)), '[]'::json) \
+             FROM {HEARTBEAT_TABLE} WHERE writer = $1::text)"
+        )
+    } else {
+        "'[]'::json".to_string()
+    };
     let reply_time = if v >= 120_000 { "extract(epoch from reply_time)" } else { "NULL" };
     let wal_status = if v >= 130_000 { "wal_status" } else { "NULL" };
     let safe_wal_size = if v >= 130_000 { "safe_wal_size" } else { "NULL" };
@@ -165,6 +185,7 @@ pub fn poll_query(version_num: u32) -> String {
   'last_xact_replay_unix', extract(epoch from pg_last_xact_replay_timestamp()),
   'cluster_name', current_setting('cluster_name'),
   'status_interval', (SELECT setting::float8 FROM pg_settings WHERE name = 'wal_receiver_status_interval'),
+  'heartbeats', {heartbeats},
   'walsenders', (SELECT coalesce(json_agg(json_build_object(
       'pid', pid, 'application_name', application_name, 'client_addr', host(client_addr),
       'state', state, 'sync_state', sync_state,
@@ -224,6 +245,14 @@ struct RawObservation {
     #[serde(default)]
     subscriptions: Vec<RawSubscription>,
     status_interval: Option<f64>,
+    #[serde(default)]
+    heartbeats: Vec<RawHeartbeat>,
+}
+
+#[derive(Deserialize)]
+struct RawHeartbeat {
+    source: String,
+    seq: i64,
 }
 
 #[derive(Deserialize)]
@@ -406,6 +435,10 @@ pub fn decode(json: &str) -> Result<PgObservation, PollFailure> {
         wal_receiver,
         subscriptions,
         status_interval: raw.status_interval.filter(|s| s.is_finite() && *s >= 0.0),
+        heartbeats: Heartbeats {
+            written: None,
+            seen: raw.heartbeats.into_iter().filter(|h| h.seq >= 0).map(|h| (h.source, h.seq as u64)).collect(),
+        },
     })
 }
 
@@ -417,12 +450,24 @@ pub struct PostgresSource {
     /// Server-side statement and lock timeout for the poll query.
     timeout: Duration,
     connect_timeout: Duration,
-    session: Option<(Client, Statement)>,
+    session: Option<Session>,
+    /// The last heartbeat sequence written (0: none yet).
+    last_sequence: u64,
+    /// The node was a primary at the last poll: heartbeats are written there.
+    was_primary: bool,
+}
+
+/// A connection and its prepared statements.
+struct Session {
+    client: Client,
+    poll: Statement,
+    /// With heartbeats on: the upsert.
+    heartbeat: Option<Statement>,
 }
 
 impl PostgresSource {
     pub fn new(target: PostgresTarget, timeout: Duration, connect_timeout: Duration) -> Self {
-        Self { target, timeout, connect_timeout, session: None }
+        Self { target, timeout, connect_timeout, session: None, last_sequence: 0, was_primary: false }
     }
 
     fn failure(&self, kind: FailureKind, error: &tokio_postgres::Error) -> PollFailure {
@@ -447,7 +492,7 @@ impl PostgresSource {
         self.failure(kind, error)
     }
 
-    async fn connect(&self) -> Result<(Client, Statement), PollFailure> {
+    async fn connect(&self) -> Result<Session, PollFailure> {
         let mut config = self.target.config().clone();
         if config.get_application_name().is_none() {
             config.application_name("replag");
@@ -490,8 +535,17 @@ impl PostgresSource {
                 format!("PostgreSQL server_version_num {version_num} is older than 10, which replag does not support"),
             ));
         }
-        let statement = client.prepare(&poll_query(version_num)).await.map_err(|e| self.classify(&e, false))?;
-        Ok((client, statement))
+        let heartbeat = self.target.heartbeat.is_some();
+        let poll = client.prepare(&poll_query(version_num, heartbeat)).await.map_err(|e| self.classify(&e, false))?;
+        let heartbeat = match heartbeat {
+            false => None,
+            true => {
+                // A heartbeat must not wait for synchronous standbys (a cut one would hang it).
+                client.batch_execute("SET synchronous_commit = local").await.map_err(|e| self.classify(&e, false))?;
+                Some(client.prepare(HEARTBEAT_WRITE).await.map_err(|e| self.classify(&e, false))?)
+            }
+        };
+        Ok(Session { client, poll, heartbeat })
     }
 }
 
@@ -502,16 +556,52 @@ impl Source for PostgresSource {
         if self.session.is_none() {
             self.session = Some(self.connect().await?);
         }
-        let Some((client, statement)) = &self.session else { unreachable!("session was just set") };
+        let Some(session) = &self.session else { unreachable!("session was just set") };
+        // On a primary, the heartbeat write follows the poll in the same round
+        // trip (the client pipelines what is asked together). After, not
+        // before: the WAL position read is then one the replicas have had a
+        // poll's time to receive, so heartbeats never read as position lag.
+        let heartbeat = self.target.heartbeat.as_ref();
+        let write = heartbeat.zip(session.heartbeat.as_ref()).filter(|_| self.was_primary);
+        let sequence = next_sequence(self.last_sequence);
         let started = Instant::now();
-        let result = client.query_one(statement, &[]).await;
+        let (written, result) = match (write, heartbeat) {
+            (Some((hb, upsert)), _) => {
+                let sequence = sequence as i64;
+                let params: [&(dyn tokio_postgres::types::ToSql + Sync); 3] = [&hb.writer, &hb.source, &sequence];
+                let reader: [&(dyn tokio_postgres::types::ToSql + Sync); 1] = [&hb.writer];
+                let (polled, written) = tokio::join!(
+                    session.client.query_one(&session.poll, &reader),
+                    session.client.execute(upsert, &params)
+                );
+                (Some(written), polled)
+            }
+            (None, Some(hb)) => (None, session.client.query_one(&session.poll, &[&hb.writer]).await),
+            (None, None) => (None, session.client.query_one(&session.poll, &[]).await),
+        };
         let at = started + started.elapsed() / 2;
         match result {
             Ok(row) => {
                 let json: String = row
                     .try_get(0)
                     .map_err(|e| PollFailure::new(FailureKind::Protocol, format!("unexpected poll result: {e}")))?;
-                decode(&json).map(|obs| Sampled { at, observation: obs })
+                let mut observation = decode(&json)?;
+                match written {
+                    Some(Ok(_)) => {
+                        self.last_sequence = sequence;
+                        let source = heartbeat.map(|h| h.source.clone()).unwrap_or_default();
+                        observation.heartbeats.written = Some((source, sequence));
+                    }
+                    // Demoted since the last poll: nothing to write here any more.
+                    Some(Err(e)) if e.code() == Some(&SqlState::READ_ONLY_SQL_TRANSACTION) => {}
+                    Some(Err(e)) => {
+                        let failure = self.classify(&e, false);
+                        return Err(PollFailure::new(failure.kind, format!("heartbeat write: {}", failure.message)));
+                    }
+                    None => {}
+                }
+                self.was_primary = !observation.in_recovery;
+                Ok(Sampled { at, observation })
             }
             Err(e) => {
                 let failure = self.classify(&e, false);
@@ -587,13 +677,13 @@ mod tests {
 
     #[test]
     fn query_leaves_out_what_old_versions_lack() {
-        assert!(poll_query(150_000).contains("'safe_wal_size', safe_wal_size"));
-        assert!(poll_query(120_000).contains("'safe_wal_size', NULL"));
-        assert!(poll_query(120_000).contains("received_lsn::text"));
-        assert!(poll_query(100_000).contains("'reply_time', NULL"), "no reply_time column before 12");
-        assert!(poll_query(120_000).contains("extract(epoch from reply_time)"));
-        assert!(poll_query(100_000).contains("'sender_host', NULL"));
-        assert!(poll_query(150_000).contains("pg_stat_subscription_stats"));
-        assert!(!poll_query(140_000).contains("pg_stat_subscription_stats"));
+        assert!(poll_query(150_000, false).contains("'safe_wal_size', safe_wal_size"));
+        assert!(poll_query(120_000, false).contains("'safe_wal_size', NULL"));
+        assert!(poll_query(120_000, false).contains("received_lsn::text"));
+        assert!(poll_query(100_000, false).contains("'reply_time', NULL"), "no reply_time column before 12");
+        assert!(poll_query(120_000, false).contains("extract(epoch from reply_time)"));
+        assert!(poll_query(100_000, false).contains("'sender_host', NULL"));
+        assert!(poll_query(150_000, false).contains("pg_stat_subscription_stats"));
+        assert!(!poll_query(140_000, false).contains("pg_stat_subscription_stats"));
     }
 }

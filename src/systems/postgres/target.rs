@@ -9,7 +9,7 @@ use std::str::FromStr;
 use tokio_postgres::config::Host;
 
 use crate::model::config::{configured_password, key_error, only_for, read_ca, ConfigError, RawNode};
-use crate::model::normalize_host;
+use crate::model::{normalize_host, Heartbeat};
 
 /// Connection settings for a PostgreSQL node. Debug never shows the password.
 #[derive(Clone)]
@@ -17,6 +17,8 @@ pub struct PostgresTarget {
     config: tokio_postgres::Config,
     /// None: plaintext.
     pub tls: Option<PgTls>,
+    /// replag's heartbeat (opt-in): `replag.heartbeat` rows.
+    pub heartbeat: Option<Heartbeat>,
 }
 
 /// TLS to a PostgreSQL node. The server certificate is always verified.
@@ -39,7 +41,7 @@ pub enum PgTlsMode {
 
 impl PostgresTarget {
     pub fn new(config: tokio_postgres::Config) -> Self {
-        Self { config, tls: None }
+        Self { config, tls: None, heartbeat: None }
     }
 
     pub fn config(&self) -> &tokio_postgres::Config {

@@ -9,7 +9,7 @@ use redis::aio::MultiplexedConnection;
 use redis::{AsyncConnectionConfig, Client, ErrorKind, RedisError};
 
 use super::target::RedisTarget;
-use crate::model::{scrub, FailureKind, PollFailure, Sampled, Source};
+use crate::model::{next_sequence, scrub, FailureKind, Heartbeats, PollFailure, Sampled, Source};
 
 /// Everything one poll learned about one Redis server.
 #[derive(Debug, Clone, PartialEq)]
@@ -32,6 +32,13 @@ pub struct RedisObservation {
     pub sync_full: Option<u64>,
     pub sync_partial_ok: Option<u64>,
     pub sync_partial_err: Option<u64>,
+    /// replag's heartbeats (the `replag:heartbeat:<writer>` hash), when enabled.
+    pub heartbeats: Heartbeats,
+}
+
+/// The hash replag's heartbeats live in: field = source node, value = sequence.
+pub fn heartbeat_key(writer: &str) -> String {
+    format!("replag:heartbeat:{writer}")
 }
 
 /// A `slaveN:` line on a master.
@@ -173,6 +180,7 @@ pub fn decode(replication: &str, server: &str, stats: &str) -> Result<RedisObser
         sync_full: number(&st, "sync_full")?,
         sync_partial_ok: number(&st, "sync_partial_ok")?,
         sync_partial_err: number(&st, "sync_partial_err")?,
+        heartbeats: Heartbeats::default(),
     })
 }
 
@@ -182,11 +190,15 @@ pub struct RedisSource {
     timeout: Duration,
     connect_timeout: Duration,
     connection: Option<MultiplexedConnection>,
+    /// The last heartbeat sequence written (0: none yet).
+    last_sequence: u64,
+    /// The node was a master at the last poll: heartbeats are written there.
+    was_master: bool,
 }
 
 impl RedisSource {
     pub fn new(target: RedisTarget, timeout: Duration, connect_timeout: Duration) -> Self {
-        Self { target, timeout, connect_timeout, connection: None }
+        Self { target, timeout, connect_timeout, connection: None, last_sequence: 0, was_master: false }
     }
 
     fn failure(&self, error: &RedisError, connecting: bool) -> PollFailure {
@@ -228,20 +240,65 @@ impl Source for RedisSource {
             self.connection = Some(self.connect().await?);
         }
         let Some(connection) = self.connection.as_mut() else { unreachable!("connection was just set") };
+        let heartbeat = self.target.heartbeat.as_ref();
+        let mut pipe = redis::pipe();
+        pipe.cmd("INFO").arg("replication").cmd("INFO").arg("server").cmd("INFO").arg("stats");
+        if let Some(hb) = heartbeat {
+            pipe.cmd("HGETALL").arg(heartbeat_key(&hb.writer));
+        }
+        // On a master, the heartbeat write follows INFO on the same
+        // connection: one round trip for both. After, not before: the offset
+        // read is then one the replicas have had a poll's time to receive, so
+        // heartbeats never read as position lag.
+        let sequence = next_sequence(self.last_sequence);
+        let mut writer = connection.clone();
+        let write = async {
+            match heartbeat.filter(|_| self.was_master) {
+                Some(hb) => Some(
+                    redis::cmd("HSET")
+                        .arg(heartbeat_key(&hb.writer))
+                        .arg(&hb.source)
+                        .arg(sequence)
+                        .query_async::<i64>(&mut writer)
+                        .await,
+                ),
+                None => None,
+            }
+        };
         let started = Instant::now();
-        let result: Result<(String, String, String), RedisError> = redis::pipe()
-            .cmd("INFO")
-            .arg("replication")
-            .cmd("INFO")
-            .arg("server")
-            .cmd("INFO")
-            .arg("stats")
-            .query_async(connection)
-            .await;
+        let (result, written) = tokio::join!(
+            async {
+                if heartbeat.is_some() {
+                    pipe.query_async::<(String, String, String, HashMap<String, u64>)>(connection).await
+                } else {
+                    let sections = pipe.query_async::<(String, String, String)>(connection).await;
+                    sections.map(|(r, s, t)| (r, s, t, HashMap::new()))
+                }
+            },
+            write
+        );
         let at = started + started.elapsed() / 2;
         match result {
-            Ok((replication, server, stats)) => {
-                decode(&replication, &server, &stats).map(|o| Sampled { at, observation: o })
+            Ok((replication, server, stats, seen)) => {
+                let mut observation = decode(&replication, &server, &stats)?;
+                observation.heartbeats.seen = seen.into_iter().collect();
+                observation.heartbeats.seen.sort();
+                match written {
+                    Some(Ok(_)) => {
+                        self.last_sequence = sequence;
+                        let source = heartbeat.map(|h| h.source.clone()).unwrap_or_default();
+                        observation.heartbeats.written = Some((source, sequence));
+                    }
+                    // A replica now (failover): nothing to write here any more.
+                    Some(Err(e)) if e.code() == Some("READONLY") => {}
+                    Some(Err(e)) => {
+                        let failure = self.failure(&e, false);
+                        return Err(PollFailure::new(failure.kind, format!("heartbeat write: {}", failure.message)));
+                    }
+                    None => {}
+                }
+                self.was_master = observation.is_master;
+                Ok(Sampled { at, observation })
             }
             Err(e) => {
                 let failure = self.failure(&e, false);

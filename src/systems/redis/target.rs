@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::fmt;
 
 use crate::model::config::{configured_password, key_error, only_for, read_ca, ConfigError, RawNode};
-use crate::model::normalize_host;
+use crate::model::{normalize_host, Heartbeat};
 
 /// Connection settings for a Redis node. Debug never shows the password.
 #[derive(Clone)]
@@ -14,6 +14,8 @@ pub struct RedisTarget {
     /// PEM CA certificate(s) to verify a `rediss://` server against, instead
     /// of the system's roots.
     pub ca_pem: Option<Vec<u8>>,
+    /// replag's heartbeat (opt-in): a field of the `replag:heartbeat:<writer>` hash.
+    pub heartbeat: Option<Heartbeat>,
 }
 
 impl RedisTarget {
@@ -55,7 +57,7 @@ pub fn from_config(key: &str, node: &RawNode, env: &HashMap<String, String>) -> 
         info.redis.password = Some(password);
     }
     let ca_pem = read_ca(key, node)?;
-    let target = RedisTarget { info, ca_pem };
+    let target = RedisTarget { info, ca_pem, heartbeat: None };
     if target.ca_pem.is_some() && !target.is_tls() {
         return Err(key_error(format!("{key}.ca_file"), "only applies to rediss:// URLs"));
     }
