@@ -320,6 +320,7 @@ fn redis_node(replid: &str, offset: u64, is_master: bool) -> RedisObservation {
     RedisObservation {
         version: "7.0.15".into(),
         run_id: format!("{offset:040x}"),
+        tcp_port: Some(6379),
         is_master,
         replid: replid.into(),
         replid2: None,

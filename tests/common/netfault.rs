@@ -50,7 +50,11 @@ pub struct Proxy {
 
 impl Proxy {
     pub async fn start(target: u16) -> Proxy {
-        let port = super::free_port();
+        Self::start_on(super::free_port(), target).await
+    }
+
+    /// A proxy listening on `127.0.0.1:port`.
+    pub async fn start_on(port: u16, target: u16) -> Proxy {
         let listener = TcpListener::bind(("127.0.0.1", port)).await.expect("proxy binds");
         let (faults, faults_rx) = watch::channel(Faults::default());
         let (resets, resets_rx) = watch::channel(0u64);

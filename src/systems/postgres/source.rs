@@ -208,7 +208,7 @@ pub fn poll_query(version_num: u32, heartbeat: bool) -> String {
       'name', s.subname, 'enabled', s.subenabled, 'slot_name', s.subslotname,
       'publications', s.subpublications,
       'workers', (SELECT coalesce(json_agg(json_build_object(
-          'pid', w.pid, 'relid', w.relid, 'received_lsn', w.received_lsn::text,
+          'pid', w.pid, 'relid', w.relid::int8, 'received_lsn', w.received_lsn::text,
           'last_msg_send_age', extract(epoch from now() - w.last_msg_send_time),
           'last_msg_receipt_age', extract(epoch from now() - w.last_msg_receipt_time))), '[]'::json)
         FROM pg_stat_subscription w WHERE w.subid = s.oid AND w.pid IS NOT NULL),
@@ -273,7 +273,8 @@ struct RawSubscription {
 #[derive(Deserialize)]
 struct RawWorker {
     pid: i32,
-    relid: Option<u32>,
+    /// An oid: cast to int8 in the query (json renders an oid as a string).
+    relid: Option<i64>,
     received_lsn: Option<String>,
     last_msg_send_age: Option<f64>,
     last_msg_receipt_age: Option<f64>,

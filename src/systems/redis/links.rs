@@ -78,7 +78,16 @@ pub(super) fn derive(mem: &mut RedisMemory, inputs: &RedisInputs<'_>, now: Insta
         let Some((obs, _)) = inputs.fresh(u) else { continue };
         for entry in &obs.replicas {
             let ip = normalize_host(&entry.ip);
-            let claimed = inputs.fleet.index.nodes_at(SYSTEM, &ip, entry.port).find(|&r| r != u);
+            // By address; else (replag reaches the replica through a proxy,
+            // VIP or NAT) the replica of this master listening on that port.
+            let claimed = inputs.fleet.index.nodes_at(SYSTEM, &ip, entry.port).find(|&r| r != u).or_else(|| {
+                inputs.nodes().find(|&r| {
+                    r != u
+                        && !entries.contains_key(&r)
+                        && mem.upstreams.get(&r) == Some(&Upstream::Node(u))
+                        && inputs.last_ok(r).is_some_and(|(o, _)| o.tcp_port == Some(entry.port))
+                })
+            });
             match claimed {
                 Some(r) => {
                     entries.insert(r, (u, entry));

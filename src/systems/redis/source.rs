@@ -16,6 +16,9 @@ use crate::model::{next_sequence, scrub, FailureKind, Heartbeats, PollFailure, S
 pub struct RedisObservation {
     pub version: String,
     pub run_id: String,
+    /// The port the server listens on (`tcp_port`): what its master lists
+    /// it under, whatever address replag reaches it by.
+    pub tcp_port: Option<u16>,
     /// `master` or `replica` (INFO says `slave`).
     pub is_master: bool,
     pub replid: String,
@@ -166,6 +169,7 @@ pub fn decode(replication: &str, server: &str, stats: &str) -> Result<RedisObser
     Ok(RedisObservation {
         version: srv.get("redis_version").or(srv.get("valkey_version")).map(|s| s.to_string()).unwrap_or_default(),
         run_id: srv.get("run_id").map(|s| s.to_string()).unwrap_or_default(),
+        tcp_port: srv.get("tcp_port").and_then(|p| p.parse().ok()),
         is_master,
         replid: repl
             .get("master_replid")
