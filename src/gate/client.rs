@@ -6,10 +6,9 @@
 use std::process::ExitCode;
 use std::time::Duration;
 
-use super::evaluate::Verdict;
+use super::evaluate::{CannotEvaluate, Verdict};
 use super::prometheus::PrometheusSource;
 use super::spec::{GateParams, GateSpec};
-use super::CannotEvaluate;
 
 /// What to ask.
 #[derive(Debug, Clone, Default)]

@@ -284,6 +284,18 @@ pub fn conclude(
     }
 }
 
+/// Why a gate could not be evaluated (`replag gate` exits 2).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CannotEvaluate {
+    /// Nothing answered: asking again (`--wait`) may help.
+    #[error("{0}")]
+    Unreachable(String),
+    /// An answer that asking again will not change: a bad request, an
+    /// unknown gate, a body that is not a verdict.
+    #[error("{0}")]
+    Refused(String),
+}
+
 #[cfg(test)]
 mod tests {
     use super::super::memory::Memory;

@@ -15,18 +15,6 @@ pub mod memory;
 pub mod prometheus;
 pub mod spec;
 
-pub use evaluate::{evaluate, LinkVerdict, Verdict};
+pub use evaluate::{evaluate, CannotEvaluate, LinkVerdict, Verdict};
 pub use memory::{LinkTrack, Tracked, Tracks};
 pub use spec::{GateError, GateParams, GateSpec, Scope};
-
-/// Why a gate could not be evaluated (`replag gate` exits 2).
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum CannotEvaluate {
-    /// Nothing answered: asking again (`--wait`) may help.
-    #[error("{0}")]
-    Unreachable(String),
-    /// An answer that asking again will not change: a bad request, an
-    /// unknown gate, a body that is not a verdict.
-    #[error("{0}")]
-    Refused(String),
-}

@@ -14,9 +14,8 @@ use std::time::{Duration, SystemTime};
 
 use serde::Deserialize;
 
-use super::evaluate::{apply_limits, conclude, Breach, LimitCheck, LinkVerdict, Subject, Verdict};
+use super::evaluate::{apply_limits, conclude, Breach, CannotEvaluate, LimitCheck, LinkVerdict, Subject, Verdict};
 use super::spec::GateSpec;
-use super::CannotEvaluate;
 use crate::model::{LinkId, LinkKind, System};
 
 /// Default `max_data_age` here: samples are a scrape interval apart (often

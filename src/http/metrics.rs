@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 
 use hyper::body::Bytes;
 
-use super::InForce;
+use super::in_force::InForce;
 use crate::exposition::{bool_value, with, Families, LINK_LABELS, NODE_LABELS};
 use crate::gate::Tracked;
 use crate::model::{to_unix, FailureKind, SILENT};

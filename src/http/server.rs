@@ -17,9 +17,10 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
+use super::in_force::InForce;
 use super::metrics::{self, RenderCache};
+use super::page;
 use super::security::{WebConfig, WebSecurity};
-use super::{page, InForce};
 use crate::gate::{self, GateError, GateSpec, Tracked};
 use crate::model::truncate;
 

@@ -4,7 +4,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use super::System;
+use super::labels::System;
 
 /// One configured node, whatever its system.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -4,7 +4,7 @@
 use std::future::Future;
 use std::time::Instant;
 
-use super::PollFailure;
+use super::failure::PollFailure;
 
 /// An observation and the moment (monotonic) it describes: the midpoint of
 /// the query round trip, not including connection set-up.

@@ -5,7 +5,9 @@ use std::time::SystemTime;
 
 use serde::Serialize;
 
-use super::{to_unix, FailureKind, LinkId, LinkKind, PollFailure, System};
+use super::failure::{FailureKind, PollFailure};
+use super::labels::{LinkId, LinkKind, System};
+use super::text::to_unix;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct NodeView {

@@ -9,16 +9,13 @@
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
-use super::detail::{PgDetails, PgLinkDetail, PgServerView, PgSlotView};
-use super::logical::{self, is_logical_walsender, LogicalMemory};
-use super::source::{PgObservation, WalSender};
-use super::{Fleet, PgLink, SYSTEM};
-use crate::lag::{label, silence_margin, DiscoveredLinks, LastHeard, PositionHistory, StreamKey, Upstream};
-use crate::model::{normalize_host, LagView, LinkKind, SILENT, UNKNOWN_REGION};
+use super::detail::{PgDetails, PgServerView, PgSlotView};
+use super::fleet::{judge_replies, lag_of, stage_detail, PgInputs, PgLink, SYSTEM};
+use super::source::WalSender;
+use crate::lag::{label, DiscoveredLinks, LastHeard, StreamKey, Upstream};
+use crate::model::{LinkKind, UNKNOWN_REGION};
 
 const MAX_CASCADE_DEPTH: usize = 8;
-/// `wal_receiver_status_interval`'s default, for downstreams replag cannot read.
-const DEFAULT_STATUS_INTERVAL: f64 = 10.0;
 
 #[derive(Debug, Clone)]
 struct ReplicaMemory {
@@ -27,91 +24,18 @@ struct ReplicaMemory {
     application_names: Vec<String>,
 }
 
-/// What the link rules remember between snapshots.
+/// What the physical link rules remember between snapshots.
 #[derive(Debug, Default)]
-pub struct PgMemory {
+pub(super) struct PhysicalMemory {
     replicas: HashMap<usize, ReplicaMemory>,
     /// Status replies per (upstream, walsender pid).
     replies: LastHeard<(usize, i32)>,
     discovered: DiscoveredLinks,
-    logical: LogicalMemory,
-}
-
-/// The fleet as PostgreSQL's rules read it, with its primaries found once.
-pub(super) struct PgInputs<'a> {
-    pub fleet: Fleet<'a>,
-    /// Fresh primaries by system identifier, newest timeline first.
-    primaries: HashMap<&'a str, Vec<usize>>,
-}
-
-impl<'a> PgInputs<'a> {
-    pub(super) fn new(fleet: Fleet<'a>) -> Self {
-        let mut inputs = PgInputs { fleet, primaries: HashMap::new() };
-        let mut primaries: HashMap<&'a str, Vec<usize>> = HashMap::new();
-        for i in inputs.nodes() {
-            if let Some((o, _)) = inputs.fresh(i).filter(|(o, _)| !o.in_recovery) {
-                primaries.entry(o.system_identifier.as_str()).or_default().push(i);
-            }
-        }
-        for found in primaries.values_mut() {
-            found.sort_by_key(|&i| std::cmp::Reverse(inputs.fresh(i).and_then(|(o, _)| o.timeline)));
-        }
-        inputs.primaries = primaries;
-        inputs
-    }
-
-    pub(super) fn nodes(&self) -> impl Iterator<Item = usize> + '_ {
-        self.fleet.indices()
-    }
-
-    pub(super) fn fresh(&self, i: usize) -> Option<(&'a PgObservation, Instant)> {
-        self.fleet.fresh(i)
-    }
-
-    pub(super) fn last_ok(&self, i: usize) -> Option<(&'a PgObservation, Instant)> {
-        self.fleet.last_ok(i)
-    }
-
-    /// The node answering at `host:port`. Several config entries may name one
-    /// server (say, with different credentials): prefer one whose last poll
-    /// succeeded with the expected system identifier.
-    fn node_at(&self, host: &str, port: u16, system_identifier: &str) -> Option<usize> {
-        let host = normalize_host(host);
-        let candidates: Vec<usize> = self.fleet.index.nodes_at(SYSTEM, &host, port).collect();
-        candidates
-            .iter()
-            .copied()
-            .find(|&i| self.fresh(i).is_some_and(|(o, _)| o.system_identifier == system_identifier))
-            .or_else(|| candidates.first().copied())
-    }
-
-    pub(super) fn node_named(&self, name: &str) -> Option<usize> {
-        self.fleet.named(name)
-    }
-
-    /// Primaries (last poll fresh) with this system identifier, newest timeline first.
-    fn primaries_of(&self, system_identifier: &str) -> &[usize] {
-        self.primaries.get(system_identifier).map_or(&[], Vec::as_slice)
-    }
-
-    /// The WAL history of node `i` itself when it is a primary (a publisher).
-    pub(super) fn root_history(&self, i: usize) -> Option<&'a PositionHistory> {
-        self.fleet.histories.get(&self.stream_of_primary(i)?)
-    }
-
-    fn stream_of_primary(&self, i: usize) -> Option<StreamKey> {
-        let (obs, _) = self.last_ok(i)?;
-        (!obs.in_recovery).then(|| StreamKey {
-            system: SYSTEM,
-            id: obs.system_identifier.clone(),
-            epoch: u64::from(obs.timeline.unwrap_or(0)),
-        })
-    }
 }
 
 /// The root primary's stream for node `i`: follow upstreams to a primary;
 /// failing that, the newest primary with the same system identifier.
-fn root_stream(mem: &PgMemory, inputs: &PgInputs<'_>, i: usize) -> Option<StreamKey> {
+fn root_stream(mem: &PhysicalMemory, inputs: &PgInputs<'_>, i: usize) -> Option<StreamKey> {
     let mut current = i;
     for _ in 0..MAX_CASCADE_DEPTH {
         if let Some(key) = inputs.stream_of_primary(current) {
@@ -126,11 +50,7 @@ fn root_stream(mem: &PgMemory, inputs: &PgInputs<'_>, i: usize) -> Option<Stream
     inputs.primaries_of(&obs.system_identifier).first().and_then(|&p| inputs.stream_of_primary(p))
 }
 
-pub(super) fn lag_of(history: Option<&PositionHistory>, position: Option<super::Lsn>, at: Instant) -> Option<LagView> {
-    crate::lag::lag_of(history, position.map(|p| p.0), at)
-}
-
-pub(super) fn derive(mem: &mut PgMemory, inputs: &PgInputs<'_>, now: Instant) -> (Vec<PgLink>, PgDetails) {
+pub(super) fn derive(mem: &mut PhysicalMemory, inputs: &PgInputs<'_>, now: Instant) -> (Vec<PgLink>, PgDetails) {
     learn_upstreams(mem, inputs);
     let (matched, unmatched) = match_walsenders(mem, inputs);
     for (u, row) in matched.values() {
@@ -153,15 +73,11 @@ pub(super) fn derive(mem: &mut PgMemory, inputs: &PgInputs<'_>, now: Instant) ->
     }
     links.extend(discovered_links(mem, inputs, &unmatched, now));
     mem.replies.forget_stale(now);
-    let (logical_links, subscriptions) = logical::derive(&mut mem.logical, inputs, now);
-    links.extend(logical_links);
-    let mut details = details(inputs);
-    details.subscriptions = subscriptions;
-    (links, details)
+    (links, details(inputs))
 }
 
 /// Record each reachable standby's upstream, slot and application names.
-fn learn_upstreams(mem: &mut PgMemory, inputs: &PgInputs<'_>) {
+fn learn_upstreams(mem: &mut PhysicalMemory, inputs: &PgInputs<'_>) {
     for i in inputs.nodes() {
         let Some((obs, _)) = inputs.fresh(i) else { continue };
         if !obs.in_recovery {
@@ -204,7 +120,7 @@ fn learn_upstreams(mem: &mut PgMemory, inputs: &PgInputs<'_>) {
 /// Pair configured standbys with their upstream's `pg_stat_replication` rows:
 /// by slot (the slot's `active_pid` is the walsender's pid), by application
 /// name, and where one row and one standby are left on an upstream, by elimination.
-fn match_walsenders<'a>(mem: &PgMemory, inputs: &PgInputs<'a>) -> (HashMap<usize, RowOf<'a>>, Vec<RowOf<'a>>) {
+fn match_walsenders<'a>(mem: &PhysicalMemory, inputs: &PgInputs<'a>) -> (HashMap<usize, RowOf<'a>>, Vec<RowOf<'a>>) {
     let mut matched: HashMap<usize, RowOf<'a>> = HashMap::new();
     let mut unmatched = Vec::new();
     // Each upstream's configured standbys, in config order.
@@ -220,7 +136,7 @@ fn match_walsenders<'a>(mem: &PgMemory, inputs: &PgInputs<'a>) -> (HashMap<usize
         let mut left_rows = Vec::new();
         // Logical walsenders belong to logical links; WAL clients are no standbys.
         let rows =
-            upstream_obs.walsenders.iter().filter(|w| !is_logical_walsender(upstream_obs, w.pid) && !is_wal_client(w));
+            upstream_obs.walsenders.iter().filter(|w| !upstream_obs.is_logical_walsender(w.pid) && !is_wal_client(w));
         for row in rows {
             let by_slot = |m: &ReplicaMemory| {
                 m.slot_name.as_ref().is_some_and(|slot| {
@@ -261,58 +177,11 @@ fn is_wal_client(row: &WalSender) -> bool {
     row.state == "backup" || row.replay_lsn.is_none()
 }
 
-/// Is the downstream of a `pg_stat_replication` row still replying? Its
-/// status replies (`reply_time`) come every `interval` seconds (its
-/// `wal_receiver_status_interval`, 10 by default), even when idle. A link
-/// whose replies stopped for longer than that plus a margin (and `extra`) is
-/// silent: down, whatever its state says — a partition that drops packets
-/// without a reset looks "streaming" for a minute (`wal_sender_timeout`).
-pub(super) fn judge_replies(
-    replies: &mut LastHeard<(usize, i32)>,
-    inputs: &PgInputs<'_>,
-    link: &mut PgLink,
-    (u, row): (usize, &WalSender),
-    interval: Option<f64>,
-    extra: Duration,
-) {
-    let (Some(reply_time), Some((_, at))) = (row.reply_time, inputs.fresh(u)) else { return };
-    let quiet = replies.observe((u, row.pid), reply_time, at);
-    link.last_message_age_seconds = Some(quiet.as_secs_f64());
-    let interval = interval.unwrap_or(DEFAULT_STATUS_INTERVAL);
-    if !link.up || interval <= 0.0 {
-        return;
-    }
-    let allowed = Duration::from_secs_f64(interval) + silence_margin(inputs.fleet.poll_interval) + extra;
-    if quiet > allowed {
-        link.up = false;
-        link.state = SILENT.into();
-        link.reason = Some(format!(
-            "silent for {:.0} s: no status reply from {} has reached {} (expected every {interval} s: wal_receiver_status_interval)",
-            quiet.as_secs_f64(),
-            link.id.replica,
-            link.id.source
-        ));
-    }
-}
-
 /// A `pg_stat_replication` row and the node whose view it is.
 type RowOf<'a> = (usize, &'a WalSender);
 
-pub(super) fn stage_detail(history: Option<&PositionHistory>, row: &WalSender, at: Instant) -> PgLinkDetail {
-    let stages =
-        [("sent", row.sent_lsn), ("write", row.write_lsn), ("flush", row.flush_lsn), ("replay", row.replay_lsn)]
-            .into_iter()
-            .filter_map(|(stage, lsn)| Some((stage, lag_of(history, lsn, at)?)))
-            .collect();
-    let reported = [("write", row.write_lag), ("flush", row.flush_lag), ("replay", row.replay_lag)]
-        .into_iter()
-        .filter_map(|(stage, lag)| Some((stage, lag?)))
-        .collect();
-    PgLinkDetail { state: row.state.clone(), sync_state: row.sync_state.clone(), stages, reported }
-}
-
 fn configured_link(
-    mem: &mut PgMemory,
+    mem: &mut PhysicalMemory,
     inputs: &PgInputs<'_>,
     r: usize,
     row: Option<&(usize, &WalSender)>,
@@ -403,7 +272,7 @@ fn configured_link(
 
 /// Links to standbys no config names, from `pg_stat_replication`.
 fn discovered_links(
-    mem: &mut PgMemory,
+    mem: &mut PhysicalMemory,
     inputs: &PgInputs<'_>,
     rows: &[(usize, &WalSender)],
     now: Instant,

@@ -14,9 +14,8 @@ use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
 use super::detail::PgSubscriptionView;
-use super::links::{judge_replies, lag_of, stage_detail, PgInputs};
+use super::fleet::{judge_replies, lag_of, stage_detail, PgInputs, PgLink, SYSTEM};
 use super::source::{PgObservation, Slot, Subscription};
-use super::{PgLink, SYSTEM};
 use crate::lag::{label, DiscoveredLinks, LastHeard, Upstream};
 use crate::model::{LinkKind, UNKNOWN_REGION};
 
@@ -37,11 +36,6 @@ pub(super) struct LogicalMemory {
 /// An apply worker checks whether feedback is due about once a second: its
 /// replies can be a second later than a standby's.
 const APPLY_LOOP_SLACK: Duration = Duration::from_secs(1);
-
-/// A logical slot's walsender has this pid.
-pub(super) fn is_logical_walsender(obs: &PgObservation, pid: i32) -> bool {
-    obs.slots.iter().any(|s| s.slot_type == "logical" && s.active_pid == Some(pid))
-}
 
 /// Temporary slots of table synchronization workers (`pg_<oid>_sync_<relid>_<sysid>`).
 fn is_tablesync_slot(name: &str) -> bool {

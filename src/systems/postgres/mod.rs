@@ -3,11 +3,12 @@
 //!
 //! Everything replag knows about PostgreSQL is in this folder: how to reach
 //! a server (`target`, `tls`), how to poll it in one round trip (`source`),
-//! LSNs (`lsn`), how observations become physical (`links`) and logical
-//! (`logical`) links, what a snapshot shows beyond links (`detail`), and the
+//! LSNs (`lsn`), the fleet as its link rules read it (`fleet`), how
+//! observations become physical (`links`) and logical (`logical`) links, what a snapshot shows beyond links (`detail`), and the
 //! `replag_pg_*` families (`metrics`).
 
 mod detail;
+mod fleet;
 mod links;
 mod logical;
 mod lsn;
@@ -19,7 +20,7 @@ mod tls;
 use std::time::Instant;
 
 pub use detail::{PgDetails, PgLinkDetail, PgServerView, PgSlotView, PgSubscriptionView};
-pub use links::PgMemory;
+pub use fleet::{Fleet, PgLink, SYSTEM};
 pub use lsn::Lsn;
 pub use metrics::render as render_metrics;
 pub use source::{
@@ -28,19 +29,23 @@ pub use source::{
 pub use target::{from_config, PgTls, PgTlsMode, PostgresTarget};
 
 use crate::lag::StreamKey;
-use crate::model::{Identity, LinkView, System};
+use crate::model::Identity;
 
-pub const SYSTEM: System = System::Postgres;
-
-/// The fleet as PostgreSQL's link rules see it.
-pub type Fleet<'a> = crate::lag::Fleet<'a, PostgresTarget, PgObservation>;
-
-/// A PostgreSQL link, with its upstream's `pg_stat_replication` view when known.
-pub type PgLink = LinkView<Option<PgLinkDetail>>;
+/// What PostgreSQL's link rules remember between snapshots.
+#[derive(Debug, Default)]
+pub struct PgMemory {
+    physical: links::PhysicalMemory,
+    logical: logical::LogicalMemory,
+}
 
 /// Physical and logical links, and the servers', slots' and subscriptions' figures.
 pub fn derive(memory: &mut PgMemory, fleet: Fleet<'_>, now: Instant) -> (Vec<PgLink>, PgDetails) {
-    links::derive(memory, &links::PgInputs::new(fleet), now)
+    let inputs = fleet::PgInputs::new(fleet);
+    let (mut links, mut details) = links::derive(&mut memory.physical, &inputs, now);
+    let (logical_links, subscriptions) = logical::derive(&mut memory.logical, &inputs, now);
+    links.extend(logical_links);
+    details.subscriptions = subscriptions;
+    (links, details)
 }
 
 /// A primary's position in its WAL stream, keyed by (system identifier,

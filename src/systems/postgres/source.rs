@@ -125,6 +125,12 @@ pub struct WalReceiver {
 }
 
 impl PgObservation {
+    /// The walsender with this pid serves a logical slot (a subscription,
+    /// not a standby).
+    pub fn is_logical_walsender(&self, pid: i32) -> bool {
+        self.slots.iter().any(|s| s.slot_type == "logical" && s.active_pid == Some(pid))
+    }
+
     pub fn role(&self) -> &'static str {
         if self.in_recovery {
             "standby"

@@ -11,9 +11,9 @@ use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
 use super::detail::{RedisDetails, RedisLinkDetail, RedisServerView};
+use super::fleet::{stream, Fleet, RedisLink, SYSTEM};
 use super::source::{ConnectedReplica, RedisObservation};
-use super::{Fleet, RedisLink, SYSTEM};
-use crate::lag::{label, lag_of, silence_margin, DiscoveredLinks, PositionHistory, StreamKey, Upstream};
+use crate::lag::{label, lag_of, silence_margin, DiscoveredLinks, PositionHistory, Upstream};
 use crate::model::{normalize_host, LinkKind, SILENT, UNKNOWN_REGION};
 
 /// Replicas ACK every second; a master that has had no ACK for longer than
@@ -35,10 +35,6 @@ pub struct RedisMemory {
 /// The fleet as Redis' rules read it.
 pub(super) struct RedisInputs<'a> {
     pub fleet: Fleet<'a>,
-}
-
-pub fn stream(replid: &str) -> StreamKey {
-    StreamKey { system: SYSTEM, id: replid.to_string(), epoch: 0 }
 }
 
 impl<'a> RedisInputs<'a> {

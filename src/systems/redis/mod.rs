@@ -7,6 +7,7 @@
 //! (`metrics`).
 
 mod detail;
+mod fleet;
 mod links;
 mod metrics;
 mod source;
@@ -15,21 +16,14 @@ mod target;
 use std::time::Instant;
 
 pub use detail::{RedisDetails, RedisLinkDetail, RedisServerView};
-pub use links::{stream, RedisMemory, ACK_SILENT_AFTER};
+pub use fleet::{stream, Fleet, RedisLink, SYSTEM};
+pub use links::{RedisMemory, ACK_SILENT_AFTER};
 pub use metrics::render as render_metrics;
 pub use source::{decode, parse_info, ConnectedReplica, RedisObservation, RedisSource, ReplicaState};
 pub use target::{from_config, RedisTarget};
 
 use crate::lag::StreamKey;
-use crate::model::{Identity, LinkView, System};
-
-pub const SYSTEM: System = System::Redis;
-
-/// The fleet as Redis' link rules see it.
-pub type Fleet<'a> = crate::lag::Fleet<'a, RedisTarget, RedisObservation>;
-
-/// A Redis link, with the master's view of the replica when known.
-pub type RedisLink = LinkView<Option<RedisLinkDetail>>;
+use crate::model::Identity;
 
 /// Replica links and the servers' figures.
 pub fn derive(memory: &mut RedisMemory, fleet: Fleet<'_>, now: Instant) -> (Vec<RedisLink>, RedisDetails) {

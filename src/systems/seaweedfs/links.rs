@@ -14,8 +14,8 @@ use std::time::Instant;
 use super::detail::{
     SeaweedClusterView, SeaweedDataCenterView, SeaweedDetails, SeaweedMasterView, SeaweedVolumeGroupView,
 };
+use super::fleet::{Fleet, SeaweedLink, SYSTEM};
 use super::source::{SeaweedObservation, VolumeReplica};
-use super::{Fleet, SeaweedLink, SYSTEM};
 use crate::model::{LagView, LinkKind};
 
 /// Data centers remembered per cluster (bounds memory on a hostile topology).
@@ -206,8 +206,8 @@ fn dc_link(inputs: &SeaweedInputs<'_>, m: usize, datacenter: &str) -> SeaweedLin
 
 #[cfg(test)]
 mod tests {
-    use super::super::source::Placement;
     use super::*;
+    use crate::systems::seaweedfs::source::Placement;
 
     fn replica(id: u32, dc: &str, server: &str, size: u64, modified: i64) -> VolumeReplica {
         VolumeReplica {

@@ -6,6 +6,7 @@
 //! (`detail`), and the `replag_seaweedfs_*` families (`metrics`).
 
 mod detail;
+mod fleet;
 mod links;
 mod metrics;
 mod source;
@@ -16,21 +17,14 @@ use std::time::Instant;
 pub use detail::{
     SeaweedClusterView, SeaweedDataCenterView, SeaweedDetails, SeaweedMasterView, SeaweedVolumeGroupView,
 };
+pub use fleet::{Fleet, SeaweedLink, SYSTEM};
 pub use links::{divergence, replication_health, SeaweedMemory};
 pub use metrics::render as render_metrics;
 pub use source::{decode, DataCenter, Layout, Placement, SeaweedObservation, SeaweedSource, Topology, VolumeReplica};
 pub use target::{from_config, SeaweedTarget};
 
 use crate::lag::StreamKey;
-use crate::model::{Identity, LinkView, System};
-
-pub const SYSTEM: System = System::Seaweedfs;
-
-/// The fleet as SeaweedFS' link rules see it.
-pub type Fleet<'a> = crate::lag::Fleet<'a, SeaweedTarget, SeaweedObservation>;
-
-/// A SeaweedFS volume link (no detail beyond the common fields).
-pub type SeaweedLink = LinkView<()>;
+use crate::model::Identity;
 
 /// Volume links per data center, and the clusters' figures.
 pub fn derive(memory: &mut SeaweedMemory, fleet: Fleet<'_>, now: Instant) -> (Vec<SeaweedLink>, SeaweedDetails) {
