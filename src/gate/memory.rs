@@ -83,7 +83,12 @@ pub async fn follow(mut snapshots: watch::Receiver<Arc<Snapshot>>, publish: watc
     let mut memory = Memory::default();
     while snapshots.changed().await.is_ok() {
         let snapshot = snapshots.borrow_and_update().clone();
-        let tracks = crate::offload::heavy(|| memory.observe(&snapshot));
+        // Microseconds for a usual fleet; off the async workers only when big.
+        let tracks = if snapshot.links.len() >= crate::offload::HEAVY_LINKS {
+            crate::offload::heavy(|| memory.observe(&snapshot))
+        } else {
+            memory.observe(&snapshot)
+        };
         publish.send_replace(Arc::new(Tracked { snapshot, tracks }));
     }
 }

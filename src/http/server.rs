@@ -236,16 +236,12 @@ async fn authorized_handle(request: Request<Incoming>, served: &Served, web: Opt
     // A gate, the status API or page over many links takes milliseconds
     // (/metrics decides for itself: it is usually rendered already).
     let path = uri.path();
-    if path != "/metrics" && path != "/healthz" && served.tracked.snapshot.links.len() >= HEAVY_LINKS {
+    if path != "/metrics" && path != "/healthz" && served.tracked.snapshot.links.len() >= crate::offload::HEAVY_LINKS {
         crate::offload::heavy(|| handle(request.method(), path, uri.query(), served))
     } else {
         handle(request.method(), path, uri.query(), served)
     }
 }
-
-/// From this many links on, a request's JSON or HTML is built off the async
-/// workers (see `cpu`); below, it takes well under a millisecond.
-const HEAVY_LINKS: usize = 256;
 
 /// How long requests in flight may take to finish at shutdown.
 const DRAIN: Duration = Duration::from_secs(5);

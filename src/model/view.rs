@@ -99,11 +99,12 @@ impl<D: Default> LinkView<D> {
 
 impl<D> LinkView<D> {
     /// The lag gates judge: the position lag, or the heartbeat lag where
-    /// heartbeats are on and it is larger (a cut link at idle).
+    /// heartbeats are on and it is larger (a cut link at idle). Heartbeats
+    /// add to a measured link; without a position lag there is nothing to
+    /// judge bytes by, and the gate says so.
     pub fn gate_lag(&self) -> Option<LagView> {
         match (self.lag, self.heartbeat_lag_seconds) {
             (Some(lag), Some(hb)) if hb > lag.seconds => Some(LagView { seconds: hb, ..lag }),
-            (None, Some(hb)) => Some(LagView { bytes: 0, seconds: hb, lower_bound: false }),
             (lag, _) => lag,
         }
     }
@@ -134,4 +135,21 @@ pub struct Identity {
     pub version: Option<String>,
     /// Further identity labels (system identifier, replication ID, ...).
     pub labels: Vec<(String, String)>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gates_judge_the_larger_of_position_and_heartbeat_lag() {
+        let mut link: LinkView<()> =
+            LinkView::new(System::Postgres, LinkKind::Physical, ("a".into(), "r1".into()), ("b".into(), "r2".into()));
+        link.heartbeat_lag_seconds = Some(4.0);
+        assert_eq!(link.gate_lag(), None, "heartbeats add to a measured link, they do not replace it");
+        link.lag = Some(LagView { bytes: 0, seconds: 0.0, lower_bound: false });
+        assert_eq!(link.gate_lag().map(|l| l.seconds), Some(4.0), "a cut link at idle");
+        link.lag = Some(LagView { bytes: 900, seconds: 6.0, lower_bound: false });
+        assert_eq!(link.gate_lag(), link.lag, "position lag when it is the larger");
+    }
 }
