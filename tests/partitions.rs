@@ -299,35 +299,35 @@ async fn an_idle_lab_raises_nothing() {
         })
         .await;
     let end = Instant::now() + Duration::from_secs(seconds);
-    let (mut scrapes, mut longest_quiet, mut logical_blips, mut logical_worst) = (0, 0.0f64, 0, 0.0f64);
+    let (mut scrapes, mut longest_quiet, mut blips, mut worst) = (0, 0.0f64, 0, 0.0f64);
     while Instant::now() < end {
         let s = replag.scrape().await;
         for r in replicas {
             assert!(is(&s, "replag_link_up", r, 1.0), "{r} down at idle after {scrapes} scrapes:\n{}", s.text);
             assert!(is(&s, "replag_link_silent", r, 0.0), "{r} silent at idle");
             longest_quiet = longest_quiet.max(value(&s, "replag_link_last_message_age_seconds", r).unwrap_or(0.0));
-            let lag = value(&s, "replag_lag_seconds", r);
-            if r == "subscriber" && lag.is_some_and(|l| l > 0.0) {
-                // An idle publisher still writes background WAL (checkpoints,
-                // standby snapshots): the slot confirms it at the
-                // subscriber's next feedback, within about a second.
-                logical_blips += 1;
-                logical_worst = logical_worst.max(lag.unwrap());
-                assert!(lag.unwrap() < 1.5, "subscriber lag at idle: {lag:?}");
-            } else {
-                assert_eq!(lag, Some(0.0), "{r} lag at idle");
+            let lag = value(&s, "replag_lag_seconds", r).unwrap_or_else(|| panic!("{r}: no lag at idle"));
+            // An idle primary still writes background WAL now and then (a
+            // checkpoint, a standby snapshot): a standby polled in the
+            // milliseconds before it replays it truly trails by that much,
+            // and a logical slot confirms it at the subscriber's next
+            // feedback (about a second). Never more, and rarely.
+            let bound = if r == "subscriber" { 1.5 } else { 0.6 };
+            assert!(lag < bound, "{r} lag at idle: {lag:.3} s");
+            if lag > 0.0 {
+                blips += 1;
+                worst = worst.max(lag);
             }
         }
         scrapes += 1;
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
-    assert!(logical_blips * 20 <= scrapes, "logical lag above 0 in {logical_blips} of {scrapes} idle scrapes");
+    assert!(blips * 20 <= scrapes, "lag above 0 in {blips} of {scrapes} idle scrapes");
     let (status, _) = replag.get("/gate?max_lag=2s&for=0s").await.unwrap();
     assert_eq!(status, 200);
     println!(
-        "idle lab for {seconds} s: {scrapes} scrapes, every link up, never silent; physical and Redis lag 0 \
-         throughout, logical above 0 in {logical_blips} scrapes (max {logical_worst:.2} s); \
-         longest wait for a periodic message {longest_quiet:.1} s"
+        "idle lab for {seconds} s: {scrapes} scrapes, every link up, never silent; lag above 0 in {blips} \
+         link readings (max {worst:.3} s); longest wait for a periodic message {longest_quiet:.1} s"
     );
 }
 
