@@ -78,7 +78,7 @@ fn seaweed(path: &str) -> Observation {
     let mut parts = data.splitn(3, |&b| b == 0);
     let cluster = parts.next().unwrap();
     let rest = parts.next().map(|dir| (dir, parts.next().unwrap_or(&[])));
-    Observation::Seaweedfs(seaweedfs::decode(cluster, rest).unwrap())
+    Observation::Seaweedfs(seaweedfs::decode(cluster, rest).unwrap().into())
 }
 
 /// Unix time of the fixed wall clock the state is observed at.

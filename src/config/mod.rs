@@ -16,6 +16,7 @@ use crate::gate::{GateParams, GateSpec};
 use crate::model::config::{check_label_value, RawNode};
 pub use crate::model::config::{key_error, ConfigError};
 use crate::model::{quoted, Heartbeat, Node, System};
+use crate::systems::seaweedfs::SeaweedRole;
 use crate::systems::{NodeSpec, Target};
 use shard::Shard;
 
@@ -304,6 +305,15 @@ fn validate(raw: RawConfig, env: &HashMap<String, String>) -> Result<Config, Con
                 let system = node.system().as_str();
                 let key = format!("regions.{}.{system}[{}].upstream", node.region, index_in_region(&nodes, i));
                 return Err(key_error(key, format!("no {system} node is named {}", quoted(upstream))));
+            }
+        }
+        if let Target::Seaweedfs(t) = &node.target {
+            for (field, filer) in ["filer_a", "filer_b"].into_iter().zip(t.peers()) {
+                let is_filer = |n: &NodeSpec| matches!(&n.target, Target::Seaweedfs(f) if matches!(f.role, SeaweedRole::Filer { .. }));
+                if !nodes.iter().any(|n| &n.name == filer && is_filer(n)) {
+                    let key = format!("regions.{}.seaweedfs[{}].{field}", node.region, index_in_region(&nodes, i));
+                    return Err(key_error(key, format!("no seaweedfs filer node is named {}", quoted(filer))));
+                }
             }
         }
         for (subscription, publisher) in &node.publishers {

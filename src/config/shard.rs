@@ -48,7 +48,7 @@ pub fn group_keys(nodes: &[NodeSpec]) -> Vec<String> {
     let mut parent: Vec<usize> = (0..nodes.len()).collect();
     let mut first_of_group: BTreeMap<&str, usize> = BTreeMap::new();
     for (i, node) in nodes.iter().enumerate() {
-        let peers = node.upstream.iter().chain(node.publishers.values());
+        let peers = node.upstream.iter().chain(node.publishers.values()).chain(node.target.peers());
         for peer in peers.filter_map(|name| index.get(name.as_str())) {
             union(&mut parent, i, *peer);
         }

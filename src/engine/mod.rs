@@ -241,7 +241,7 @@ fn node_view(spec: &NodeSpec, state: &NodeState) -> NodeView {
 
 /// The stream of replag's heartbeats written on `source`.
 fn heartbeat_stream(system: crate::model::System, source: &str) -> StreamKey {
-    StreamKey { system, id: format!("heartbeat/{source}"), epoch: 0 }
+    StreamKey::heartbeat(system, source)
 }
 
 /// A new configuration for a running engine (SIGHUP): its nodes, and the

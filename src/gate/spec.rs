@@ -215,7 +215,7 @@ pub struct GateParams {
     #[arg(long = "system")]
     #[serde(default)]
     pub systems: Vec<String>,
-    /// Only these link kinds (repeatable, or comma-separated): physical, logical, replica, volume.
+    /// Only these link kinds (repeatable, or comma-separated): physical, logical, replica, volume, filer_sync.
     #[arg(long = "kind")]
     #[serde(default)]
     pub kinds: Vec<String>,

@@ -19,6 +19,13 @@ pub struct StreamKey {
     pub epoch: u64,
 }
 
+impl StreamKey {
+    /// The stream of replag's heartbeats written on `source`.
+    pub fn heartbeat(system: System, source: &str) -> StreamKey {
+        StreamKey { system, id: format!("heartbeat/{source}"), epoch: 0 }
+    }
+}
+
 /// Every source position stream the engine keeps.
 pub type Histories = HashMap<StreamKey, PositionHistory>;
 
@@ -98,6 +105,13 @@ impl<'a, T, O> Fleet<'a, T, O> {
     /// Why node `i` cannot be read now, for a link's reason.
     pub fn failure_text(&self, i: usize) -> String {
         self.member(i).and_then(|m| m.failure).map_or_else(|| "not polled yet".to_string(), |f| f.to_string())
+    }
+
+    /// How far behind replag's heartbeats on `source` a replica is that held
+    /// `seen` at `at`: from the first write it lacks (no interpolation).
+    pub fn heartbeat_lag(&self, source: &str, seen: &crate::model::Heartbeats, at: Instant) -> Option<f64> {
+        let history = self.histories.get(&StreamKey::heartbeat(self.system, source))?;
+        Some(history.lag_in_steps(seen.seen(source).unwrap_or(0), at)?.seconds)
     }
 
     /// This system's node named `name`.

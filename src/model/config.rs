@@ -49,6 +49,17 @@ pub struct RawNode {
     /// every source's heartbeat when it is a replica (needs write access).
     #[serde(default)]
     pub heartbeat: bool,
+    /// SeaweedFS: what the entry is — `master` (default), `filer`, or
+    /// `filer_sync` (a `weed filer.sync` process, by its `-metricsPort`).
+    pub role: Option<String>,
+    /// SeaweedFS filer: the directory replag's heartbeats live under.
+    pub heartbeat_path: Option<String>,
+    /// SeaweedFS filer.sync: the filer nodes it syncs (its `-a` and `-b`).
+    pub filer_a: Option<String>,
+    pub filer_b: Option<String>,
+    /// SeaweedFS filer.sync: one way only, a → b (`-isActivePassive`).
+    #[serde(default)]
+    pub active_passive: bool,
 }
 
 impl std::fmt::Debug for RawNode {

@@ -36,10 +36,14 @@ pub enum LinkKind {
     Logical,
     Replica,
     Volume,
+    /// SeaweedFS `weed filer.sync` between two clusters' filers.
+    #[serde(rename = "filer_sync")]
+    FilerSync,
 }
 
 impl LinkKind {
-    pub const ALL: [LinkKind; 4] = [LinkKind::Physical, LinkKind::Logical, LinkKind::Replica, LinkKind::Volume];
+    pub const ALL: [LinkKind; 5] =
+        [LinkKind::Physical, LinkKind::Logical, LinkKind::Replica, LinkKind::Volume, LinkKind::FilerSync];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -47,6 +51,7 @@ impl LinkKind {
             LinkKind::Logical => "logical",
             LinkKind::Replica => "replica",
             LinkKind::Volume => "volume",
+            LinkKind::FilerSync => "filer_sync",
         }
     }
 

@@ -54,11 +54,9 @@ impl Target {
         match &mut self {
             Target::Postgres(t) => t.heartbeat = Some(heartbeat),
             Target::Redis(t) => t.heartbeat = Some(heartbeat),
-            Target::Seaweedfs(_) => {
-                return Err(crate::model::config::key_error(
-                    format!("{key}.heartbeat"),
-                    "only applies to postgres and redis nodes",
-                ))
+            Target::Seaweedfs(t) => {
+                t.set_heartbeat(heartbeat)
+                    .map_err(|problem| crate::model::config::key_error(format!("{key}.heartbeat"), problem))?;
             }
         }
         Ok(self)
@@ -79,6 +77,14 @@ impl Target {
             Target::Postgres(t) => t.addresses(),
             Target::Redis(t) => t.addresses(),
             Target::Seaweedfs(t) => t.addresses(),
+        }
+    }
+
+    /// Other nodes this one's links need (they share its shard).
+    pub fn peers(&self) -> Vec<&String> {
+        match self {
+            Target::Seaweedfs(t) => t.peers(),
+            Target::Postgres(_) | Target::Redis(_) => Vec::new(),
         }
     }
 
@@ -146,7 +152,7 @@ impl Observation {
         match self {
             Observation::Postgres(o) => Some(&o.heartbeats),
             Observation::Redis(o) => Some(&o.heartbeats),
-            Observation::Seaweedfs(_) => None,
+            Observation::Seaweedfs(o) => seaweedfs::heartbeats(o),
         }
     }
 

@@ -144,5 +144,20 @@ pub fn from_config(key: &str, node: &RawNode, env: &HashMap<String, String>) -> 
         target.tls = Some(PgTls { mode, ca_pem, client_cert });
     }
     only_for(key, !node.datacenters.is_empty(), "datacenters", "seaweedfs")?;
+    let seaweed_only = node.role.is_some()
+        || node.heartbeat_path.is_some()
+        || node.filer_a.is_some()
+        || node.filer_b.is_some()
+        || node.active_passive;
+    let field = ["role", "heartbeat_path", "filer_a", "filer_b", "active_passive"][[
+        node.role.is_some(),
+        node.heartbeat_path.is_some(),
+        node.filer_a.is_some(),
+        node.filer_b.is_some(),
+    ]
+    .iter()
+    .position(|set| *set)
+    .unwrap_or(4)];
+    only_for(key, seaweed_only, field, "seaweedfs")?;
     Ok(target)
 }

@@ -1,5 +1,5 @@
-//! What a snapshot shows of SeaweedFS: masters, and per cluster its data
-//! centers and volume groups.
+//! What a snapshot shows of SeaweedFS: masters, per cluster its data
+//! centers and volume groups, and each filer.sync direction's backlog.
 
 use serde::Serialize;
 
@@ -8,6 +8,24 @@ pub struct SeaweedDetails {
     pub masters: Vec<SeaweedMasterView>,
     /// From leader masters only.
     pub clusters: Vec<SeaweedClusterView>,
+    /// Per filer.sync direction, as its process last reported it.
+    pub filer_syncs: Vec<SeaweedFilerSyncView>,
+}
+
+/// One direction of a `weed filer.sync`: what it holds but has not applied.
+#[derive(Debug, Clone, Serialize)]
+pub struct SeaweedFilerSyncView {
+    /// The filer.sync node.
+    pub sync: String,
+    pub source: String,
+    pub source_region: String,
+    pub target: String,
+    pub target_region: String,
+    /// Events received from the source filer, not yet applied on the target.
+    pub backlog_events: u64,
+    pub backlog_bytes: u64,
+    /// Events the process gave up on since it started (counter).
+    pub failed_events: u64,
 }
 
 #[derive(Debug, Clone, Serialize)]

@@ -14,8 +14,10 @@ use std::time::Instant;
 use super::detail::{
     SeaweedClusterView, SeaweedDataCenterView, SeaweedDetails, SeaweedMasterView, SeaweedVolumeGroupView,
 };
+use super::filer_sync::SyncMemory;
 use super::fleet::{Fleet, SeaweedLink, SYSTEM};
-use super::source::{SeaweedObservation, VolumeReplica};
+use super::source::{MasterObservation, SeaweedObservation, VolumeReplica};
+use super::target::SeaweedRole;
 use crate::model::{LagView, LinkKind};
 
 /// Data centers remembered per cluster (bounds memory on a hostile topology).
@@ -25,20 +27,25 @@ const MAX_DATACENTERS: usize = 256;
 #[derive(Debug, Default)]
 pub struct SeaweedMemory {
     datacenters: HashMap<usize, BTreeSet<String>>,
+    pub(super) filer_sync: SyncMemory,
 }
 
 /// The fleet as SeaweedFS' rules read it.
-pub(super) struct SeaweedInputs<'a> {
-    pub fleet: Fleet<'a>,
+pub(super) struct SeaweedInputs<'f, 'a> {
+    pub fleet: &'f Fleet<'a>,
 }
 
-impl<'a> SeaweedInputs<'a> {
+impl<'a> SeaweedInputs<'_, 'a> {
+    /// The masters, in config order.
     fn nodes(&self) -> impl Iterator<Item = usize> + '_ {
-        self.fleet.indices()
+        self.fleet.indices().filter(|i| self.fleet.member(*i).is_some_and(|m| m.target.role == SeaweedRole::Master))
     }
 
-    fn fresh(&self, i: usize) -> Option<(&'a SeaweedObservation, Instant)> {
-        self.fleet.fresh(i)
+    fn fresh(&self, i: usize) -> Option<(&'a MasterObservation, Instant)> {
+        match self.fleet.fresh(i)? {
+            (SeaweedObservation::Master(m), at) => Some((m, at)),
+            _ => None,
+        }
     }
 
     fn region_of(&self, i: usize, datacenter: &str) -> String {
@@ -107,7 +114,7 @@ pub fn replication_health(replicas: &[VolumeReplica]) -> BTreeMap<(String, Strin
 
 pub(super) fn derive(
     mem: &mut SeaweedMemory,
-    inputs: &SeaweedInputs<'_>,
+    inputs: &SeaweedInputs<'_, '_>,
     now: Instant,
 ) -> (Vec<SeaweedLink>, SeaweedDetails) {
     let mut links = Vec::new();
@@ -194,7 +201,7 @@ pub(super) fn derive(
     (links, details)
 }
 
-fn dc_link(inputs: &SeaweedInputs<'_>, m: usize, datacenter: &str) -> SeaweedLink {
+fn dc_link(inputs: &SeaweedInputs<'_, '_>, m: usize, datacenter: &str) -> SeaweedLink {
     let spec = &inputs.fleet.nodes[m];
     SeaweedLink::new(
         SYSTEM,

@@ -1,8 +1,8 @@
 //! SeaweedFS' metric families (`replag_seaweedfs_*`): masters, data
-//! centers and volume groups.
+//! centers, volume groups and filer.sync backlogs.
 
 use super::detail::SeaweedDetails;
-use crate::exposition::{bool_value, with, Families, NODE_LABELS};
+use crate::exposition::{bool_value, with, Families, LINK_LABELS, NODE_LABELS};
 
 pub fn render(f: &Families, s: &SeaweedDetails) {
     let leader = f.gauge(
@@ -56,5 +56,27 @@ pub fn render(f: &Families, s: &SeaweedDetails) {
             missing_dc.with_label_values(&v).set(g.missing_datacenter as f64);
             writable.with_label_values(&v).set(g.writable as f64);
         }
+    }
+    let backlog = f.gauge(
+        "replag_seaweedfs_filer_sync_backlog_events",
+        "Metadata events filer.sync has received from the source filer and not yet applied on the target.",
+        LINK_LABELS,
+    );
+    let failed = f.counter(
+        "replag_seaweedfs_filer_sync_failed_events_total",
+        "Events filer.sync gave up on since it started (from its SeaweedFS_filerSync_events_failed_total).",
+        LINK_LABELS,
+    );
+    for d in &s.filer_syncs {
+        let v = [
+            "seaweedfs",
+            "filer_sync",
+            d.source.as_str(),
+            d.source_region.as_str(),
+            d.target.as_str(),
+            d.target_region.as_str(),
+        ];
+        backlog.with_label_values(&v).set(d.backlog_events as f64);
+        failed.with_label_values(&v).inc_by(d.failed_events);
     }
 }

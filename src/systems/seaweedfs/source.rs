@@ -1,22 +1,40 @@
-//! SeaweedFS: the master's `/cluster/status` (leader, peers), and from the
-//! leader only `/dir/status` (data centers, racks, nodes, slots, writable
-//! layouts) and `/vol/status` (every volume replica). Go's `omitempty` drops
-//! zero fields, so everything is optional; a malformed reply is a protocol
-//! failure for the node, never a panic.
+//! SeaweedFS over HTTP(S): one source type for every role. A master answers
+//! `/cluster/status` (leader, peers), and the leader only `/dir/status`
+//! (data centers, racks, nodes, slots, writable layouts) and `/vol/status`
+//! (every volume replica); filers and filer.sync processes are polled by
+//! `filer` and `filer_sync`. Go's `omitempty` drops zero fields, so
+//! everything is optional; a malformed reply is a protocol failure for the
+//! node, never a panic.
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use serde::Deserialize;
 
-use super::target::SeaweedTarget;
+use super::filer::{self, FilerObservation};
+use super::filer_sync::{self, SyncObservation};
+use super::target::{SeaweedRole, SeaweedTarget};
 use crate::model::{error_chain, FailureKind, PollFailure, Sampled, Source};
 
 /// Replies larger than this are refused (tens of thousands of volumes fit).
 const MAX_REPLY_BYTES: usize = 128 << 20;
 
+/// One poll of a SeaweedFS server, by role.
 #[derive(Debug, Clone, PartialEq)]
-pub struct SeaweedObservation {
+pub enum SeaweedObservation {
+    Master(MasterObservation),
+    Filer(FilerObservation),
+    FilerSync(SyncObservation),
+}
+
+impl From<MasterObservation> for SeaweedObservation {
+    fn from(master: MasterObservation) -> Self {
+        SeaweedObservation::Master(master)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct MasterObservation {
     pub version: String,
     pub is_leader: bool,
     /// The leader this master knows of (`host:port`, gRPC suffix removed).
@@ -195,20 +213,20 @@ struct RawVolume {
     read_only: bool,
 }
 
-fn parse<'a, T: Deserialize<'a>>(what: &str, body: &'a [u8]) -> Result<T, PollFailure> {
+pub(super) fn parse<'a, T: Deserialize<'a>>(what: &str, body: &'a [u8]) -> Result<T, PollFailure> {
     serde_json::from_slice(body)
         .map_err(|e| PollFailure::new(FailureKind::Protocol, format!("unexpected {what} reply: {e}")))
 }
 
 /// Decode `/cluster/status`, and `/dir/status` + `/vol/status` when given.
-pub fn decode(cluster: &[u8], dir_and_vol: Option<(&[u8], &[u8])>) -> Result<SeaweedObservation, PollFailure> {
+pub fn decode(cluster: &[u8], dir_and_vol: Option<(&[u8], &[u8])>) -> Result<MasterObservation, PollFailure> {
     let c: RawClusterStatus = parse("/cluster/status", cluster)?;
     // "127.0.0.1:9333.19333": HTTP address, then the gRPC port.
     let leader = (!c.leader.is_empty()).then(|| match c.leader.rsplit_once('.') {
         Some((addr, grpc)) if grpc.bytes().all(|b| b.is_ascii_digit()) && addr.contains(':') => addr.to_string(),
         _ => c.leader.clone(),
     });
-    let mut observation = SeaweedObservation {
+    let mut observation = MasterObservation {
         version: String::new(),
         is_leader: c.is_leader,
         leader,
@@ -265,17 +283,19 @@ pub fn decode(cluster: &[u8], dir_and_vol: Option<(&[u8], &[u8])>) -> Result<Sea
     Ok(observation)
 }
 
-/// A polled SeaweedFS master over HTTP(S).
+/// A polled SeaweedFS server over HTTP(S).
 pub struct SeaweedSource {
     target: SeaweedTarget,
     timeout: Duration,
     connect_timeout: Duration,
     client: Option<reqwest::Client>,
+    /// The last heartbeat sequence this filer wrote.
+    last_heartbeat: u64,
 }
 
 impl SeaweedSource {
     pub fn new(target: SeaweedTarget, timeout: Duration, connect_timeout: Duration) -> Self {
-        Self { target, timeout, connect_timeout, client: None }
+        Self { target, timeout, connect_timeout, client: None, last_heartbeat: 0 }
     }
 
     fn client(&mut self) -> Result<reqwest::Client, PollFailure> {
@@ -298,12 +318,42 @@ impl SeaweedSource {
     }
 
     async fn fetch(client: &reqwest::Client, base: &str, path: &str) -> Result<Vec<u8>, PollFailure> {
-        let url = format!("{base}{path}");
-        let mut response = client.get(&url).send().await.map_err(|e| {
+        fetch(client.get(format!("{base}{path}")), path).await?.ok_or_else(|| {
+            PollFailure::new(FailureKind::Query, format!("{path}: HTTP {}", reqwest::StatusCode::NOT_FOUND))
+        })
+    }
+
+    async fn poll_master(&mut self) -> Result<Sampled<MasterObservation>, PollFailure> {
+        let client = self.client()?;
+        let base = self.target.base_url.clone();
+        let started = Instant::now();
+        let cluster = Self::fetch(&client, &base, "/cluster/status").await?;
+        let leader = parse::<RawClusterStatus>("/cluster/status", &cluster)?.is_leader;
+        let topology = if leader {
+            let (dir, vol) =
+                tokio::join!(Self::fetch(&client, &base, "/dir/status"), Self::fetch(&client, &base, "/vol/status"));
+            Some((dir?, vol?))
+        } else {
+            None
+        };
+        let at = started + started.elapsed() / 2;
+        let observation = decode(&cluster, topology.as_ref().map(|(d, v)| (d.as_slice(), v.as_slice())))?;
+        Ok(Sampled { at, observation })
+    }
+}
+
+/// Send `request` (described as `path` in errors) and read the reply, at
+/// most [`MAX_REPLY_BYTES`]; `None` for 404.
+pub(super) async fn fetch(request: reqwest::RequestBuilder, path: &str) -> Result<Option<Vec<u8>>, PollFailure> {
+    {
+        let mut response = request.send().await.map_err(|e| {
             let kind = if e.is_timeout() { FailureKind::Timeout } else { FailureKind::Connect };
             PollFailure::new(kind, format!("{path}: {}", error_chain(&e)))
         })?;
         let status = response.status();
+        if status == reqwest::StatusCode::NOT_FOUND {
+            return Ok(None);
+        }
         if status == reqwest::StatusCode::UNAUTHORIZED || status == reqwest::StatusCode::FORBIDDEN {
             return Err(PollFailure::new(FailureKind::Auth, format!("{path}: HTTP {status}")));
         }
@@ -324,7 +374,7 @@ impl SeaweedSource {
             }
             body.extend_from_slice(&chunk);
         }
-        Ok(body)
+        Ok(Some(body))
     }
 }
 
@@ -332,21 +382,24 @@ impl Source for SeaweedSource {
     type Observation = SeaweedObservation;
 
     async fn poll(&mut self) -> Result<Sampled<SeaweedObservation>, PollFailure> {
-        let client = self.client()?;
-        let base = self.target.base_url.clone();
-        let started = Instant::now();
-        let cluster = Self::fetch(&client, &base, "/cluster/status").await?;
-        let leader = parse::<RawClusterStatus>("/cluster/status", &cluster)?.is_leader;
-        let topology = if leader {
-            let (dir, vol) =
-                tokio::join!(Self::fetch(&client, &base, "/dir/status"), Self::fetch(&client, &base, "/vol/status"));
-            Some((dir?, vol?))
-        } else {
-            None
-        };
-        let at = started + started.elapsed() / 2;
-        let observation = decode(&cluster, topology.as_ref().map(|(d, v)| (d.as_slice(), v.as_slice())))?;
-        Ok(Sampled { at, observation })
+        match self.target.role.clone() {
+            SeaweedRole::Master => Ok(self.poll_master().await?.map(SeaweedObservation::Master)),
+            SeaweedRole::Filer { heartbeat, heartbeat_path } => {
+                let client = self.client()?;
+                let sampled = filer::poll(
+                    &client,
+                    &self.target.base_url,
+                    heartbeat.as_ref().map(|h| (h, heartbeat_path.as_str())),
+                    &mut self.last_heartbeat,
+                )
+                .await?;
+                Ok(sampled.map(SeaweedObservation::Filer))
+            }
+            SeaweedRole::FilerSync { .. } => {
+                let client = self.client()?;
+                Ok(filer_sync::poll(&client, &self.target.base_url).await?.map(SeaweedObservation::FilerSync))
+            }
+        }
     }
 
     fn is_connected(&self) -> bool {
