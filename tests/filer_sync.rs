@@ -1,0 +1,279 @@
+//! SeaweedFS between regions: two real clusters (master, volume server and
+//! filer each) with `weed filer.sync` between them, and replag's
+//! `kind="filer_sync"` links measured against ground truth taken
+//! independently: a file written on one filer, the other filer asked until
+//! it holds it.
+//!
+//! Each test prints what it measured next to the truth (docs/operations.md,
+//! "filer.sync").
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::seaweedfs::{filer_sync, has_file, put_file, Cluster, Weed};
+use common::{wait_for, Replag, Scrape};
+use serde_json::Value;
+
+const POLL_SECONDS: f64 = 0.5;
+
+fn config(a: &Cluster, b: &Cluster, sync: &Weed, active_passive: bool) -> String {
+    format!(
+        r#"[poll]
+interval = "500ms"
+timeout = "400ms"
+
+[heartbeat]
+writer = "test"
+
+[[regions.us-east.seaweedfs]]
+name = "us-filer"
+url = "{}"
+role = "filer"
+heartbeat = true
+
+[[regions.eu-west.seaweedfs]]
+name = "eu-filer"
+url = "{}"
+role = "filer"
+heartbeat = true
+
+[[regions.us-east.seaweedfs]]
+name = "sync"
+url = "{}"
+role = "filer_sync"
+filer_a = "us-filer"
+filer_b = "eu-filer"
+active_passive = {active_passive}
+"#,
+        a.filer.url(),
+        b.filer.url(),
+        sync.url()
+    )
+}
+
+fn link<'a>(s: &'a Scrape, family: &str, source: &str) -> Option<f64> {
+    s.get(family, &[("kind", "filer_sync"), ("source", source)])
+}
+
+/// The link from `source` in /api/v1/status.
+async fn status_link(replag: &Replag, source: &str) -> Value {
+    let (_, body) = replag.get("/api/v1/status").await.expect("status answers");
+    let status: Value = serde_json::from_str(&body).expect("status is JSON");
+    status["links"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|l| l["kind"] == "filer_sync" && l["source"] == source)
+        .cloned()
+        .unwrap_or(Value::Null)
+}
+
+/// How long a file written on `from` takes to show on `to` (ground truth).
+async fn propagation(client: &reqwest::Client, from: &Weed, to: &Weed, path: &str) -> Duration {
+    let written = Instant::now();
+    put_file(client, from, path, "probe").await;
+    wait_for(&format!("{path} to reach the other cluster"), Duration::from_secs(30), || async {
+        has_file(client, to, path).await.then_some(())
+    })
+    .await;
+    written.elapsed()
+}
+
+/// Writes a file on `filer` every 200 ms until stopped; remembers when.
+struct Uploads {
+    written: std::sync::Arc<std::sync::Mutex<Vec<(String, Instant)>>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Uploads {
+    fn start(filer_url: String) -> Uploads {
+        let written = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let log = written.clone();
+        let task = tokio::spawn(async move {
+            let client = reqwest::Client::new();
+            for n in 0.. {
+                let path = format!("/uploads/f{n:05}");
+                let at = Instant::now();
+                let ok = client.put(format!("{filer_url}{path}")).body("payload ".repeat(64)).send().await;
+                assert!(ok.is_ok_and(|r| r.status().is_success()), "upload {path}");
+                log.lock().unwrap().push((path, at));
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        });
+        Uploads { written, task }
+    }
+
+    fn list(&self) -> Vec<(String, Instant)> {
+        self.written.lock().unwrap().clone()
+    }
+}
+
+/// Ground truth at this moment: seconds since the first upload `to` lacks
+/// (0 when it has them all).
+async fn true_lag(client: &reqwest::Client, uploads: &[(String, Instant)], to: &Weed) -> f64 {
+    // Uploads land in order, so the first missing one is found by bisection.
+    let (mut lo, mut hi) = (0, uploads.len());
+    while lo < hi {
+        let mid = (lo + hi) / 2;
+        if has_file(client, to, &uploads[mid].0).await {
+            lo = mid + 1;
+        } else {
+            hi = mid;
+        }
+    }
+    uploads.get(lo).map_or(0.0, |(_, at)| at.elapsed().as_secs_f64())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_way_sync_idle_stopped_and_killed() {
+    let (a, b) = tokio::join!(Cluster::start(), Cluster::start());
+    let sync = filer_sync(&a, &b, true).await;
+    let replag = Replag::start(&config(&a, &b, &sync, true), &[]).await;
+    let client = reqwest::Client::new();
+
+    let s = replag
+        .wait_until("the us → eu link up and measured", Duration::from_secs(30), |s| {
+            link(s, "replag_link_up", "us-filer") == Some(1.0)
+                && link(s, "replag_heartbeat_lag_seconds", "us-filer") == Some(0.0)
+        })
+        .await;
+    assert_eq!(link(&s, "replag_link_up", "eu-filer"), None, "active-passive: no eu → us link");
+
+    // Ground truth: how long filer.sync takes at idle.
+    let mut truth = Vec::new();
+    for i in 0..5 {
+        truth.push(propagation(&client, &a.filer, &b.filer, &format!("/probe/idle{i}")).await.as_secs_f64());
+    }
+    let slowest = truth.iter().cloned().fold(0.0, f64::max);
+    // Idle: a reading is above 0 only while replag's own latest heartbeat
+    // is in flight, so never by more than the propagation time.
+    let started = Instant::now();
+    let mut readings = Vec::new();
+    while started.elapsed() < Duration::from_secs(15) {
+        let s = replag.scrape().await;
+        readings.push(link(&s, "replag_lag_seconds", "us-filer").expect("lag reported"));
+        assert_eq!(link(&s, "replag_link_up", "us-filer"), Some(1.0), "idle link stays up");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let nonzero = readings.iter().filter(|r| **r > 0.0).count();
+    let worst = readings.iter().cloned().fold(0.0, f64::max);
+    println!(
+        "idle: truth (write on A → visible on B) {truth:.3?} s; replag {} readings, {nonzero} above 0, max {worst:.3} s",
+        readings.len()
+    );
+    assert!(worst <= slowest.max(POLL_SECONDS) + 0.1, "idle reads at most an in-flight heartbeat: {readings:?}");
+    assert!(nonzero * 2 <= readings.len(), "idle reads 0 most of the time: {readings:?}");
+
+    // filer.sync frozen under uploads: lag grows 1 s/s, as the truth does.
+    let uploads = Uploads::start(a.filer.url());
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    sync.freeze(true);
+    let stopped = Instant::now();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let mut pairs = Vec::new();
+    for _ in 0..2 {
+        let at = Instant::now();
+        let reported = link(&replag.scrape().await, "replag_lag_seconds", "us-filer").expect("lag reported");
+        let truth = true_lag(&client, &uploads.list(), &b.filer).await;
+        pairs.push((at, reported, truth));
+        println!(
+            "frozen {:.1} s: replag {reported:.2} s, truth {truth:.2} s",
+            at.duration_since(stopped).as_secs_f64()
+        );
+        assert!((reported - truth).abs() <= POLL_SECONDS + 0.3, "replag {reported:.2} s vs truth {truth:.2} s");
+        tokio::time::sleep(Duration::from_secs(4)).await;
+    }
+    let slope = (pairs[1].1 - pairs[0].1) / pairs[1].0.duration_since(pairs[0].0).as_secs_f64();
+    println!("frozen: lag grows {slope:.3} s/s");
+    assert!((0.85..=1.15).contains(&slope), "lag grows 1 s/s while filer.sync is stopped: {slope:.3}");
+    let frozen = status_link(&replag, "us-filer").await;
+    assert_eq!(frozen["up"], false, "a process that does not answer: {frozen}");
+    assert!(frozen["reason"].as_str().unwrap_or("").contains("filer.sync sync unreachable"), "{frozen}");
+
+    // Resumed: replag reads 0 again within 2 polls of the truth.
+    sync.freeze(false);
+    let resumed = Instant::now();
+    let last_before = uploads.list().last().cloned().unwrap();
+    wait_for("B to hold the last upload before SIGCONT", Duration::from_secs(30), || async {
+        has_file(&client, &b.filer, &last_before.0).await.then_some(())
+    })
+    .await;
+    let truth_recovered = resumed.elapsed().as_secs_f64();
+    uploads.task.abort();
+    replag
+        .wait_until("the link back to 0 and up", Duration::from_secs(30), |s| {
+            link(s, "replag_lag_seconds", "us-filer").is_some_and(|l| l < POLL_SECONDS)
+                && link(s, "replag_link_up", "us-filer") == Some(1.0)
+        })
+        .await;
+    let recovered = resumed.elapsed().as_secs_f64();
+    println!("resumed: truth caught up after {truth_recovered:.2} s, replag read < 1 poll after {recovered:.2} s");
+    assert!(recovered <= truth_recovered + 2.0 * POLL_SECONDS + 0.5, "recovery within 2 polls of the truth");
+
+    // Killed: the link is down with the reason, its series stay.
+    let mut sync = sync;
+    sync.kill();
+    let killed = Instant::now();
+    let s = replag
+        .wait_until("the link down", Duration::from_secs(10), |s| link(s, "replag_link_up", "us-filer") == Some(0.0))
+        .await;
+    assert!(link(&s, "replag_lag_seconds", "us-filer").is_some(), "the lag series stays");
+    let down = status_link(&replag, "us-filer").await;
+    println!("killed: down after {:.2} s: {}", killed.elapsed().as_secs_f64(), down["reason"]);
+    assert_eq!(down["state"], "sync unreachable");
+    assert!(down["reason"].as_str().unwrap().contains("filer.sync sync unreachable (connect"), "{down}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn both_ways_a_filer_down_takes_down_only_the_link_into_it() {
+    let (a, b) = tokio::join!(Cluster::start(), Cluster::start());
+    let sync = filer_sync(&a, &b, false).await;
+    let mut b = b;
+    let replag = Replag::start(&config(&a, &b, &sync, false), &[]).await;
+    let client = reqwest::Client::new();
+    replag
+        .wait_until("both directions up", Duration::from_secs(30), |s| {
+            link(s, "replag_link_up", "us-filer") == Some(1.0) && link(s, "replag_link_up", "eu-filer") == Some(1.0)
+        })
+        .await;
+    let there = propagation(&client, &a.filer, &b.filer, "/probe/a-to-b").await;
+    let back = propagation(&client, &b.filer, &a.filer, "/probe/b-to-a").await;
+    println!("both ways: truth A → B {there:.3?}, B → A {back:.3?}");
+    let s = replag.scrape().await;
+    for source in ["us-filer", "eu-filer"] {
+        let lag = link(&s, "replag_lag_seconds", source).unwrap();
+        assert!(lag <= POLL_SECONDS, "{source}: idle lag {lag}");
+    }
+
+    // B's filer dies: A → B is down (its target is gone); B → A keeps its
+    // figures, marked as from a source replag cannot reach.
+    b.filer.kill();
+    let killed = Instant::now();
+    replag
+        .wait_until("A → B down", Duration::from_secs(10), |s| link(s, "replag_link_up", "us-filer") == Some(0.0))
+        .await;
+    let took = killed.elapsed().as_secs_f64();
+    let into_b = status_link(&replag, "us-filer").await;
+    assert_eq!(into_b["state"], "target down", "{into_b}");
+    assert!(into_b["reason"].as_str().unwrap().starts_with("target filer eu-filer unreachable"), "{into_b}");
+    // Wait past the silence limit: B → A must not turn silent for a source
+    // that is known to be down.
+    tokio::time::sleep(Duration::from_secs(14)).await;
+    let from_b = status_link(&replag, "eu-filer").await;
+    println!("filer B killed: A → B down after {took:.2} s ({}); B → A: {}", into_b["reason"], from_b["reason"]);
+    assert_eq!(from_b["up"], true, "{from_b}");
+    assert!(from_b["reason"].as_str().unwrap().contains("source eu-filer unreachable"), "{from_b}");
+    let s = replag.scrape().await;
+    assert_eq!(s.get("replag_node_up", &[("node", "eu-filer")]), Some(0.0));
+    assert_eq!(s.get("replag_node_up", &[("node", "us-filer")]), Some(1.0));
+
+    // Back: both up again.
+    b.filer.restart();
+    replag
+        .wait_until("both directions up again", Duration::from_secs(60), |s| {
+            link(s, "replag_link_up", "us-filer") == Some(1.0) && link(s, "replag_link_up", "eu-filer") == Some(1.0)
+        })
+        .await;
+    drop(sync);
+}
