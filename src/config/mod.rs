@@ -475,6 +475,29 @@ mod tests {
         assert!(e.contains("shard") || e.contains("index"), "{e}");
     }
 
+    #[test]
+    fn a_filer_sync_shares_its_filers_shard() {
+        let mut text = String::new();
+        for pair in 0..6 {
+            for side in ["a", "b"] {
+                text += &format!("[[regions.r.seaweedfs]]\nname = \"f{pair}{side}\"\nurl = \"http://h{pair}{side}:8888\"\nrole = \"filer\"\n");
+            }
+            text += &format!("[[regions.r.seaweedfs]]\nname = \"s{pair}\"\nurl = \"http://s{pair}:9327\"\nrole = \"filer_sync\"\nfiler_a = \"f{pair}a\"\nfiler_b = \"f{pair}b\"\n");
+        }
+        let mut owned = 0;
+        for index in 0..2 {
+            let cfg = load_toml(&format!("[shard]\nindex = {index}\ncount = 2\n{text}"), &[]).unwrap();
+            let names: HashSet<&str> = cfg.nodes.iter().map(|n| n.name.as_str()).collect();
+            for pair in 0..6 {
+                let present =
+                    [format!("s{pair}"), format!("f{pair}a"), format!("f{pair}b")].map(|n| names.contains(n.as_str()));
+                assert!(present.iter().all(|p| *p == present[0]), "pair {pair} split across shards: {present:?}");
+            }
+            owned += cfg.nodes.len();
+        }
+        assert_eq!(owned, 18, "every node in exactly one shard");
+    }
+
     fn error_of(text: &str, env: &[(&str, &str)]) -> String {
         load_toml(text, env).unwrap_err().to_string()
     }
@@ -504,6 +527,37 @@ mod tests {
             .contains("regions.r1.seaweedfs[0].datacenters.dc1"));
         assert!(error_of(&format!("{base}publishers = {{ s = \"ghost\" }}\n"), &[])
             .contains("regions.r1.postgres[0].publishers.s"));
+        let filer = |name: &str| {
+            format!("[[regions.r1.seaweedfs]]\nname = \"{name}\"\nurl = \"http://h:8888\"\nrole = \"filer\"\n")
+        };
+        let sync = "[[regions.r1.seaweedfs]]\nname = \"s\"\nurl = \"http://h:9327\"\nrole = \"filer_sync\"\n";
+        let pair = format!("{}{}", filer("fa"), filer("fb"));
+        assert!(
+            error_of(&format!("{weed}url = \"http://h:1\"\nrole = \"volume\"\n"), &[]).contains("seaweedfs[0].role")
+        );
+        assert!(error_of(&format!("{pair}{sync}filer_b = \"fb\"\n"), &[]).contains("seaweedfs[2].filer_a"));
+        assert!(error_of(&format!("{pair}{sync}filer_a = \"fa\"\nfiler_b = \"ghost\"\n"), &[])
+            .contains("seaweedfs[2].filer_b"));
+        assert!(error_of(&format!("{pair}{sync}filer_a = \"fa\"\nfiler_b = \"fa\"\n"), &[])
+            .contains("seaweedfs[2].filer_b"));
+        assert!(
+            error_of(&format!("{pair}{weed}url = \"http://h:9333\"\n{sync}filer_a = \"fa\"\nfiler_b = \"w\"\n"), &[])
+                .contains("seaweedfs[3].filer_b"),
+            "filer_b must be a filer, not a master"
+        );
+        assert!(error_of(&format!("{}heartbeat_path = \"relative\"\n", filer("fa")), &[]).contains("heartbeat_path"));
+        assert!(error_of(&format!("{}heartbeat_path = \"/a/../b\"\n", filer("fa")), &[]).contains("heartbeat_path"));
+        assert!(
+            error_of(&format!("{weed}url = \"http://h:9333\"\nheartbeat = true\n"), &[])
+                .contains("seaweedfs[0].heartbeat"),
+            "a master writes no heartbeat"
+        );
+        assert!(error_of(&format!("{base}role = \"filer\"\n"), &[]).contains("postgres[0].role"));
+        assert!(error_of(&format!("{redis}url = \"redis://h:1\"\nactive_passive = true\n"), &[])
+            .contains("redis[0].active_passive"));
+        assert!(error_of(&format!("{}active_passive = true\n", filer("fa")), &[]).contains("active_passive"));
+        let fine = format!("{pair}{sync}filer_a = \"fa\"\nfiler_b = \"fb\"\nactive_passive = true\n");
+        assert!(load_toml(&fine, &[]).is_ok());
         let dup = format!("{base}[[regions.r2.postgres]]\nname = \"a\"\nurl = \"postgresql://h/db\"\n");
         assert!(error_of(&dup, &[]).contains("regions.r2.postgres[0].name"));
         let typo = error_of(&format!("[poll]\nintervall = \"1s\"\n{base}"), &[]);
