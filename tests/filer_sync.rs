@@ -52,7 +52,7 @@ active_passive = {active_passive}
     )
 }
 
-fn link<'a>(s: &'a Scrape, family: &str, source: &str) -> Option<f64> {
+fn link(s: &Scrape, family: &str, source: &str) -> Option<f64> {
     s.get(family, &[("kind", "filer_sync"), ("source", source)])
 }
 
