@@ -556,6 +556,8 @@ mod tests {
         assert!(error_of(&format!("{redis}url = \"redis://h:1\"\nactive_passive = true\n"), &[])
             .contains("redis[0].active_passive"));
         assert!(error_of(&format!("{}active_passive = true\n", filer("fa")), &[]).contains("active_passive"));
+        assert!(error_of(&format!("{}sync_address = \"nope\"\n", filer("fa")), &[]).contains("sync_address"));
+        assert!(error_of(&format!("{base}sync_address = \"h:1\"\n"), &[]).contains("postgres[0].sync_address"));
         let fine = format!("{pair}{sync}filer_a = \"fa\"\nfiler_b = \"fb\"\nactive_passive = true\n");
         assert!(load_toml(&fine, &[]).is_ok());
         let dup = format!("{base}[[regions.r2.postgres]]\nname = \"a\"\nurl = \"postgresql://h/db\"\n");

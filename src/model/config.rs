@@ -54,6 +54,9 @@ pub struct RawNode {
     pub role: Option<String>,
     /// SeaweedFS filer: the directory replag's heartbeats live under.
     pub heartbeat_path: Option<String>,
+    /// SeaweedFS filer: `host:port` filer.sync knows it by, when not the url's
+    /// (filer.sync and replag reach it through different addresses).
+    pub sync_address: Option<String>,
     /// SeaweedFS filer.sync: the filer nodes it syncs (its `-a` and `-b`).
     pub filer_a: Option<String>,
     pub filer_b: Option<String>,
@@ -122,4 +125,20 @@ pub fn only_for(key: &str, set: bool, field: &str, system: &str) -> Result<(), C
         return Err(key_error(format!("{key}.{field}"), format!("only applies to {system} nodes")));
     }
     Ok(())
+}
+
+/// Refuse the keys only SeaweedFS filers and filer.sync entries take.
+pub fn refuse_seaweedfs_keys(key: &str, node: &RawNode) -> Result<(), ConfigError> {
+    let set = [
+        ("role", node.role.is_some()),
+        ("heartbeat_path", node.heartbeat_path.is_some()),
+        ("sync_address", node.sync_address.is_some()),
+        ("filer_a", node.filer_a.is_some()),
+        ("filer_b", node.filer_b.is_some()),
+        ("active_passive", node.active_passive),
+    ];
+    match set.iter().find(|(_, set)| *set) {
+        Some((field, _)) => only_for(key, true, field, "seaweedfs"),
+        None => Ok(()),
+    }
 }

@@ -229,12 +229,17 @@ pub async fn filer(master: &Weed) -> Weed {
 /// `weed filer.sync` from `a` to `b` (and back unless `active_passive`);
 /// its `port` is the `-metricsPort`.
 pub async fn filer_sync(a: &Cluster, b: &Cluster, active_passive: bool) -> Weed {
+    filer_sync_between(&a.sync_address(), &b.sync_address(), active_passive).await
+}
+
+/// `weed filer.sync` between filers at `host:port.grpc` addresses `a`, `b`.
+pub async fn filer_sync_between(a: &str, b: &str, active_passive: bool) -> Weed {
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
     let mut args: Vec<String> = vec![
         "filer.sync".into(),
-        format!("-a={}", a.sync_address()),
-        format!("-b={}", b.sync_address()),
+        format!("-a={a}"),
+        format!("-b={b}"),
         format!("-metricsPort={port}"),
         "-metricsIp=127.0.0.1".into(),
     ];

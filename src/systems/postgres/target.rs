@@ -8,7 +8,9 @@ use std::str::FromStr;
 
 use tokio_postgres::config::Host;
 
-use crate::model::config::{configured_password, key_error, only_for, read_ca, ConfigError, RawNode};
+use crate::model::config::{
+    configured_password, key_error, only_for, read_ca, refuse_seaweedfs_keys, ConfigError, RawNode,
+};
 use crate::model::{normalize_host, Heartbeat};
 
 /// Connection settings for a PostgreSQL node. Debug never shows the password.
@@ -144,20 +146,6 @@ pub fn from_config(key: &str, node: &RawNode, env: &HashMap<String, String>) -> 
         target.tls = Some(PgTls { mode, ca_pem, client_cert });
     }
     only_for(key, !node.datacenters.is_empty(), "datacenters", "seaweedfs")?;
-    let seaweed_only = node.role.is_some()
-        || node.heartbeat_path.is_some()
-        || node.filer_a.is_some()
-        || node.filer_b.is_some()
-        || node.active_passive;
-    let field = ["role", "heartbeat_path", "filer_a", "filer_b", "active_passive"][[
-        node.role.is_some(),
-        node.heartbeat_path.is_some(),
-        node.filer_a.is_some(),
-        node.filer_b.is_some(),
-    ]
-    .iter()
-    .position(|set| *set)
-    .unwrap_or(4)];
-    only_for(key, seaweed_only, field, "seaweedfs")?;
+    refuse_seaweedfs_keys(key, node)?;
     Ok(target)
 }

@@ -74,15 +74,28 @@ pub fn decode_listing(body: &[u8]) -> Result<(String, Vec<(String, u64)>), PollF
     Ok((listing.version, seen))
 }
 
-/// Poll a filer at `base`: list the heartbeat directory (or, without
-/// heartbeats, the root, to see the filer answer), then write this filer's
-/// heartbeat after the read so it never counts against itself.
+/// Poll a filer at `base`: write this filer's heartbeat (when on), then
+/// list the heartbeat directory (or, without heartbeats, the root, to see
+/// the filer answer). The write comes first so that the time replag records
+/// for it — the listing's — is never earlier than the write itself: a
+/// replica read in between is not charged for a write not yet made.
 pub async fn poll(
     client: &reqwest::Client,
     base: &str,
     heartbeat: Option<(&Heartbeat, &str)>,
     last_written: &mut u64,
 ) -> Result<Sampled<FilerObservation>, PollFailure> {
+    let mut written = None;
+    if let Some((h, path)) = heartbeat {
+        let sequence = next_sequence(*last_written);
+        let file = format!("{path}/{}/{}", h.writer, h.source);
+        let request = client.put(format!("{base}{file}")).header(SEQUENCE_ATTRIBUTE, sequence.to_string()).body("");
+        if fetch(request, &file).await?.is_none() {
+            return Err(PollFailure::new(FailureKind::Query, format!("heartbeat {file}: HTTP 404")));
+        }
+        *last_written = sequence;
+        written = Some((h.source.clone(), sequence));
+    }
     let directory = match heartbeat {
         Some((h, path)) => format!("{path}/{}/", h.writer),
         None => "/".to_string(),
@@ -97,19 +110,7 @@ pub async fn poll(
         // No heartbeat written there yet.
         None => (String::new(), Vec::new()),
     };
-    let mut observation = FilerObservation { version, heartbeats: Heartbeats { written: None, seen } };
-    if let Some((h, path)) = heartbeat {
-        let own = observation.heartbeats.seen(&h.source).unwrap_or(0);
-        let sequence = next_sequence((*last_written).max(own));
-        let file = format!("{path}/{}/{}", h.writer, h.source);
-        let request = client.put(format!("{base}{file}")).header(SEQUENCE_ATTRIBUTE, sequence.to_string()).body("");
-        if fetch(request, &file).await?.is_none() {
-            return Err(PollFailure::new(FailureKind::Query, format!("heartbeat {file}: HTTP 404")));
-        }
-        *last_written = sequence;
-        observation.heartbeats.written = Some((h.source.clone(), sequence));
-    }
-    Ok(Sampled { at, observation })
+    Ok(Sampled { at, observation: FilerObservation { version, heartbeats: Heartbeats { written, seen } } })
 }
 
 #[cfg(test)]

@@ -205,8 +205,13 @@ pub(super) fn derive(
     (links, views)
 }
 
-/// Does `address` (`host:port` from filer.sync's labels) name filer node `i`?
+/// Does `address` (`host:port` from filer.sync's labels, perhaps with a
+/// `.grpcport` suffix) name filer node `i`?
 fn is_filer(fleet: &Fleet<'_>, i: usize, address: &str) -> bool {
+    let address = match address.rsplit_once('.') {
+        Some((a, grpc)) if a.contains(':') && grpc.bytes().all(|b| b.is_ascii_digit()) => a,
+        _ => address,
+    };
     let Some((host, port)) = address.rsplit_once(':') else { return false };
     let Ok(port) = port.parse::<u16>() else { return false };
     let host = normalize_host(host);
@@ -237,8 +242,11 @@ fn direction(
     // The process's view of this direction: fresh, or as last seen.
     let last = fleet.last_ok(p).and_then(|(o, at)| {
         let sync = sync_of(o)?;
-        let d =
-            sync.directions.iter().find(|d| is_filer(fleet, s, &d.source_filer) && is_filer(fleet, t, &d.target_filer));
+        // Both ends' addresses as filer.sync was given them; failing that,
+        // one end (the other may be reached through a proxy or VIP).
+        let both = |d: &&SyncDirection| is_filer(fleet, s, &d.source_filer) && is_filer(fleet, t, &d.target_filer);
+        let either = |d: &&SyncDirection| is_filer(fleet, s, &d.source_filer) || is_filer(fleet, t, &d.target_filer);
+        let d = sync.directions.iter().find(both).or_else(|| sync.directions.iter().find(either));
         Some((sync, d, at))
     });
     let sync_up = fleet.fresh(p).is_some();

@@ -384,7 +384,7 @@ impl Source for SeaweedSource {
     async fn poll(&mut self) -> Result<Sampled<SeaweedObservation>, PollFailure> {
         match self.target.role.clone() {
             SeaweedRole::Master => Ok(self.poll_master().await?.map(SeaweedObservation::Master)),
-            SeaweedRole::Filer { heartbeat, heartbeat_path } => {
+            SeaweedRole::Filer { heartbeat, heartbeat_path, .. } => {
                 let client = self.client()?;
                 let sampled = filer::poll(
                     &client,

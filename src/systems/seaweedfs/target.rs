@@ -19,6 +19,8 @@ pub enum SeaweedRole {
         heartbeat: Option<Heartbeat>,
         /// Absolute directory, no trailing slash; inside the synced path.
         heartbeat_path: String,
+        /// `(host, port)` filer.sync knows the filer by, besides the url's.
+        sync_address: Option<(String, u16)>,
     },
     /// A `weed filer.sync` process, polled on its `-metricsPort`: the filer
     /// node names of its `-a` and `-b`.
@@ -65,9 +67,13 @@ impl SeaweedTarget {
         }
     }
 
-    /// `(host, port)` the server answers on.
+    /// `(host, port)` the server answers on (and a filer's `sync_address`).
     pub fn addresses(&self) -> Vec<(String, u16)> {
-        vec![(normalize_host(&self.host), self.port)]
+        let mut addresses = vec![(normalize_host(&self.host), self.port)];
+        if let SeaweedRole::Filer { sync_address: Some((host, port)), .. } = &self.role {
+            addresses.push((normalize_host(host), *port));
+        }
+        addresses
     }
 }
 
@@ -124,6 +130,7 @@ fn role_of(key: &str, node: &RawNode) -> Result<SeaweedRole, ConfigError> {
     let is_filer = role == "filer";
     let is_sync = role == "filer_sync";
     only_for(key, node.heartbeat_path.is_some() && !is_filer, "heartbeat_path", "seaweedfs filer")?;
+    only_for(key, node.sync_address.is_some() && !is_filer, "sync_address", "seaweedfs filer")?;
     only_for(key, node.filer_a.is_some() && !is_sync, "filer_a", "seaweedfs filer_sync")?;
     only_for(key, node.filer_b.is_some() && !is_sync, "filer_b", "seaweedfs filer_sync")?;
     only_for(key, node.active_passive && !is_sync, "active_passive", "seaweedfs filer_sync")?;
@@ -142,7 +149,19 @@ fn role_of(key: &str, node: &RawNode) -> Result<SeaweedRole, ConfigError> {
                     "must be an absolute directory of letters, digits, '-', '_', '.' and '/', like /.replag/heartbeat",
                 ));
             }
-            SeaweedRole::Filer { heartbeat: None, heartbeat_path: path.to_string() }
+            let sync_address = match &node.sync_address {
+                None => None,
+                Some(address) => {
+                    let parsed = address
+                        .rsplit_once(':')
+                        .filter(|(host, _)| !host.is_empty() && !host.contains('/') && !host.contains('@'))
+                        .and_then(|(host, port)| Some((host.to_string(), port.parse::<u16>().ok()?)));
+                    Some(parsed.ok_or_else(|| {
+                        key_error(format!("{key}.sync_address"), "must be host:port, as given to filer.sync's -a/-b")
+                    })?)
+                }
+            };
+            SeaweedRole::Filer { heartbeat: None, heartbeat_path: path.to_string(), sync_address }
         }
         "filer_sync" => {
             let filer = |field: &str, value: &Option<String>| {
