@@ -11,7 +11,7 @@ use std::time::Duration;
 use common::postgres::{primary, standby, subscribe, wait_for_standby_caught_up, Workload};
 use common::prometheus::{alertmanager, prometheus, query};
 use common::redis::{RedisServer, RedisWorkload};
-use common::seaweedfs::{master, upload, volume};
+use common::seaweedfs::{filer_sync, master, upload, volume, Cluster};
 use common::{wait_for, Replag};
 use serde_json::Value;
 
@@ -104,6 +104,8 @@ async fn alerts_and_dashboard_match_what_replag_emits() {
     let _weed_us = volume(&weed, "us-east").await;
     let _weed_eu = volume(&weed, "eu-west").await;
     upload(&weed, 3).await;
+    let (filers_us, filers_eu) = tokio::join!(Cluster::start(), Cluster::start());
+    let sync = filer_sync(&filers_us, &filers_eu, false).await;
     let config = format!(
         "[poll]\ninterval = \"500ms\"\ntimeout = \"400ms\"\n\n\
          [[regions.us-east.postgres]]\nname = \"primary\"\nurl = \"{}\"\n\n\
@@ -112,13 +114,20 @@ async fn alerts_and_dashboard_match_what_replag_emits() {
          [[regions.us-east.redis]]\nname = \"redis-master\"\nurl = \"{}\"\n\n\
          [[regions.eu-west.redis]]\nname = \"redis-replica\"\nurl = \"{}\"\n\n\
          [[regions.us-east.seaweedfs]]\nname = \"weed\"\nurl = \"{}\"\n\n\
+         [[regions.us-east.seaweedfs]]\nname = \"filer-us\"\nurl = \"{}\"\nrole = \"filer\"\n\n\
+         [[regions.eu-west.seaweedfs]]\nname = \"filer-eu\"\nurl = \"{}\"\nrole = \"filer\"\n\n\
+         [[regions.us-east.seaweedfs]]\nname = \"filer-sync\"\nurl = \"{}\"\nrole = \"filer_sync\"\n\
+         filer_a = \"filer-us\"\nfiler_b = \"filer-eu\"\n\n\
          [gates.deploy]\nmax_lag = \"500ms\"\nfor = \"10s\"\n",
         pg.monitor_url(),
         pg_standby.monitor_url(),
         pg_subscriber.monitor_url(),
         redis_master.url(),
         redis_replica.url(),
-        weed.url()
+        weed.url(),
+        filers_us.filer.url(),
+        filers_eu.filer.url(),
+        sync.url()
     );
     let replag = Replag::start(&config, &[]).await;
     let _pg_writes = Workload::start(&pg, Duration::from_millis(100), Duration::from_secs(180)).await;
