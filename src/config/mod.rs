@@ -649,7 +649,12 @@ mod tests {
             .replace("/etc/replag/pg-ca.pem", ca.to_str().unwrap());
         let env = [("REPLAG_PG_PASSWORD", "from-env"), ("REPLAG_REDIS_PASSWORD", "r")];
         let cfg = load_toml(&text, &env).unwrap();
-        assert_eq!(cfg.nodes.len(), 7);
+        assert_eq!(cfg.nodes.len(), 10);
+        let sync = cfg.nodes.iter().find(|n| n.name == "filer-sync").unwrap();
+        let Target::Seaweedfs(t) = &sync.target else { panic!("seaweedfs node") };
+        assert!(
+            matches!(&t.role, SeaweedRole::FilerSync { a, b, active_passive: false } if a == "filer-us-east" && b == "filer-eu-west")
+        );
         let weed = cfg.nodes.iter().find(|n| n.name == "weed-us-east").unwrap();
         let Target::Seaweedfs(t) = &weed.target else { panic!("seaweedfs node") };
         assert_eq!(t.region_of("dc-dublin"), "eu-west");
