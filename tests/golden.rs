@@ -50,6 +50,29 @@ url = "redis://10.0.1.12:6379"
 name = "weed-us-east"
 url = "http://127.0.0.1:19333"
 
+[heartbeat]
+writer = "golden"
+
+[[regions.us-east.seaweedfs]]
+name = "filer-us-east"
+url = "http://127.0.0.1:18888"
+role = "filer"
+heartbeat = true
+
+[[regions.eu-west.seaweedfs]]
+name = "filer-eu-west"
+url = "http://127.0.0.1:18988"
+role = "filer"
+heartbeat = true
+
+[[regions.us-east.seaweedfs]]
+name = "filer-sync"
+url = "http://127.0.0.1:19327"
+role = "filer_sync"
+filer_a = "filer-us-east"
+filer_b = "filer-eu-west"
+active_passive = true
+
 [gates.deploy]
 max_lag = "500ms"
 for = "10s"
@@ -81,6 +104,24 @@ fn seaweed(path: &str) -> Observation {
     Observation::Seaweedfs(seaweedfs::decode(cluster, rest).unwrap().into())
 }
 
+/// filer.sync's `/metrics` with `received` events taken in so far.
+fn filer_sync(received: u64) -> Observation {
+    let text = String::from_utf8(seed("seaweedfs_json/filer_sync_metrics.txt")).unwrap();
+    let mut sync = seaweedfs::decode_filer_sync(text.as_bytes()).unwrap();
+    sync.directions[0].events_received = received;
+    Observation::Seaweedfs(seaweedfs::SeaweedObservation::FilerSync(sync))
+}
+
+/// A filer that wrote heartbeat `written` (as `name`) and holds `seen`.
+fn filer(name: &str, written: u64, seen: &[(&str, u64)]) -> Observation {
+    let (version, _) = seaweedfs::decode_listing(&seed("seaweedfs_json/filer_listing.json")).unwrap();
+    let heartbeats = replag::model::Heartbeats {
+        written: Some((name.to_string(), written)),
+        seen: seen.iter().map(|(source, seq)| (source.to_string(), *seq)).collect(),
+    };
+    Observation::Seaweedfs(seaweedfs::SeaweedObservation::Filer(seaweedfs::FilerObservation { version, heartbeats }))
+}
+
 /// Unix time of the fixed wall clock the state is observed at.
 const WALL: u64 = 1_800_000_000;
 
@@ -98,7 +139,9 @@ struct State {
 
 /// Three polls a second apart: the PostgreSQL primary and the Redis master
 /// write, the standby replays behind, the Redis replica is caught up, one
-/// PostgreSQL node refuses its password.
+/// PostgreSQL node refuses its password; filer.sync's backlog grows by an
+/// event a second and the eu-west filer holds only the first us-east
+/// heartbeat.
 fn state() -> State {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("replag.toml");
@@ -137,6 +180,10 @@ fn state() -> State {
         report(node("redis-us-east"), Ok(redis("redis_info/master.txt")));
         report(node("redis-eu-west"), Ok(redis("redis_info/replica.txt")));
         report(node("weed-us-east"), Ok(seaweed("seaweedfs_json/leader.bin")));
+        report(node("filer-sync"), Ok(filer_sync(5 + round)));
+        report(node("filer-us-east"), Ok(filer("filer-us-east", 100 + round, &[("filer-us-east", 100 + round)])));
+        let previous = (100 + round).saturating_sub(2).max(100);
+        report(node("filer-eu-west"), Ok(filer("filer-eu-west", 200 + round, &[("filer-us-east", previous)])));
     }
     let now = t0 + Duration::from_secs(2);
     let snapshot = Arc::new(engine.snapshot(now, wall(2000)));

@@ -103,7 +103,7 @@ impl Engine {
                 let heartbeat = sampled.observation.heartbeats().and_then(|h| h.written.as_ref());
                 let heartbeat =
                     heartbeat.map(|(source, seq)| (heartbeat_stream(self.specs[report.node].system(), source), *seq));
-                for (key, position) in sampled.observation.source_position().into_iter().chain(heartbeat) {
+                for (key, position) in sampled.observation.source_positions().into_iter().chain(heartbeat) {
                     let history = self.histories.entry(key.clone()).or_default();
                     if history.push(sampled.at, position) == Pushed::Reset {
                         tracing::warn!(node = %self.specs[report.node].name, stream = ?key,

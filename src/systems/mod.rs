@@ -138,12 +138,14 @@ pub enum Observation {
 }
 
 impl Observation {
-    /// The position a primary-like node contributes to its source stream.
-    pub fn source_position(&self) -> Option<(StreamKey, u64)> {
+    /// The positions a primary-like node contributes to source streams (one
+    /// for a PostgreSQL primary or Redis master; one per direction for a
+    /// filer.sync process).
+    pub fn source_positions(&self) -> Vec<(StreamKey, u64)> {
         match self {
-            Observation::Postgres(o) => postgres::source_position(o),
-            Observation::Redis(o) => redis::source_position(o),
-            Observation::Seaweedfs(o) => seaweedfs::source_position(o),
+            Observation::Postgres(o) => postgres::source_position(o).into_iter().collect(),
+            Observation::Redis(o) => redis::source_position(o).into_iter().collect(),
+            Observation::Seaweedfs(o) => seaweedfs::source_positions(o),
         }
     }
 

@@ -24,14 +24,14 @@
 //! not report, or whose target filer is unreachable, is down with the
 //! reason; the series never vanish.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use super::detail::SeaweedFilerSyncView;
 use super::fleet::{Fleet, SeaweedLink, SYSTEM};
 use super::source::{fetch, SeaweedObservation};
 use super::target::SeaweedRole;
-use crate::lag::{silence_margin, Lag, LastHeard, PositionHistory};
+use crate::lag::{silence_margin, Lag, LastHeard, StreamKey};
 use crate::model::{normalize_host, FailureKind, LagView, LinkKind, PollFailure, Sampled, SILENT};
 
 /// Directions read from one process at most (one per `-a`/`-b` way and path).
@@ -136,15 +136,16 @@ pub fn decode(body: &[u8]) -> Result<SyncObservation, PollFailure> {
         // Counters are sums over a direction's paths; a checkpoint is the
         // oldest of them. Negative or absurd values read as 0.
         let count = if value.is_finite() && value > 0.0 { value as u64 } else { 0 };
+        let add = |total: &mut u64| *total = total.saturating_add(count);
         match metric {
-            "events_received_total" => d.events_received += count,
-            "events_processed_total" => d.events_done += count,
+            "events_received_total" => add(&mut d.events_received),
+            "events_processed_total" => add(&mut d.events_done),
             "events_failed_total" => {
-                d.events_done += count;
-                d.events_failed += count;
+                add(&mut d.events_done);
+                add(&mut d.events_failed);
             }
-            "received_bytes_total" => d.bytes_received += count,
-            "processed_bytes_total" | "failed_bytes_total" => d.bytes_done += count,
+            "received_bytes_total" => add(&mut d.bytes_received),
+            "processed_bytes_total" | "failed_bytes_total" => add(&mut d.bytes_done),
             "sync_offset" => d.offset = if d.offset == 0 { count } else { d.offset.min(count) },
             _ => {}
         }
@@ -172,11 +173,15 @@ pub async fn poll(client: &reqwest::Client, base: &str) -> Result<Sampled<SyncOb
 /// Per direction (sync node, source filer node, target filer node).
 type DirectionKey = (usize, usize, usize);
 
+/// The engine's stream of a direction's received events (by the addresses
+/// filer.sync names the filers with): the backlog's age is read against it.
+pub fn received_stream(d: &SyncDirection) -> StreamKey {
+    StreamKey { system: SYSTEM, id: format!("filer_sync/{}->{}", d.source_filer, d.target_filer), epoch: 0 }
+}
+
 /// What the filer.sync rules remember between snapshots.
 #[derive(Debug, Default)]
 pub struct SyncMemory {
-    /// Events received, on replag's clock: how old the backlog is.
-    received: HashMap<DirectionKey, PositionHistory>,
     checkpoints: LastHeard<DirectionKey>,
 }
 
@@ -200,8 +205,6 @@ pub(super) fn derive(
         }
     }
     mem.checkpoints.forget_stale(now);
-    mem.received
-        .retain(|_, h| h.latest().is_some_and(|l| now.saturating_duration_since(l.at) < Duration::from_secs(3600)));
     (links, views)
 }
 
@@ -253,11 +256,8 @@ fn direction(
     let mut view = None;
     let mut backlog = None;
     if let Some((_, Some(d), at)) = last {
-        let history = mem.received.entry(key).or_default();
-        if sync_up {
-            history.push(at, d.events_received);
-        }
-        let lag = history.lag(d.events_done, at).unwrap_or(Lag::ZERO);
+        let history = fleet.histories.get(&received_stream(d));
+        let lag = history.and_then(|h| h.lag(d.events_done, at)).unwrap_or(Lag::ZERO);
         let bytes = d.bytes_received.saturating_sub(d.bytes_done);
         backlog = Some((LagView { bytes, seconds: lag.seconds, lower_bound: lag.lower_bound }, at));
         view = Some(SeaweedFilerSyncView {
@@ -379,6 +379,13 @@ go_goroutines 42
             assert!(parse_sample(junk).is_none(), "{junk:?}");
         }
         assert_eq!(parse_sample("m 3").map(|(n, l, v)| (n, l.len(), v)), Some(("m", 0, 3.0)));
+    }
+
+    #[test]
+    fn huge_counters_saturate() {
+        let huge = METRICS.replace("} 1\n", "} 1e300\n").replace("} 4\n", "} 1e300\n");
+        let d = &decode(huge.as_bytes()).unwrap().directions[0];
+        assert_eq!((d.events_done, d.events_failed), (u64::MAX, u64::MAX));
     }
 
     #[test]

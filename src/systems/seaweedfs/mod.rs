@@ -47,10 +47,15 @@ pub fn derive(memory: &mut SeaweedMemory, fleet: Fleet<'_>, now: Instant) -> (Ve
     (links, details)
 }
 
-/// Volume replication is synchronous, and filer.sync is measured by its own
-/// figures and heartbeats: no position stream.
-pub fn source_position(_: &SeaweedObservation) -> Option<(StreamKey, u64)> {
-    None
+/// Volume replication is synchronous: no position stream. A filer.sync
+/// process has one per direction: the events it has received.
+pub fn source_positions(o: &SeaweedObservation) -> Vec<(StreamKey, u64)> {
+    match o {
+        SeaweedObservation::FilerSync(sync) => {
+            sync.directions.iter().map(|d| (filer_sync::received_stream(d), d.events_received)).collect()
+        }
+        _ => Vec::new(),
+    }
 }
 
 /// A filer's heartbeats (the only role that has them).
