@@ -132,6 +132,29 @@ async fn true_lag(client: &reqwest::Client, uploads: &[(String, Instant)], to: &
     uploads.get(lo).map_or(0.0, |(_, at)| at.elapsed().as_secs_f64())
 }
 
+/// After a fault ends (`now`): the truth is when `to` holds the last upload
+/// made before; replag must read the us-filer link up and under a poll
+/// within 2 polls of that.
+async fn recovers_with_the_truth(replag: &Replag, client: &reqwest::Client, uploads: Uploads, to: &Weed, what: &str) {
+    let ended = Instant::now();
+    let last_before = uploads.list().last().cloned().unwrap();
+    wait_for(&format!("{what}: the target to hold the last upload"), Duration::from_secs(120), || async {
+        has_file(client, to, &last_before.0).await.then_some(())
+    })
+    .await;
+    let truth_recovered = ended.elapsed().as_secs_f64();
+    uploads.task.abort();
+    replag
+        .wait_until(&format!("{what}: the link up and under a poll"), Duration::from_secs(120), |s| {
+            link(s, "replag_lag_seconds", "us-filer").is_some_and(|l| l < POLL_SECONDS)
+                && link(s, "replag_link_up", "us-filer") == Some(1.0)
+        })
+        .await;
+    let recovered = ended.elapsed().as_secs_f64();
+    println!("{what}: truth caught up after {truth_recovered:.2} s, replag read < 1 poll after {recovered:.2} s");
+    assert!(recovered <= truth_recovered + 2.0 * POLL_SECONDS + 0.5, "recovery within 2 polls of the truth");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_way_sync_idle_stopped_and_killed() {
     let (a, b) = tokio::join!(Cluster::start(), Cluster::start());
@@ -209,23 +232,7 @@ async fn one_way_sync_idle_stopped_and_killed() {
 
     // Resumed: replag reads 0 again within 2 polls of the truth.
     sync.freeze(false);
-    let resumed = Instant::now();
-    let last_before = uploads.list().last().cloned().unwrap();
-    wait_for("B to hold the last upload before SIGCONT", Duration::from_secs(30), || async {
-        has_file(&client, &b.filer, &last_before.0).await.then_some(())
-    })
-    .await;
-    let truth_recovered = resumed.elapsed().as_secs_f64();
-    uploads.task.abort();
-    replag
-        .wait_until("the link back to 0 and up", Duration::from_secs(30), |s| {
-            link(s, "replag_lag_seconds", "us-filer").is_some_and(|l| l < POLL_SECONDS)
-                && link(s, "replag_link_up", "us-filer") == Some(1.0)
-        })
-        .await;
-    let recovered = resumed.elapsed().as_secs_f64();
-    println!("resumed: truth caught up after {truth_recovered:.2} s, replag read < 1 poll after {recovered:.2} s");
-    assert!(recovered <= truth_recovered + 2.0 * POLL_SECONDS + 0.5, "recovery within 2 polls of the truth");
+    recovers_with_the_truth(&replag, &client, uploads, &b.filer, "resumed").await;
 
     // Killed: the link is down with the reason, its series stay.
     let mut sync = sync;
@@ -339,21 +346,5 @@ async fn a_black_holed_sync_grows_and_turns_silent() {
 
     http.black_hole(false);
     grpc.black_hole(false);
-    let healed = Instant::now();
-    let last_before = uploads.list().last().cloned().unwrap();
-    wait_for("eu-west to hold the last upload before the heal", Duration::from_secs(120), || async {
-        has_file(&client, &b.filer, &last_before.0).await.then_some(())
-    })
-    .await;
-    let truth_recovered = healed.elapsed().as_secs_f64();
-    uploads.task.abort();
-    replag
-        .wait_until("the link back", Duration::from_secs(120), |s| {
-            link(s, "replag_lag_seconds", "us-filer").is_some_and(|l| l < POLL_SECONDS)
-                && link(s, "replag_link_up", "us-filer") == Some(1.0)
-        })
-        .await;
-    let recovered = healed.elapsed().as_secs_f64();
-    println!("healed: truth caught up after {truth_recovered:.2} s, replag read < 1 poll after {recovered:.2} s");
-    assert!(recovered <= truth_recovered + 2.0 * POLL_SECONDS + 0.5, "recovery within 2 polls of the truth");
+    recovers_with_the_truth(&replag, &client, uploads, &b.filer, "healed").await;
 }
