@@ -1,18 +1,22 @@
-//! Stamps the git revision into the binary for `replag_build_info`.
+//! Stamps the git revision and the build date into the binary, for
+//! `replag_build_info` and `replag --version`.
 use std::process::Command;
+
+fn output(program: &str, args: &[&str]) -> Option<String> {
+    let out = Command::new(program).args(args).output().ok().filter(|o| o.status.success())?;
+    Some(String::from_utf8(out.stdout).ok()?.trim().to_string()).filter(|s| !s.is_empty())
+}
 
 fn main() {
     println!("cargo:rerun-if-changed=.git/HEAD");
     println!("cargo:rerun-if-changed=.git/refs/heads");
-    let revision = Command::new("git")
-        .args(["rev-parse", "--short=12", "HEAD"])
-        .output()
-        .ok()
-        .filter(|o| o.status.success())
-        .and_then(|o| String::from_utf8(o.stdout).ok())
-        .map(|s| s.trim().to_string())
-        .filter(|s| !s.is_empty());
-    if let Some(revision) = revision {
-        println!("cargo:rustc-env=REPLAG_GIT_REVISION={revision}");
-    }
+    println!("cargo:rerun-if-env-changed=SOURCE_DATE_EPOCH");
+    let revision = output("git", &["rev-parse", "--short=12", "HEAD"]);
+    println!("cargo:rustc-env=REPLAG_GIT_REVISION={}", revision.as_deref().unwrap_or("unknown"));
+    // Reproducible builds set SOURCE_DATE_EPOCH; otherwise today (UTC).
+    let date = match std::env::var("SOURCE_DATE_EPOCH") {
+        Ok(epoch) => output("date", &["-u", "-d", &format!("@{epoch}"), "+%Y-%m-%d"]),
+        Err(_) => output("date", &["-u", "+%Y-%m-%d"]),
+    };
+    println!("cargo:rustc-env=REPLAG_BUILD_DATE={}", date.as_deref().unwrap_or("unknown"));
 }

@@ -171,3 +171,21 @@ pub fn bool_value(b: bool) -> f64 {
         0.0
     }
 }
+
+/// The `process_*` families every exporter serves (CPU seconds, resident
+/// and virtual memory, open and max file descriptors, start time), from the
+/// prometheus crate's collector reading /proc/self. Empty elsewhere.
+pub fn process_metrics() -> String {
+    #[cfg(target_os = "linux")]
+    {
+        use prometheus::core::Collector;
+        static COLLECTOR: std::sync::OnceLock<prometheus::process_collector::ProcessCollector> =
+            std::sync::OnceLock::new();
+        let families = COLLECTOR.get_or_init(prometheus::process_collector::ProcessCollector::for_self).collect();
+        let mut text = String::new();
+        if prometheus::TextEncoder::new().encode_utf8(&families, &mut text).is_ok() {
+            return text;
+        }
+    }
+    String::new()
+}

@@ -6,6 +6,6 @@ use clap::Parser;
 
 fn main() -> ExitCode {
     let cli = replag::cli::Cli::parse();
-    replag::logging::init();
+    replag::logging::init(cli.log_level(), cli.log_format());
     replag::cli::run(cli)
 }

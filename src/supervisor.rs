@@ -117,7 +117,12 @@ impl Drop for Running {
 }
 
 /// `replag serve`: poll, serve until SIGTERM or SIGINT, reload on SIGHUP.
-pub async fn serve(cfg: Config, config_path: Option<PathBuf>, security: Option<Arc<WebSecurity>>) -> Result<(), Error> {
+pub async fn serve(
+    cfg: Config,
+    config_path: Option<PathBuf>,
+    security: Option<Arc<WebSecurity>>,
+    telemetry_path: String,
+) -> Result<(), Error> {
     let listener = http::bind(cfg.listen).await.map_err(|source| Error::Listen { addr: cfg.listen, source })?;
     let local = listener.local_addr().map_or(cfg.listen.to_string(), |a| a.to_string());
     let running = Running::start(&cfg);
@@ -135,11 +140,12 @@ pub async fn serve(cfg: Config, config_path: Option<PathBuf>, security: Option<A
         listen = %local,
         nodes = cfg.nodes.len(),
         interval = %humantime::format_duration(cfg.poll.interval),
-        "replag serving /metrics, /gate, /healthz, /api/v1/status"
+        metrics = %telemetry_path,
+        "replag serving metrics, /gate, /healthz, /api/v1/status and the status page at /"
     );
     let (tracked, in_force) = (running.tracked.clone(), running.in_force());
     let reloader = tokio::spawn(reload_on_hangup(running, config_path));
-    let result = http::serve(listener, tracked, in_force, security, shutdown_signal()).await;
+    let result = http::serve(listener, tracked, in_force, security, telemetry_path.into(), shutdown_signal()).await;
     // Aborting the reloader drops `Running`: pollers and engine stop with it.
     reloader.abort();
     result.map_err(Error::Server)?;

@@ -256,5 +256,7 @@ fn check_report() {
 
 #[test]
 fn status_page_html() {
-    golden("page.html", &replag::http::page::status_page(&state().tracked.snapshot));
+    let state = state();
+    let page = replag::http::page::full(&state.tracked, &state.gates, "/metrics", state.now, wall(2500));
+    golden("page.html", &page);
 }

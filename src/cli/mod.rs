@@ -15,12 +15,39 @@ use crate::gate::client::GateRequest;
 use crate::gate::prometheus::{PrometheusSource, DEFAULT_MAX_DATA_AGE};
 use crate::gate::GateParams;
 use crate::http::security::WebSecurity;
+use crate::logging::LogFormat;
+
+/// `replag --version`: version, git revision, build date.
+pub const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (revision ",
+    env!("REPLAG_GIT_REVISION"),
+    ", built ",
+    env!("REPLAG_BUILD_DATE"),
+    ")"
+);
 
 #[derive(Parser)]
-#[command(name = "replag", version, about = "Replication lag in bytes and seconds, across regions")]
+#[command(name = "replag", version = VERSION, about = "Replication lag in bytes and seconds, across regions")]
 pub struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// Log level or filter (debug, info, warn, error; or e.g. info,replag=debug). Default: $REPLAG_LOG, else info.
+    #[arg(long = "log.level", global = true, value_parser = crate::logging::parse_level)]
+    log_level: Option<String>,
+    /// Log line format.
+    #[arg(long = "log.format", global = true, value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
+}
+
+impl Cli {
+    pub fn log_level(&self) -> Option<&str> {
+        self.log_level.as_deref()
+    }
+
+    pub fn log_format(&self) -> LogFormat {
+        self.log_format
+    }
 }
 
 #[derive(clap::Args)]
@@ -37,8 +64,11 @@ enum Command {
         #[command(flatten)]
         config: ConfigArg,
         /// Listen address; overrides server.listen.
-        #[arg(long)]
+        #[arg(long, visible_alias = "web.listen-address")]
         listen: Option<std::net::SocketAddr>,
+        /// Path of the Prometheus metrics (as exporters take it).
+        #[arg(long = "web.telemetry-path", default_value = "/metrics", value_parser = telemetry_path)]
+        telemetry_path: String,
         /// TLS and basic auth for replag's own HTTP server (Prometheus exporter web config format).
         #[arg(long = "web.config.file", env = "REPLAG_WEB_CONFIG_FILE")]
         web_config: Option<PathBuf>,
@@ -131,14 +161,16 @@ pub fn run(cli: Cli) -> ExitCode {
     };
     runtime.block_on(async {
         match cli.command {
-            Command::Serve { config, listen, web_config } => match serve(&config, listen, web_config).await {
-                Ok(()) => ExitCode::SUCCESS,
-                Err(e @ Error::Server(_)) => {
-                    tracing::error!(error = %e, "server failed");
-                    e.exit_code()
+            Command::Serve { config, listen, web_config, telemetry_path } => {
+                match serve(&config, listen, web_config, telemetry_path).await {
+                    Ok(()) => ExitCode::SUCCESS,
+                    Err(e @ Error::Server(_)) => {
+                        tracing::error!(error = %e, "server failed");
+                        e.exit_code()
+                    }
+                    Err(e) => fail("replag", e),
                 }
-                Err(e) => fail("replag", e),
-            },
+            }
             Command::Gate(args) => match (*args).into_request() {
                 Ok(request) => crate::gate::client::run(request).await,
                 Err(e) => fail("replag gate", e),
@@ -165,10 +197,23 @@ fn fail(command: &str, error: Error) -> ExitCode {
     error.exit_code()
 }
 
+/// `--web.telemetry-path`: absolute, and not one of replag's other routes.
+fn telemetry_path(value: &str) -> Result<String, String> {
+    let taken = ["/", "/healthz", "/gate", "/ui/live", "/api/v1/status", "/api/v1/history"];
+    if !value.starts_with('/') || value.contains(['?', '#']) || value.len() > 256 {
+        return Err("must be an absolute path like /metrics".into());
+    }
+    if taken.contains(&value) || value.starts_with("/gate/") {
+        return Err(format!("{value} is another of replag's endpoints"));
+    }
+    Ok(value.to_string())
+}
+
 async fn serve(
     config: &ConfigArg,
     listen: Option<std::net::SocketAddr>,
     web_config: Option<PathBuf>,
+    telemetry_path: String,
 ) -> Result<(), Error> {
     let mut cfg = load(config)?;
     if let Some(listen) = listen {
@@ -179,7 +224,7 @@ async fn serve(
         Some(Ok(s)) => Some(Arc::new(s)),
         Some(Err(e)) => return Err(Error::WebConfig(e)),
     };
-    crate::supervisor::serve(cfg, config.config.clone(), security).await
+    crate::supervisor::serve(cfg, config.config.clone(), security, telemetry_path).await
 }
 
 async fn healthcheck(url: &str) -> ExitCode {

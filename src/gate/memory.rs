@@ -9,14 +9,17 @@ use std::sync::Arc;
 use tokio::sync::watch;
 
 use super::breach::BreachHistory;
+use super::recent::RecentLag;
 use crate::model::LinkId;
 use crate::snapshot::Snapshot;
 
-/// A link's lag history in the form gates ask about.
+/// A link's lag history in the forms gates (and people) ask about.
 #[derive(Debug, Clone, Default)]
 pub struct LinkTrack {
     pub seconds: BreachHistory,
     pub bytes: BreachHistory,
+    /// The last 15 minutes in 10 s buckets (status page, `/api/v1/history`).
+    pub recent: RecentLag,
 }
 
 /// Each link's lag history as of one snapshot, in the order of its `links`.
@@ -41,6 +44,8 @@ impl FromIterator<Arc<LinkTrack>> for Tracks {
 #[derive(Debug, Default)]
 pub struct Memory {
     tracks: HashMap<LinkId, Arc<LinkTrack>>,
+    /// The first snapshot's moment: every link's recent buckets align to it.
+    origin: Option<std::time::Instant>,
 }
 
 impl Memory {
@@ -49,13 +54,16 @@ impl Memory {
     pub fn observe(&mut self, snapshot: &Snapshot) -> Tracks {
         let mut current = HashSet::with_capacity(snapshot.links.len());
         let mut tracks = Vec::with_capacity(snapshot.links.len());
+        let origin = *self.origin.get_or_insert(snapshot.taken);
         for link in &snapshot.links {
             let track = self.tracks.entry(link.id.clone()).or_default();
-            if let Some(lag) = link.gate_lag() {
-                let t = Arc::make_mut(track);
+            let t = Arc::make_mut(track);
+            let lag = link.gate_lag();
+            if let Some(lag) = lag {
                 t.seconds.push(snapshot.taken, lag.seconds);
                 t.bytes.push(snapshot.taken, lag.bytes as f64);
             }
+            t.recent.push(origin, snapshot.taken, lag.map(|l| l.seconds), link.up);
             tracks.push(track.clone());
             current.insert(&link.id);
         }

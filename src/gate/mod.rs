@@ -2,8 +2,8 @@
 //!
 //! - `spec`: the parameters (limits, `for`, data age, scope), defined and
 //!   parsed once for config, CLI, HTTP and the Prometheus gate;
-//! - `breach` and `memory`: each link's lag over time, kept beside the
-//!   snapshots;
+//! - `breach`, `recent` and `memory`: each link's lag over time, kept beside
+//!   the snapshots (`recent`: the last 15 minutes, for people);
 //! - `evaluate`: the semantics over replag's own snapshot;
 //! - `prometheus`: the same semantics over Prometheus' samples (all shards);
 //! - `client`: `replag gate`, for shells and pipelines.
@@ -13,6 +13,7 @@ pub mod client;
 pub mod evaluate;
 pub mod memory;
 pub mod prometheus;
+pub mod recent;
 pub mod spec;
 
 pub use evaluate::{evaluate, CannotEvaluate, LinkVerdict, Verdict};

@@ -9,7 +9,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use super::breach::RETENTION;
-use crate::model::{quoted, LinkId, LinkKind, System};
+use crate::model::{quoted, truncate, LinkId, LinkKind, System};
 
 const MAX_LAG_LIMIT: Duration = Duration::from_secs(7 * 24 * 3600);
 const MAX_BYTES_LIMIT: u64 = 1 << 50;
@@ -22,8 +22,14 @@ pub struct GateError {
     pub message: String,
 }
 
+/// The parameter's name is user input too (an unknown one is echoed):
+/// at most 64 characters of it.
 fn bad(param: &str, message: impl Into<String>) -> GateError {
-    GateError { param: param.to_string(), message: message.into() }
+    let param = match truncate(param, 64) {
+        short if short.len() < param.len() => format!("{short}…"),
+        whole => whole.to_string(),
+    };
+    GateError { param, message: message.into() }
 }
 
 /// Which links a gate considers; an empty list matches everything.

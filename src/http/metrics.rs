@@ -15,7 +15,7 @@ use crate::model::{to_unix, FailureKind, SILENT};
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
 pub fn build_revision() -> &'static str {
-    option_env!("REPLAG_GIT_REVISION").unwrap_or("unknown")
+    env!("REPLAG_GIT_REVISION")
 }
 
 /// The last `/metrics` text, for the snapshot and config it was rendered
@@ -47,7 +47,8 @@ impl RenderCache {
             if let Some(text) = hit(&last) {
                 return text;
             }
-            let text = Bytes::from(render(tracked, in_force));
+            // The process' own figures ride along, as fresh as the render.
+            let text = Bytes::from(render(tracked, in_force) + &crate::exposition::process_metrics());
             *last = Some((tracked.clone(), in_force.clone(), text.clone()));
             text
         })

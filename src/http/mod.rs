@@ -1,8 +1,10 @@
 //! replag's HTTP side: the server and its routes (`server`), the `/metrics`
-//! exposition (`metrics`), the status page (`page`), and TLS with basic auth
-//! from an exporter web config (`security`). Every handler reads the latest
+//! exposition (`metrics`), the status page (`page`), the lag history API
+//! (`history`), and TLS with basic auth from an exporter web config
+//! (`security`). Every handler reads the latest
 //! snapshot; none queries a database.
 
+pub mod history;
 mod in_force;
 pub mod metrics;
 pub mod page;

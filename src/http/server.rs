@@ -19,8 +19,8 @@ use tokio::sync::watch;
 
 use super::in_force::InForce;
 use super::metrics::{self, RenderCache};
-use super::page;
 use super::security::{WebConfig, WebSecurity};
+use super::{history, page};
 use crate::gate::{self, GateError, GateSpec, Tracked};
 use crate::model::truncate;
 
@@ -70,7 +70,7 @@ fn take_always_200(query: &str) -> Result<(bool, String), GateError> {
                 other => {
                     return Err(GateError {
                         param: "always_200".into(),
-                        message: format!("{other:?} is not true or false"),
+                        message: format!("{} is not true or false", crate::model::quoted(other)),
                     })
                 }
             };
@@ -117,6 +117,8 @@ pub struct Served {
     pub tracked: Arc<Tracked>,
     pub in_force: Arc<InForce>,
     pub cache: Arc<RenderCache>,
+    /// Where `/metrics` is served (`--web.telemetry-path`).
+    pub telemetry_path: Arc<str>,
 }
 
 /// Route one request.
@@ -128,7 +130,7 @@ pub fn handle(method: &Method, path: &str, query: Option<&str>, served: &Served)
         return response;
     }
     match path {
-        "/metrics" => {
+        p if p == &*served.telemetry_path => {
             respond(StatusCode::OK, metrics::CONTENT_TYPE, served.cache.get(&served.tracked, &served.in_force))
         }
         p if p == "/gate" || p.starts_with("/gate/") => handle_gate(p, query, &served.tracked, gates),
@@ -137,11 +139,25 @@ pub fn handle(method: &Method, path: &str, query: Option<&str>, served: &Served)
             Ok(json) => respond(StatusCode::OK, "application/json", json),
             Err(e) => text(StatusCode::INTERNAL_SERVER_ERROR, format!("cannot encode status: {e}\n")),
         },
-        "/" => respond(StatusCode::OK, "text/html; charset=utf-8", page::status_page(snapshot)),
+        "/api/v1/history" => {
+            let (now, wall) = (std::time::Instant::now(), std::time::SystemTime::now());
+            match serde_json::to_vec(&history::build(&served.tracked, now, wall)) {
+                Ok(json) => respond(StatusCode::OK, "application/json", json),
+                Err(e) => text(StatusCode::INTERNAL_SERVER_ERROR, format!("cannot encode history: {e}\n")),
+            }
+        }
+        "/" | "/ui/live" => {
+            let (now, wall) = (std::time::Instant::now(), std::time::SystemTime::now());
+            let render = if path == "/" { page::full } else { page::live };
+            let html = render(&served.tracked, gates, &served.telemetry_path, now, wall);
+            let mut response = respond(StatusCode::OK, "text/html; charset=utf-8", html);
+            response.headers_mut().insert(hyper::header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+            response
+        }
         other => text(
             StatusCode::NOT_FOUND,
             format!(
-                "no such endpoint {other:?}; try /metrics, /healthz, /api/v1/status or /\n",
+                "no such endpoint {other:?}; try /, /metrics, /healthz, /gate, /api/v1/status or /api/v1/history\n",
                 other = truncate(other, 100)
             ),
         ),
@@ -156,6 +172,7 @@ pub async fn serve(
     snapshots: watch::Receiver<Arc<Tracked>>,
     gates: watch::Receiver<Arc<InForce>>,
     security: Option<Arc<WebSecurity>>,
+    telemetry_path: Arc<str>,
     shutdown: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
     let mut shutdown = std::pin::pin!(shutdown);
@@ -177,13 +194,14 @@ pub async fn serve(
         // file takes effect on kept-alive connections too.
         let web = security.as_ref().map(|s| s.current());
         let service = {
-            let (snapshots, gates, security, cache) =
-                (snapshots.clone(), gates.clone(), security.clone(), cache.clone());
+            let (snapshots, gates, security, cache, telemetry_path) =
+                (snapshots.clone(), gates.clone(), security.clone(), cache.clone(), telemetry_path.clone());
             service_fn(move |request: Request<Incoming>| {
                 let served = Served {
                     tracked: snapshots.borrow().clone(),
                     in_force: gates.borrow().clone(),
                     cache: cache.clone(),
+                    telemetry_path: telemetry_path.clone(),
                 };
                 let web = security.as_ref().map(|s| s.current());
                 async move { Ok::<_, Infallible>(authorized_handle(request, &served, web).await) }
@@ -236,7 +254,8 @@ async fn authorized_handle(request: Request<Incoming>, served: &Served, web: Opt
     // A gate, the status API or page over many links takes milliseconds
     // (/metrics decides for itself: it is usually rendered already).
     let path = uri.path();
-    if path != "/metrics" && path != "/healthz" && served.tracked.snapshot.links.len() >= crate::offload::HEAVY_LINKS {
+    let cheap = path == &*served.telemetry_path || path == "/healthz";
+    if !cheap && served.tracked.snapshot.links.len() >= crate::offload::HEAVY_LINKS {
         crate::offload::heavy(|| handle(request.method(), path, uri.query(), served))
     } else {
         handle(request.method(), path, uri.query(), served)
@@ -256,6 +275,12 @@ mod tests {
     use crate::snapshot::Snapshot;
     use std::time::SystemTime;
 
+    fn body_len(response: Response<Body>) -> usize {
+        use http_body_util::BodyExt;
+        let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        rt.block_on(response.into_body().collect()).unwrap().to_bytes().len()
+    }
+
     #[test]
     fn routes_and_errors() {
         let mut g = InForce { default_max_data_age: Duration::from_secs(10), ..Default::default() };
@@ -264,8 +289,14 @@ mod tests {
             tracked: Arc::new(Tracked::new(Arc::new(Snapshot::empty(SystemTime::now())))),
             in_force: Arc::new(g),
             cache: Default::default(),
+            telemetry_path: "/metrics".into(),
         };
         let get = |path: &str, query: Option<&str>| handle(&Method::GET, path, query, &s);
+        assert_eq!(get("/ui/live", None).status(), StatusCode::OK);
+        assert_eq!(get("/api/v1/history", None).status(), StatusCode::OK);
+        let moved = Served { telemetry_path: "/prometheus/metrics".into(), ..s.clone() };
+        assert_eq!(handle(&Method::GET, "/prometheus/metrics", None, &moved).status(), StatusCode::OK);
+        assert_eq!(handle(&Method::GET, "/metrics", None, &moved).status(), StatusCode::NOT_FOUND);
         assert_eq!(get("/healthz", None).status(), StatusCode::OK);
         let m = get("/metrics", None);
         assert_eq!(m.status(), StatusCode::OK);
@@ -278,6 +309,13 @@ mod tests {
         assert_eq!(get("/", None).status(), StatusCode::OK);
         assert_eq!(get("/gate", Some("max_lag=banana")).status(), StatusCode::BAD_REQUEST);
         assert_eq!(get("/gate/nope", None).status(), StatusCode::NOT_FOUND);
+        // User input is echoed in bounded pieces: a 10 kB value or name is not sent back whole.
+        for query in [format!("max_lag={}", "9".repeat(10_000)), format!("{}=1", "k".repeat(10_000))] {
+            let response = get("/gate", Some(&query));
+            assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+            let body = body_len(response);
+            assert!(body < 1024, "{body} bytes echoed for a 10 kB parameter");
+        }
         assert_eq!(get("/gate/deploy", Some("for=1s")).status(), StatusCode::BAD_REQUEST);
         // No data at all: fail closed.
         assert_eq!(get("/gate/deploy", None).status(), StatusCode::SERVICE_UNAVAILABLE);

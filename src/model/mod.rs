@@ -18,4 +18,4 @@ pub use labels::{LinkId, LinkKind, System, UNKNOWN_REGION};
 pub use node::{normalize_host, Node, NodeIndex};
 pub use source::{Sampled, Source};
 pub use text::{quoted, rfc3339, table, to_unix, truncate};
-pub use view::{Identity, LagView, LinkView, NodeView, SILENT};
+pub use view::{as_object, Identity, LagView, LinkView, NodeView, SILENT};

@@ -2,13 +2,20 @@
 
 use std::time::SystemTime;
 
-/// A value for an error message, quoted — unless it looks like a URL or
-/// credentials (put in the wrong key, say), which is never echoed.
+/// Characters of user input an error message echoes at most.
+pub const ECHO_LIMIT: usize = 64;
+
+/// A value for an error message, quoted and at most [`ECHO_LIMIT`]
+/// characters (then "…") — unless it looks like a URL or credentials (put
+/// in the wrong key, say), which is never echoed.
 pub fn quoted(value: &str) -> String {
     if value.contains("://") || value.contains('@') {
         "(a value that looks like a URL or credentials, not shown)".to_string()
     } else {
-        format!("{value:?}")
+        match truncate(value, ECHO_LIMIT) {
+            short if short.len() < value.len() => format!("{short:?}… ({} characters)", value.chars().count()),
+            whole => format!("{whole:?}"),
+        }
     }
 }
 
@@ -44,4 +51,18 @@ pub fn to_unix(t: SystemTime) -> f64 {
 /// RFC 3339 in UTC with milliseconds, as gates report times.
 pub fn rfc3339(t: SystemTime) -> String {
     chrono::DateTime::<chrono::Utc>::from(t).to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quoted_input_is_bounded_and_never_a_url() {
+        assert_eq!(quoted("banana"), "\"banana\"");
+        let long = "x".repeat(10_000);
+        let q = quoted(&long);
+        assert!(q.len() < 100 && q.ends_with("… (10000 characters)"), "{q}");
+        assert!(!quoted("postgresql://u:secret@h/db").contains("secret"));
+    }
 }

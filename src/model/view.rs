@@ -18,15 +18,39 @@ pub struct NodeView {
     pub up: bool,
     pub role: Option<String>,
     pub version: Option<String>,
-    /// Identity labels for `replag_node_info` (system identifier, ...).
+    /// Identity labels for `replag_node_info` (system identifier, ...);
+    /// a JSON object.
+    #[serde(serialize_with = "as_object")]
     pub identity: Vec<(String, String)>,
     pub failure: Option<PollFailure>,
     pub last_poll_duration_seconds: Option<f64>,
     #[serde(serialize_with = "opt_unix_seconds")]
     pub last_success: Option<SystemTime>,
     pub polls_total: u64,
-    /// Failed polls by reason, in `FailureKind::ALL` order.
+    /// Failed polls by reason, in `FailureKind::ALL` order; a JSON object
+    /// by reason (`{"connect": 3, "auth": 0, …}`).
+    #[serde(serialize_with = "failures_as_object")]
     pub failures_total: [u64; FailureKind::ALL.len()],
+}
+
+/// `(name, value)` pairs as a JSON object (named fields, never positional
+/// arrays, in `/api/v1/status`).
+pub fn as_object<S: serde::Serializer, K: Serialize, V: Serialize>(pairs: &[(K, V)], s: S) -> Result<S::Ok, S::Error> {
+    use serde::ser::SerializeMap;
+    let mut map = s.serialize_map(Some(pairs.len()))?;
+    for (k, v) in pairs {
+        map.serialize_entry(k, v)?;
+    }
+    map.end()
+}
+
+fn failures_as_object<S: serde::Serializer>(counts: &[u64; FailureKind::ALL.len()], s: S) -> Result<S::Ok, S::Error> {
+    use serde::ser::SerializeMap;
+    let mut map = s.serialize_map(Some(counts.len()))?;
+    for (kind, n) in FailureKind::ALL.iter().zip(counts) {
+        map.serialize_entry(kind.as_str(), n)?;
+    }
+    map.end()
 }
 
 fn opt_unix_seconds<S: serde::Serializer>(t: &Option<SystemTime>, s: S) -> Result<S::Ok, S::Error> {

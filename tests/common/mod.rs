@@ -2,6 +2,7 @@
 //! `replag` binary, and `/metrics` parsed back into numbers.
 #![allow(dead_code)]
 
+pub mod browser;
 pub mod netfault;
 pub mod postgres;
 pub mod prometheus;

@@ -11,8 +11,10 @@ pub struct PgLinkDetail {
     pub state: String,
     pub sync_state: String,
     /// (stage, lag) for sent, write, flush, replay, measured at the upstream's poll.
+    #[serde(serialize_with = "crate::model::as_object")]
     pub stages: Vec<(&'static str, LagView)>,
     /// PostgreSQL's own write/flush/replay lag (absent when it reports NULL).
+    #[serde(serialize_with = "crate::model::as_object")]
     pub reported: Vec<(&'static str, f64)>,
 }
 
@@ -38,6 +40,7 @@ pub struct PgSubscriptionView {
     pub sync_error_count: Option<u64>,
     pub errors_rising: bool,
     /// Tables per `srsubstate`.
+    #[serde(serialize_with = "crate::model::as_object")]
     pub table_states: Vec<(String, u64)>,
 }
 

@@ -7,7 +7,7 @@
 //!   events and bytes it has received from the source filer but not yet
 //!   applied on the target (its backlog), and its checkpoint (`sync_offset`,
 //!   a source-filer timestamp). The backlog's age is timed on replag's
-//!   clock — when replag first saw the received count pass the applied one
+//!   clock — from the poll that first saw the oldest event not yet applied
 //!   — so it is skew-free and an idle pair reads 0. It cannot see events
 //!   the source filer has not sent yet (a stopped or cut subscription), nor
 //!   anything once the process stops answering.
@@ -257,7 +257,11 @@ fn direction(
     let mut backlog = None;
     if let Some((_, Some(d), at)) = last {
         let history = fleet.histories.get(&received_stream(d));
-        let lag = history.and_then(|h| h.lag(d.events_done, at)).unwrap_or(Lag::ZERO);
+        // Events are steps, not a flow: timed from the poll that first saw
+        // the oldest one not applied (up to a poll late), never
+        // interpolated back to the poll before — an event in flight for a
+        // few ms at a poll would read as a poll of lag.
+        let lag = history.and_then(|h| h.lag_in_steps(d.events_done, at)).unwrap_or(Lag::ZERO);
         let bytes = d.bytes_received.saturating_sub(d.bytes_done);
         backlog = Some((LagView { bytes, seconds: lag.seconds, lower_bound: lag.lower_bound }, at));
         view = Some(SeaweedFilerSyncView {
