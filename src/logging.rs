@@ -32,7 +32,25 @@ pub fn init(level: Option<&str>, format: LogFormat) {
 /// `--log.level`: a level (`debug`, `info`, `warn`, `error`, `trace`) or
 /// directives (`info,replag=debug`); refused when it does not parse.
 pub fn parse_level(value: &str) -> Result<String, String> {
+    const LEVELS: [&str; 6] = ["trace", "debug", "info", "warn", "error", "off"];
+    let directives = value.contains(['=', ',']);
+    if !directives && !LEVELS.contains(&value.to_ascii_lowercase().as_str()) {
+        return Err("not a log level: use trace, debug, info, warn, error or off (or filter directives)".into());
+    }
     tracing_subscriber::EnvFilter::try_new(value)
         .map(|_| value.to_string())
-        .map_err(|e| format!("not a log level or filter ({e}); e.g. debug, info, warn, error"))
+        .map_err(|e| format!("not a log filter ({e}); e.g. debug, or info,replag=debug"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn levels_and_filters_but_not_words() {
+        assert!(parse_level("debug").is_ok() && parse_level("WARN").is_ok());
+        assert!(parse_level("info,replag=debug").is_ok());
+        assert!(parse_level("banana").is_err());
+        assert!(parse_level("info,replag=nonsense[").is_err());
+    }
 }

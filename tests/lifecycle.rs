@@ -1,10 +1,11 @@
-//! Process lifecycle: replag stops cleanly on SIGTERM and SIGINT.
+//! Process lifecycle: replag stops cleanly on SIGTERM and SIGINT, reloads
+//! on SIGHUP, and takes the command-line conventions of exporters.
 
 mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{free_port, Replag};
+use common::{free_port, run_replag, Replag, Scrape};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_and_sigint_stop_replag_cleanly() {
@@ -80,4 +81,55 @@ async fn sighup_reloads_the_config_or_keeps_the_old_one() {
         replag.log()
     );
     assert!(replag.is_running());
+}
+
+/// What people type for exporters out of habit: `--version`,
+/// `--web.listen-address`, `--web.telemetry-path`, `--log.level`,
+/// `--log.format`; and the `process_*` families on /metrics.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exporter_conventions() {
+    let (code, out, _) = run_replag(&["--version"], &[]);
+    assert_eq!(code, 0);
+    let revision = out.split("(revision ").nth(1).and_then(|r| r.split(',').next()).unwrap_or("");
+    assert!(out.starts_with(&format!("replag {} (revision ", env!("CARGO_PKG_VERSION"))), "{out}");
+    assert!(revision.len() == 12 || revision == "unknown", "a git revision: {out}");
+    assert!(out.contains(", built 20"), "a build date: {out}");
+
+    let (code, _, err) = run_replag(&["--log.level", "banana", "check"], &[]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("--log.level") && err.contains("banana"), "{err}");
+    let (code, _, err) = run_replag(&["serve", "--web.telemetry-path", "/healthz"], &[]);
+    assert_eq!(code, 2);
+    assert!(err.contains("--web.telemetry-path") && err.contains("another of replag's endpoints"), "{err}");
+
+    let node = format!("[[regions.r1.redis]]\nname = \"gone\"\nurl = \"redis://127.0.0.1:{}\"\n", free_port());
+    let port = free_port();
+    let address = format!("127.0.0.1:{port}");
+    let mut replag = Replag::spawn(
+        &node,
+        &[],
+        &["--web.listen-address", &address, "--web.telemetry-path", "/prom/metrics", "--log.format", "json"],
+    );
+    let client = reqwest::Client::new();
+    let text = common::wait_for("metrics on the moved path", Duration::from_secs(20), || async {
+        let r = client.get(format!("http://{address}/prom/metrics")).send().await.ok()?;
+        r.status().is_success().then_some(())?;
+        r.text().await.ok()
+    })
+    .await;
+    let s = Scrape::parse(text);
+    for family in
+        ["process_cpu_seconds_total", "process_resident_memory_bytes", "process_open_fds", "process_start_time_seconds"]
+    {
+        assert!(s.get(family, &[]).is_some_and(|v| v > 0.0 || family == "process_cpu_seconds_total"), "{family}");
+    }
+    let rss = s.get("process_resident_memory_bytes", &[]).unwrap();
+    assert!(rss > 1e6 && rss < 512e6, "resident memory of replag itself: {rss}");
+    let old = client.get(format!("http://{address}/metrics")).send().await.unwrap();
+    assert_eq!(old.status().as_u16(), 404, "/metrics moved");
+    replag.kill();
+    let log = replag.log();
+    let lines: Vec<serde_json::Value> =
+        log.lines().map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}"))).collect();
+    assert!(lines.iter().any(|l| l["level"] == "WARN" && l["node"] == "gone"), "{log}");
 }
