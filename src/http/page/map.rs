@@ -55,7 +55,7 @@ pub fn render(view: &PageView<'_>) -> Markup {
         view.count(Health::Down) + view.count(Health::Silent)
     );
     html! {
-        svg.map viewBox=(format!("0 0 {width} {height}")) role="img" aria-labelledby="map-title" {
+        svg.map viewBox=(format!("0 0 {width} {height}")) width=(width) height=(format!("{height:.0}")) role="img" aria-labelledby="map-title" {
             title id="map-title" { (summary) }
             defs {
                 @for health in [Health::Healthy, Health::NoData, Health::Lagging, Health::Down, Health::Silent] {
