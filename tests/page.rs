@@ -148,6 +148,19 @@ async fn the_page_shows_each_state_and_updates_itself() {
     let spark = browser.eval(&on_link(PG_LINK, "e.querySelector('svg.spark polyline')?.getAttribute('points')")).await;
     assert!(spark.as_str().is_some_and(|p| !p.is_empty()), "a sparkline of the lag: {spark}");
     browser.screenshot(&output("status-page-recovered.png")).await;
+
+    // The same 15 minutes for programs: /api/v1/history kept the lag and the outage.
+    let response = client.get(format!("{https}/api/v1/history")).basic_auth("viewer", Some("viewer-pw")).send().await;
+    let history: Value = serde_json::from_str(&response.unwrap().text().await.unwrap()).unwrap();
+    assert_eq!(history["bucket_seconds"], 10);
+    let points = |replica: &str| -> Vec<Value> {
+        let links = history["links"].as_array().unwrap();
+        let link = links.iter().find(|l| l["replica"] == replica).unwrap_or_else(|| panic!("{replica} in {history}"));
+        link["points"].as_array().unwrap().clone()
+    };
+    let worst = points("standby").iter().filter_map(|p| p["max_lag_seconds"].as_f64()).fold(0.0, f64::max);
+    assert!(worst > 2.0, "the paused standby's worst lag in its history: {worst}");
+    assert!(points("redis-replica").iter().any(|p| p["down"] == true), "the silent replica's outage in its history");
     println!("page: screenshots in {}", output("").display());
     drop(replag);
 }

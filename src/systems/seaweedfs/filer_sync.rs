@@ -334,8 +334,8 @@ fn direction(
             } else {
                 link.up = true;
                 // An event seen for the first time this poll is in flight, not behind.
-                let behind = view.as_ref().is_some_and(|v| v.backlog_events > 0)
-                    && link.lag.is_some_and(|l| l.seconds > 0.0);
+                let behind =
+                    view.as_ref().is_some_and(|v| v.backlog_events > 0) && link.lag.is_some_and(|l| l.seconds > 0.0);
                 link.state = if behind { "catching up" } else { "syncing" }.into();
             }
         }
