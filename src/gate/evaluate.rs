@@ -270,7 +270,14 @@ pub fn conclude(
     } else if failing > 0 {
         (false, format!("{failing} of {} links failing", links.len()))
     } else {
-        (true, format!("{} links within limits", links.len()))
+        // Passing, but some are over a limit for less than `for`: say so, so
+        // a PASS at 4 s of lag is not read as "no lag".
+        let breaching = links.iter().filter(|l| l.breach_seconds.is_some()).count();
+        let pending = match breaching {
+            0 => String::new(),
+            n => format!(" ({n} over a limit for less than for = {} s)", spec.hold.as_secs_f64()),
+        };
+        (true, format!("{} links within limits{pending}", links.len()))
     };
     Verdict {
         gate: spec.name.clone(),
@@ -339,6 +346,7 @@ mod tests {
         let (snap, tracks) = snapshot_with(&[0.0, 0.0, 0.0, 2.0, 3.0, 4.0], true, now);
         let long = evaluate(&spec("max_lag=500ms&for=60s"), &snap, &tracks, now, wall);
         assert!(long.pass, "{long:?}");
+        assert_eq!(long.summary, "1 links within limits (1 over a limit for less than for = 60 s)");
         assert!(long.links[0].reason.as_deref().unwrap().contains("less than for"));
         let short = evaluate(&spec("max_lag=500ms&for=2s"), &snap, &tracks, now, wall);
         assert!(!short.pass);
