@@ -101,8 +101,8 @@ impl Engine {
             Ok(sampled) => {
                 state.failure = None;
                 let heartbeat = sampled.observation.heartbeats().and_then(|h| h.written.as_ref());
-                let heartbeat =
-                    heartbeat.map(|(source, seq)| (heartbeat_stream(self.specs[report.node].system(), source), *seq));
+                let heartbeat = heartbeat
+                    .map(|(source, seq)| (StreamKey::heartbeat(self.specs[report.node].system(), source), *seq));
                 for (key, position) in sampled.observation.source_positions().into_iter().chain(heartbeat) {
                     let history = self.histories.entry(key.clone()).or_default();
                     if history.push(sampled.at, position) == Pushed::Reset {
@@ -156,7 +156,7 @@ impl Engine {
             let state = &self.states[r];
             let Some(sampled) = state.last_ok.as_ref().filter(|_| state.is_up()).map(|(s, _)| s) else { continue };
             let Some(seen) = sampled.observation.heartbeats() else { continue };
-            let history_of = |source: &str| self.histories.get(&heartbeat_stream(system, source));
+            let history_of = |source: &str| self.histories.get(&StreamKey::heartbeat(system, source));
             let source = match history_of(&link.id.source) {
                 Some(_) => Some(link.id.source.as_str()),
                 None => {
@@ -237,11 +237,6 @@ fn node_view(spec: &NodeSpec, state: &NodeState) -> NodeView {
         polls_total: state.polls_total,
         failures_total: state.failures_total,
     }
-}
-
-/// The stream of replag's heartbeats written on `source`.
-fn heartbeat_stream(system: crate::model::System, source: &str) -> StreamKey {
-    StreamKey::heartbeat(system, source)
 }
 
 /// A new configuration for a running engine (SIGHUP): its nodes, and the

@@ -148,8 +148,10 @@ pub fn handle(method: &Method, path: &str, query: Option<&str>, served: &Served)
         }
         "/" | "/ui/live" => {
             let (now, wall) = (std::time::Instant::now(), std::time::SystemTime::now());
-            let render = if path == "/" { page::full } else { page::live };
-            let html = render(&served.tracked, gates, &served.telemetry_path, now, wall);
+            let html = match path {
+                "/" => page::full(&served.tracked, gates, &served.telemetry_path, now, wall),
+                _ => page::live(&served.tracked, gates, now, wall),
+            };
             let mut response = respond(StatusCode::OK, "text/html; charset=utf-8", html);
             response.headers_mut().insert(hyper::header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
             response

@@ -58,7 +58,7 @@ pub fn full(tracked: &Tracked, in_force: &InForce, metrics_path: &str, now: Inst
 }
 
 /// The fleet section alone, for the page's live updates.
-pub fn live(tracked: &Tracked, in_force: &InForce, _metrics_path: &str, now: Instant, wall: SystemTime) -> String {
+pub fn live(tracked: &Tracked, in_force: &InForce, now: Instant, wall: SystemTime) -> String {
     fleet(&view::build(tracked, in_force, now, wall)).into_string()
 }
 
