@@ -47,7 +47,8 @@ pub fn next_delay(settings: &PollSettings, failures: u32) -> Duration {
     settings.interval.saturating_mul(factor).min(settings.max_backoff)
 }
 
-async fn run<S: Source<Observation = Observation>>(
+/// Poll one node until the report channel closes (or the task is aborted).
+pub async fn run<S: Source<Observation = Observation>>(
     index: usize,
     name: String,
     mut source: S,

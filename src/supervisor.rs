@@ -13,7 +13,7 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
 use crate::config::{self, Config, ConfigError};
-use crate::engine::{self, Engine, Reconfigure};
+use crate::engine::{self, Engine, Joined, Reconfigure};
 use crate::error::Error;
 use crate::gate::memory::{self, Tracked};
 use crate::http::security::WebSecurity;
@@ -28,6 +28,8 @@ const REPORT_QUEUE: usize = 4096;
 /// The background parts of a running replag, and what a reload changes.
 pub struct Running {
     pollers: Vec<JoinHandle<()>>,
+    /// Starts (and owns) the pollers of nodes that join by discovery.
+    joiner: JoinHandle<()>,
     reconfigure: mpsc::Sender<Reconfigure>,
     in_force: watch::Sender<Arc<InForce>>,
     listen: SocketAddr,
@@ -45,9 +47,11 @@ impl Running {
         let (tracked_tx, tracked_rx) = watch::channel(Arc::new(Tracked::new(empty)));
         let (report_tx, report_rx) = mpsc::channel(REPORT_QUEUE);
         let (reconfigure_tx, reconfigure_rx) = mpsc::channel(4);
+        let (joins_tx, joins_rx) = mpsc::unbounded_channel();
+        let joiner = tokio::spawn(poll_joined(joins_rx, cfg.poll, report_tx.clone()));
         let pollers = poller::spawn_all(&cfg.nodes, cfg.poll, report_tx);
         let engine = tokio::spawn(engine::run(
-            Engine::new(cfg.nodes.clone(), started).with_poll_interval(cfg.poll.interval),
+            Engine::new(cfg.nodes.clone(), started).with_poll_interval(cfg.poll.interval).with_joins(joins_tx),
             report_rx,
             reconfigure_rx,
             snapshot_tx,
@@ -57,6 +61,7 @@ impl Running {
         let (in_force, _) = watch::channel(Arc::new(InForce::of(cfg, None)));
         Running {
             pollers,
+            joiner,
             reconfigure: reconfigure_tx,
             in_force,
             listen: cfg.listen,
@@ -83,15 +88,20 @@ impl Running {
                 for task in self.pollers.drain(..) {
                     task.abort();
                 }
+                // Discovered nodes are discovered again from the new config.
+                self.joiner.abort();
+                let (joins_tx, joins_rx) = mpsc::unbounded_channel();
+                self.joiner = tokio::spawn(poll_joined(joins_rx, new.poll, tx.clone()));
                 // Gates first: a snapshot of the new nodes never meets the old gates.
                 self.in_force.send_replace(Arc::new(InForce::of(&new, Some((true, SystemTime::now())))));
                 self.pollers = poller::spawn_all(&new.nodes, new.poll, tx);
-                if self
-                    .reconfigure
-                    .send(Reconfigure { specs: new.nodes.clone(), poll_interval: new.poll.interval, reports: rx })
-                    .await
-                    .is_err()
-                {
+                let change = Reconfigure {
+                    specs: new.nodes.clone(),
+                    poll_interval: new.poll.interval,
+                    reports: rx,
+                    joins: Some(joins_tx),
+                };
+                if self.reconfigure.send(change).await.is_err() {
                     tracing::error!("the engine has stopped; the new config cannot take effect");
                     return;
                 }
@@ -110,9 +120,24 @@ impl Running {
 /// Dropping a `Running` stops its pollers, engine and gates' memory.
 impl Drop for Running {
     fn drop(&mut self) {
-        for task in self.pollers.iter().chain(&self.tasks) {
+        for task in self.pollers.iter().chain(&self.tasks).chain([&self.joiner]) {
             task.abort();
         }
+    }
+}
+
+/// Poll each node the engine announces as joined by discovery. The pollers
+/// live in a `JoinSet`: aborting this task (a reload, a shutdown) stops them.
+async fn poll_joined(
+    mut joins: mpsc::UnboundedReceiver<Joined>,
+    settings: config::PollSettings,
+    reports: mpsc::Sender<poller::NodeReport>,
+) {
+    let mut pollers = tokio::task::JoinSet::new();
+    while let Some(joined) = joins.recv().await {
+        let source = joined.spec.target.source(settings.timeout, settings.connect_timeout);
+        let name = joined.spec.name.clone();
+        pollers.spawn(poller::run(joined.index, name, source, settings, std::time::Instant::now(), reports.clone()));
     }
 }
 

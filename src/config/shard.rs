@@ -119,6 +119,8 @@ mod tests {
                 info: "redis://127.0.0.1:6379".into_connection_info().unwrap(),
                 ca_pem: None,
                 heartbeat: None,
+                role: crate::systems::redis::RedisRole::Server,
+                discovery: Default::default(),
             }),
         }
     }

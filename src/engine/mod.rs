@@ -20,6 +20,17 @@ use crate::systems::{self, FleetState, Link, NodeSpec, Observation, Observed};
 const HISTORY_IDLE_DROP: Duration = Duration::from_secs(3600);
 /// `poll.interval`'s default.
 const DEFAULT_POLL_INTERVAL: Duration = Duration::from_secs(1);
+/// At most this many nodes join by discovery (a hostile or broken topology
+/// cannot grow the fleet without bound).
+const JOINED_MAX: usize = 10_000;
+
+/// A node a Sentinel or Cluster entry revealed, now part of the fleet at
+/// `index`: someone must start polling it.
+#[derive(Debug, Clone)]
+pub struct Joined {
+    pub index: usize,
+    pub spec: NodeSpec,
+}
 
 /// What the engine knows of one node.
 #[derive(Debug, Default)]
@@ -65,6 +76,9 @@ pub struct Engine {
     down_since: HashMap<LinkId, Instant>,
     started_at: SystemTime,
     poll_interval: Duration,
+    /// Where nodes that join by discovery are announced (to start pollers).
+    joins: Option<mpsc::UnboundedSender<Joined>>,
+    joined: usize,
 }
 
 impl Engine {
@@ -79,6 +93,47 @@ impl Engine {
             down_since: HashMap::new(),
             started_at,
             poll_interval: DEFAULT_POLL_INTERVAL,
+            joins: None,
+            joined: 0,
+        }
+    }
+
+    /// Announce nodes that join by discovery on `joins`. Without it,
+    /// revealed servers are not polled (`replag check`).
+    pub fn with_joins(mut self, joins: mpsc::UnboundedSender<Joined>) -> Self {
+        self.joins = Some(joins);
+        self
+    }
+
+    /// Servers a Sentinel or Cluster entry revealed that the fleet does not
+    /// have yet join it, at the end: indices of the nodes already there
+    /// never change, so what the link rules remember by index stays right.
+    fn admit_revealed(&mut self, from: usize, revealed: Vec<systems::redis::Revealed>) {
+        let Some(joins) = &self.joins else { return };
+        let mut grew = false;
+        for found in revealed {
+            let host = crate::model::normalize_host(&found.host);
+            if self.index.nodes_at(self.specs[from].system(), &host, found.port).next().is_some() {
+                continue;
+            }
+            let Some(spec) = self.specs[from].revealed_member(&found) else { continue };
+            if self.joined >= JOINED_MAX || self.specs.iter().any(|s| s.name == spec.name) {
+                continue;
+            }
+            tracing::info!(node = %spec.name, region = %spec.region, group = ?spec.group,
+                revealed_by = %self.specs[from].name, "discovered a server; polling it");
+            let index = self.specs.len();
+            self.nodes.push(spec.node.clone());
+            self.states.push(NodeState::default());
+            self.specs.push(spec.clone());
+            self.joined += 1;
+            // The index must know it before the next observation is read.
+            self.index = systems::node_index(&self.specs);
+            grew = true;
+            let _ = joins.send(Joined { index, spec });
+        }
+        if grew {
+            tracing::debug!(nodes = self.specs.len(), "fleet grew by discovery");
         }
     }
 
@@ -103,6 +158,7 @@ impl Engine {
                 let heartbeat = sampled.observation.heartbeats().and_then(|h| h.written.as_ref());
                 let heartbeat = heartbeat
                     .map(|(source, seq)| (StreamKey::heartbeat(self.specs[report.node].system(), source), *seq));
+                let revealed = sampled.observation.revealed();
                 for (key, position) in sampled.observation.source_positions().into_iter().chain(heartbeat) {
                     let history = self.histories.entry(key.clone()).or_default();
                     if history.push(sampled.at, position) == Pushed::Reset {
@@ -111,6 +167,7 @@ impl Engine {
                     }
                 }
                 state.last_ok = Some((sampled, report.finished_wall));
+                self.admit_revealed(report.node, revealed);
             }
             Err(failure) => {
                 let slot = FailureKind::ALL.iter().position(|k| *k == failure.kind).unwrap_or(0);
@@ -246,14 +303,22 @@ pub struct Reconfigure {
     pub specs: Vec<NodeSpec>,
     pub poll_interval: Duration,
     pub reports: mpsc::Receiver<NodeReport>,
+    /// Where the new configuration's discovered nodes are announced.
+    pub joins: Option<mpsc::UnboundedSender<Joined>>,
 }
 
 impl Engine {
     /// The engine for new node specs, keeping what is keyed by identity
     /// rather than by position in the node list: source position histories
     /// (by stream) and outage starts (by link).
-    pub fn reconfigured(self, specs: Vec<NodeSpec>, poll_interval: Duration) -> Engine {
+    pub fn reconfigured(
+        self,
+        specs: Vec<NodeSpec>,
+        poll_interval: Duration,
+        joins: Option<mpsc::UnboundedSender<Joined>>,
+    ) -> Engine {
         let mut next = Engine::new(specs, self.started_at).with_poll_interval(poll_interval);
+        next.joins = joins;
         next.histories = self.histories;
         next.down_since = self.down_since;
         next
@@ -300,7 +365,7 @@ pub async fn run(
                     reconfigure_open = false;
                     continue;
                 };
-                engine = engine.reconfigured(change.specs, change.poll_interval);
+                engine = engine.reconfigured(change.specs, change.poll_interval, change.joins);
                 reports = change.reports;
                 reports_open = true;
             }

@@ -184,8 +184,17 @@ pub fn render(tracked: &Tracked, in_force: &InForce) -> String {
          does not have yet (0 when it has the last one). End to end, and growing 1 s/s on a cut link even at idle.",
         LINK_LABELS,
     );
+    let group_info = f.gauge(
+        "replag_link_group_info",
+        "The replication group (a Redis Sentinel master name or Cluster name) and shard (a Redis Cluster shard's \
+         slot ranges) of a link; always 1. Join on the link labels to group any link series by them.",
+        &with(LINK_LABELS, &["group", "shard"]),
+    );
     for l in &s.links {
         let v = l.id.label_values();
+        if let Some(group) = &l.group {
+            group_info.with_label_values(&with(&v, &[group, l.shard.as_deref().unwrap_or("")])).set(1.0);
+        }
         link_up.with_label_values(&v).set(bool_value(l.up));
         if let Some(seconds) = l.heartbeat_lag_seconds {
             heartbeat_lag.with_label_values(&v).set(seconds);

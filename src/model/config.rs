@@ -63,6 +63,16 @@ pub struct RawNode {
     /// SeaweedFS filer.sync: one way only, a → b (`-isActivePassive`).
     #[serde(default)]
     pub active_passive: bool,
+    /// Redis Sentinel: the master names to watch (default: every one it monitors).
+    #[serde(default)]
+    pub masters: Vec<String>,
+    /// Redis Sentinel: the environment variable holding the Sentinel's own
+    /// password (`password_env` is the discovered servers').
+    pub sentinel_password_env: Option<String>,
+    /// Redis Sentinel and Cluster: the region of discovered servers, by
+    /// `host:port`, host, or CIDR network (`10.1.0.0/16`).
+    #[serde(default)]
+    pub node_regions: BTreeMap<String, String>,
 }
 
 impl std::fmt::Debug for RawNode {
@@ -127,10 +137,26 @@ pub fn only_for(key: &str, set: bool, field: &str, system: &str) -> Result<(), C
     Ok(())
 }
 
-/// Refuse the keys only SeaweedFS filers and filer.sync entries take.
+/// Refuse the keys only Redis Sentinel and Cluster entries take.
+pub fn refuse_redis_topology_keys(key: &str, node: &RawNode) -> Result<(), ConfigError> {
+    let set = [
+        ("masters", !node.masters.is_empty()),
+        ("sentinel_password_env", node.sentinel_password_env.is_some()),
+        ("node_regions", !node.node_regions.is_empty()),
+    ];
+    match set.iter().find(|(_, set)| *set) {
+        Some((field, _)) => Err(key_error(
+            format!("{key}.{field}"),
+            "only applies to redis entries with role = \"sentinel\" or \"cluster\"",
+        )),
+        None => Ok(()),
+    }
+}
+
+/// Refuse the keys only SeaweedFS filers and filer.sync entries take
+/// (`role` is refused by the caller where it means nothing).
 pub fn refuse_seaweedfs_keys(key: &str, node: &RawNode) -> Result<(), ConfigError> {
     let set = [
-        ("role", node.role.is_some()),
         ("heartbeat_path", node.heartbeat_path.is_some()),
         ("sync_address", node.sync_address.is_some()),
         ("filer_a", node.filer_a.is_some()),

@@ -99,6 +99,13 @@ pub struct LinkView<D> {
     /// heartbeat on the source that the replica does not have (0 when it has
     /// the last one). End to end, traffic-independent, skew-free.
     pub heartbeat_lag_seconds: Option<f64>,
+    /// The replication group the link belongs to, where a topology says:
+    /// a Redis Sentinel master name, or a Redis Cluster's name.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
+    /// Redis Cluster: the shard, named by its slot ranges (`0-5460`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub shard: Option<String>,
     #[serde(flatten)]
     pub detail: D,
 }
@@ -116,6 +123,8 @@ impl<D: Default> LinkView<D> {
             down_seconds: None,
             last_message_age_seconds: None,
             heartbeat_lag_seconds: None,
+            group: None,
+            shard: None,
             detail: D::default(),
         }
     }
@@ -145,6 +154,8 @@ impl<D> LinkView<D> {
             down_seconds: self.down_seconds,
             last_message_age_seconds: self.last_message_age_seconds,
             heartbeat_lag_seconds: self.heartbeat_lag_seconds,
+            group: self.group,
+            shard: self.shard,
             detail: f(self.detail),
         }
     }

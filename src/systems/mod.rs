@@ -94,6 +94,9 @@ impl Target {
             Target::Postgres(t) => {
                 AnySource::Postgres(Box::new(postgres::PostgresSource::new(t.clone(), timeout, connect_timeout)))
             }
+            Target::Redis(t) if t.role != redis::RedisRole::Server => {
+                AnySource::RedisTopology(redis::TopologySource::new(t.clone(), timeout, connect_timeout))
+            }
             Target::Redis(t) => AnySource::Redis(redis::RedisSource::new(t.clone(), timeout, connect_timeout)),
             Target::Seaweedfs(t) => {
                 AnySource::Seaweedfs(seaweedfs::SeaweedSource::new(t.clone(), timeout, connect_timeout))
@@ -122,6 +125,23 @@ impl NodeSpec {
     pub fn system(&self) -> System {
         self.node.system
     }
+
+    /// The node to poll for a server this (Sentinel or Cluster) node
+    /// revealed: named `host:port`, placed by the entry's `node_regions`
+    /// (else region `unknown`), reached with the entry's credentials.
+    pub fn revealed_member(&self, found: &redis::Revealed) -> Option<NodeSpec> {
+        let Target::Redis(t) = &self.target else { return None };
+        let region = t.region_of(&found.host, found.port).unwrap_or(crate::model::UNKNOWN_REGION);
+        let node = Node {
+            name: format!("{}:{}", found.host, found.port),
+            region: region.to_string(),
+            system: System::Redis,
+            upstream: None,
+            publishers: Default::default(),
+            group: Some(found.group.clone().unwrap_or_else(|| self.group.clone().unwrap_or_else(|| self.name.clone()))),
+        };
+        Some(NodeSpec { node, target: Target::Redis(t.member(&found.host, found.port)) })
+    }
 }
 
 /// The index of configured nodes by name and address.
@@ -134,10 +154,21 @@ pub fn node_index(specs: &[NodeSpec]) -> NodeIndex {
 pub enum Observation {
     Postgres(postgres::PgObservation),
     Redis(redis::RedisObservation),
+    /// What a Redis Sentinel or Cluster entry knows of its servers.
+    RedisTopology(redis::RedisTopology),
     Seaweedfs(seaweedfs::SeaweedObservation),
 }
 
 impl Observation {
+    /// Servers this observation names that should be polled too (a
+    /// Sentinel's masters and replicas, a Cluster's nodes).
+    pub fn revealed(&self) -> Vec<redis::Revealed> {
+        match self {
+            Observation::RedisTopology(t) => t.revealed(),
+            _ => Vec::new(),
+        }
+    }
+
     /// The positions a primary-like node contributes to source streams (one
     /// for a PostgreSQL primary or Redis master; one per direction for a
     /// filer.sync process).
@@ -145,6 +176,7 @@ impl Observation {
         match self {
             Observation::Postgres(o) => postgres::source_position(o).into_iter().collect(),
             Observation::Redis(o) => redis::source_position(o).into_iter().collect(),
+            Observation::RedisTopology(_) => Vec::new(),
             Observation::Seaweedfs(o) => seaweedfs::source_positions(o),
         }
     }
@@ -154,6 +186,7 @@ impl Observation {
         match self {
             Observation::Postgres(o) => Some(&o.heartbeats),
             Observation::Redis(o) => Some(&o.heartbeats),
+            Observation::RedisTopology(_) => None,
             Observation::Seaweedfs(o) => seaweedfs::heartbeats(o),
         }
     }
@@ -162,6 +195,7 @@ impl Observation {
         match self {
             Observation::Postgres(o) => postgres::identity(o),
             Observation::Redis(o) => redis::identity(o),
+            Observation::RedisTopology(t) => redis::topology_identity(t),
             Observation::Seaweedfs(o) => seaweedfs::identity(o),
         }
     }
@@ -172,6 +206,7 @@ pub enum AnySource {
     /// Boxed: it holds a client and prepared statements, twice the others' size.
     Postgres(Box<postgres::PostgresSource>),
     Redis(redis::RedisSource),
+    RedisTopology(redis::TopologySource),
     Seaweedfs(seaweedfs::SeaweedSource),
 }
 
@@ -182,6 +217,7 @@ impl Source for AnySource {
         match self {
             AnySource::Postgres(s) => Ok(s.poll().await?.map(Observation::Postgres)),
             AnySource::Redis(s) => Ok(s.poll().await?.map(Observation::Redis)),
+            AnySource::RedisTopology(s) => Ok(s.poll().await?.map(Observation::RedisTopology)),
             AnySource::Seaweedfs(s) => Ok(s.poll().await?.map(Observation::Seaweedfs)),
         }
     }
@@ -190,6 +226,7 @@ impl Source for AnySource {
         match self {
             AnySource::Postgres(s) => s.is_connected(),
             AnySource::Redis(s) => s.is_connected(),
+            AnySource::RedisTopology(s) => s.is_connected(),
             AnySource::Seaweedfs(s) => s.is_connected(),
         }
     }
@@ -198,6 +235,7 @@ impl Source for AnySource {
         match self {
             AnySource::Postgres(s) => s.reset(),
             AnySource::Redis(s) => s.reset(),
+            AnySource::RedisTopology(s) => s.reset(),
             AnySource::Seaweedfs(s) => s.reset(),
         }
     }
@@ -279,10 +317,15 @@ impl Memory {
         let (pg_links, postgres) = postgres::derive(&mut self.postgres, pg_view, now);
         let redis_view = fleet.view(
             redis::SYSTEM,
-            |t| if let Target::Redis(t) = t { Some(t) } else { None },
+            |t| if let Target::Redis(t) = t { Some(t).filter(|t| t.role == redis::RedisRole::Server) } else { None },
             |o| if let Observation::Redis(o) = o { Some(o) } else { None },
         );
-        let (redis_links, redis) = redis::derive(&mut self.redis, redis_view, now);
+        let topology_view = fleet.view(
+            redis::SYSTEM,
+            |t| if let Target::Redis(t) = t { Some(t).filter(|t| t.role != redis::RedisRole::Server) } else { None },
+            |o| if let Observation::RedisTopology(o) = o { Some(o) } else { None },
+        );
+        let (redis_links, redis) = redis::derive(&mut self.redis, redis_view, topology_view, now);
         let seaweed_view = fleet.view(
             seaweedfs::SYSTEM,
             |t| if let Target::Seaweedfs(t) = t { Some(t) } else { None },

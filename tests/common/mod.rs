@@ -7,6 +7,7 @@ pub mod netfault;
 pub mod postgres;
 pub mod prometheus;
 pub mod redis;
+pub mod redis_topology;
 pub mod seaweedfs;
 pub mod tls;
 

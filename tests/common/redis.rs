@@ -14,6 +14,8 @@ pub struct RedisServer {
     pub name: String,
     pub port: u16,
     master_port: Option<u16>,
+    /// More `redis-server` arguments (cluster mode), kept for a restart.
+    extra: Vec<String>,
     child: Child,
     _dir: tempfile::TempDir,
 }
@@ -28,23 +30,40 @@ impl RedisServer {
     /// Start a server replicating from `127.0.0.1:master_port` (a master, or
     /// a proxy in front of one), if given.
     pub async fn start_replicating(name: &str, master_port: Option<u16>) -> RedisServer {
+        Self::start_with(name, master_port, Vec::new()).await
+    }
+
+    /// Start a server with more `redis-server` arguments.
+    pub async fn start_with(name: &str, master_port: Option<u16>, extra: Vec<String>) -> RedisServer {
         let dir = tempfile::Builder::new().prefix(&format!("replag-{name}-")).tempdir().unwrap();
         let port = free_port();
-        let child = Self::spawn(port, dir.path(), master_port);
-        let server = RedisServer { name: name.into(), port, master_port, child, _dir: dir };
+        let child = Self::spawn(port, dir.path(), master_port, &extra);
+        let server = RedisServer { name: name.into(), port, master_port, extra, child, _dir: dir };
         server.wait_ready().await;
         server
+    }
+
+    /// The server's temp dir (its log is `redis.log`).
+    pub fn dir(&self) -> &std::path::Path {
+        self._dir.path()
+    }
+
+    /// Start it again as a master, as a crashed master comes back with its
+    /// own config (Sentinel then makes it a replica).
+    pub async fn restart_as_master(&mut self) {
+        self.master_port = None;
+        self.restart().await;
     }
 
     /// Start it again (after `kill`) on the same port: empty, as after a crash
     /// without persistence; a replica syncs again from its master.
     pub async fn restart(&mut self) {
         self.kill();
-        self.child = Self::spawn(self.port, self._dir.path(), self.master_port);
+        self.child = Self::spawn(self.port, self._dir.path(), self.master_port, &self.extra);
         self.wait_ready().await;
     }
 
-    fn spawn(port: u16, dir: &std::path::Path, master_port: Option<u16>) -> Child {
+    fn spawn(port: u16, dir: &std::path::Path, master_port: Option<u16>, extra: &[String]) -> Child {
         let mut command = Command::new("redis-server");
         command
             .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
@@ -52,7 +71,8 @@ impl RedisServer {
             .arg("--dir")
             .arg(dir)
             .arg("--logfile")
-            .arg(dir.join("redis.log"));
+            .arg(dir.join("redis.log"))
+            .args(extra);
         if let Some(port) = master_port {
             command.args(["--replicaof", "127.0.0.1", &port.to_string()]);
         }
@@ -83,7 +103,7 @@ impl RedisServer {
         }
     }
 
-    async fn try_client(&self) -> Option<redis::aio::MultiplexedConnection> {
+    pub async fn try_client(&self) -> Option<redis::aio::MultiplexedConnection> {
         let url = format!("redis://:{PASSWORD}@127.0.0.1:{}", self.port);
         redis::Client::open(url).ok()?.get_multiplexed_async_connection().await.ok()
     }

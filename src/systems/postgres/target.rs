@@ -9,7 +9,8 @@ use std::str::FromStr;
 use tokio_postgres::config::Host;
 
 use crate::model::config::{
-    configured_password, key_error, only_for, read_ca, refuse_seaweedfs_keys, ConfigError, RawNode,
+    configured_password, key_error, only_for, read_ca, refuse_redis_topology_keys, refuse_seaweedfs_keys, ConfigError,
+    RawNode,
 };
 use crate::model::{normalize_host, Heartbeat};
 
@@ -146,6 +147,8 @@ pub fn from_config(key: &str, node: &RawNode, env: &HashMap<String, String>) -> 
         target.tls = Some(PgTls { mode, ca_pem, client_cert });
     }
     only_for(key, !node.datacenters.is_empty(), "datacenters", "seaweedfs")?;
+    only_for(key, node.role.is_some(), "role", "seaweedfs and redis")?;
     refuse_seaweedfs_keys(key, node)?;
+    refuse_redis_topology_keys(key, node)?;
     Ok(target)
 }

@@ -6,6 +6,10 @@ use serde::Serialize;
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct RedisDetails {
     pub servers: Vec<RedisServerView>,
+    /// Sentinel groups and Cluster shards (empty without such entries).
+    pub groups: Vec<super::groups::RedisGroupView>,
+    /// Each Redis Cluster's own state.
+    pub clusters: Vec<super::groups::RedisClusterState>,
 }
 
 /// Per-server Redis figures, from the node's last successful poll.

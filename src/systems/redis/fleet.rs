@@ -11,6 +11,9 @@ pub const SYSTEM: System = System::Redis;
 /// The fleet as Redis' link rules see it.
 pub type Fleet<'a> = crate::lag::Fleet<'a, RedisTarget, RedisObservation>;
 
+/// The Sentinel and Cluster entries, as the group rules see them.
+pub type TopologyFleet<'a> = crate::lag::Fleet<'a, RedisTarget, super::topology::RedisTopology>;
+
 /// A Redis link, with the master's view of the replica when known.
 pub type RedisLink = LinkView<Option<RedisLinkDetail>>;
 

@@ -30,6 +30,7 @@ const PING_PERIOD: Duration = Duration::from_secs(10);
 pub struct RedisMemory {
     upstreams: HashMap<usize, Upstream>,
     discovered: DiscoveredLinks,
+    pub(super) groups: super::groups::GroupMemory,
 }
 
 /// The fleet as Redis' rules read it.
@@ -86,6 +87,9 @@ pub(super) fn derive(mem: &mut RedisMemory, inputs: &RedisInputs<'_>, now: Insta
             });
             match claimed {
                 Some(r) => {
+                    // Seen unclaimed before its node joined (a Sentinel or
+                    // Cluster member revealed later): not a lost replica.
+                    mem.discovered.forget(u, &format!("{}:{}", entry.ip, entry.port));
                     entries.insert(r, (u, entry));
                 }
                 None => unclaimed.push((u, entry)),
@@ -199,6 +203,8 @@ fn configured_link(
 
     if let Some((obs, at)) = inputs.fresh(r) {
         let Some(replica) = &obs.replica else { return Some(link) };
+        // A server back from a crash (or in a full sync) reports the stream
+        // and offset of the data it holds: its lag is that data's age.
         link.lag = lag_of(inputs.history(&obs.replid), Some(replica.offset), at);
         link.data_age_seconds = Some(now.saturating_duration_since(at).as_secs_f64());
         link.up = replica.link_up && !replica.sync_in_progress;

@@ -26,6 +26,109 @@ pub fn render<'a>(f: &Families, links: impl Iterator<Item = (&'a LinkId, &'a Red
         }
     }
     render_servers(f, s);
+    render_groups(f, s);
+}
+
+/// Sentinel groups, Cluster shards and clusters: labelled `group` (and
+/// `shard` for a Cluster's), the labels `replag_link_group_info` joins
+/// links on.
+fn render_groups(f: &Families, s: &RedisDetails) {
+    const GROUP: &[&str] = &["group", "shard"];
+    let master = f.gauge(
+        "replag_redis_group_master_info",
+        "The master of a Redis Sentinel group or Cluster shard now, by node name; always 1.",
+        &["group", "shard", "kind", "master", "master_region"],
+    );
+    let replicas = f.gauge(
+        "replag_redis_group_replicas",
+        "Replicas the topology (Sentinel or CLUSTER NODES) lists for the group's master.",
+        GROUP,
+    );
+    let healthy = f.gauge(
+        "replag_redis_group_healthy_replicas",
+        "Replicas of the group's master whose link replag sees up (0: a master without a healthy replica).",
+        GROUP,
+    );
+    let failovers = f.counter(
+        "replag_redis_group_failovers_total",
+        "Master changes of the group replag has seen since it started.",
+        GROUP,
+    );
+    let stale = f.gauge(
+        "replag_redis_group_stale",
+        "1 when no Sentinel or Cluster node that knows the group answers: the view is the last one known.",
+        GROUP,
+    );
+    let quorum = f.gauge("replag_redis_sentinel_quorum", "The Sentinel group's configured quorum.", &["group"]);
+    let quorum_ok = f.gauge(
+        "replag_redis_sentinel_quorum_ok",
+        "1 if a reachable Sentinel says a failover could be authorized now (SENTINEL CKQUORUM), else 0.",
+        &["group"],
+    );
+    let reachable = f.gauge(
+        "replag_redis_sentinel_sentinels_reachable",
+        "Sentinels monitoring the group that replag reaches now.",
+        &["group"],
+    );
+    let down = f.gauge(
+        "replag_redis_sentinel_master_down",
+        "1 while reachable Sentinels see the master down: state sdown (one Sentinel) or odown (agreed).",
+        &["group", "state"],
+    );
+    let failing_over = f.gauge(
+        "replag_redis_sentinel_failover_in_progress",
+        "1 while a Sentinel runs a failover of the group.",
+        &["group"],
+    );
+    for g in &s.groups {
+        let shard = g.shard.as_deref().unwrap_or("");
+        let v = [g.group.as_str(), shard];
+        if let Some(m) = &g.master {
+            let region = g.master_region.as_deref().unwrap_or("");
+            master.with_label_values(&[&g.group, shard, g.kind, m, region]).set(1.0);
+        }
+        replicas.with_label_values(&v).set(g.replicas as f64);
+        healthy.with_label_values(&v).set(g.healthy_replicas as f64);
+        failovers.with_label_values(&v).inc_by(g.failovers_total);
+        stale.with_label_values(&v).set(bool_value(g.stale));
+        let one = [g.group.as_str()];
+        if let Some(q) = g.quorum {
+            quorum.with_label_values(&one).set(f64::from(q));
+        }
+        if let Some(ok) = g.quorum_ok {
+            quorum_ok.with_label_values(&one).set(bool_value(ok));
+        }
+        if let Some(n) = g.sentinels_reachable {
+            reachable.with_label_values(&one).set(n as f64);
+        }
+        for (state, value) in [("sdown", g.sdown), ("odown", g.odown)] {
+            if let Some(value) = value {
+                down.with_label_values(&[&g.group, state]).set(bool_value(value));
+            }
+        }
+        if let Some(value) = g.failover_in_progress {
+            failing_over.with_label_values(&one).set(bool_value(value));
+        }
+    }
+    let cluster_ok =
+        f.gauge("replag_redis_cluster_state_ok", "1 if CLUSTER INFO says cluster_state:ok, else 0.", &["group"]);
+    let slots = f.gauge(
+        "replag_redis_cluster_slots",
+        "Hash slots by state, from CLUSTER INFO (assigned, ok, pfail, fail; 16384 in all).",
+        &["group", "state"],
+    );
+    let cluster_stale =
+        f.gauge("replag_redis_cluster_stale", "1 when no configured node of the cluster answers.", &["group"]);
+    for c in &s.clusters {
+        let g = c.group.as_str();
+        cluster_ok.with_label_values(&[g]).set(bool_value(c.state_ok));
+        cluster_stale.with_label_values(&[g]).set(bool_value(c.stale));
+        for (state, n) in
+            [("assigned", c.slots_assigned), ("ok", c.slots_ok), ("pfail", c.slots_pfail), ("fail", c.slots_fail)]
+        {
+            slots.with_label_values(&[g, state]).set(f64::from(n));
+        }
+    }
 }
 
 fn render_servers(f: &Families, s: &RedisDetails) {

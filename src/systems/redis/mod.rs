@@ -6,33 +6,51 @@
 //! shows beyond links (`detail`), and the `replag_redis_*` families
 //! (`metrics`).
 
+mod cluster;
 mod detail;
 mod fleet;
+mod groups;
 mod links;
 mod metrics;
+mod sentinel;
 mod source;
 mod target;
+mod topology;
 
 use std::time::Instant;
 
 pub use detail::{RedisDetails, RedisLinkDetail, RedisServerView};
-pub use fleet::{stream, Fleet, RedisLink, SYSTEM};
+pub use fleet::{stream, Fleet, RedisLink, TopologyFleet, SYSTEM};
+pub use groups::{RedisClusterState, RedisGroupView};
 pub use links::{RedisMemory, ACK_SILENT_AFTER};
 pub use metrics::render as render_metrics;
 pub use source::{decode, parse_info, ConnectedReplica, RedisObservation, RedisSource, ReplicaState};
-pub use target::{from_config, RedisTarget};
+pub use target::{from_config, RedisRole, RedisTarget};
+pub use topology::{RedisTopology, Revealed, TopologySource};
 
 use crate::lag::StreamKey;
 use crate::model::Identity;
 
-/// Replica links and the servers' figures.
-pub fn derive(memory: &mut RedisMemory, fleet: Fleet<'_>, now: Instant) -> (Vec<RedisLink>, RedisDetails) {
-    links::derive(memory, &links::RedisInputs { fleet }, now)
+/// Replica links, the servers' figures, and the Sentinel groups' and
+/// Cluster shards' view (`topology`: the Sentinel and Cluster entries).
+pub fn derive(
+    memory: &mut RedisMemory,
+    fleet: Fleet<'_>,
+    topology: TopologyFleet<'_>,
+    now: Instant,
+) -> (Vec<RedisLink>, RedisDetails) {
+    let (mut links, mut details) = links::derive(memory, &links::RedisInputs { fleet }, now);
+    (details.groups, details.clusters) = groups::derive(&mut memory.groups, &topology, &mut links);
+    (links, details)
 }
 
 /// A master's `master_repl_offset` in the stream of its replication ID.
 pub fn source_position(r: &RedisObservation) -> Option<(StreamKey, u64)> {
     r.is_master.then(|| (stream(&r.replid), r.master_repl_offset))
+}
+
+pub fn topology_identity(t: &RedisTopology) -> Identity {
+    Identity { role: t.role().to_string(), version: None, labels: Vec::new() }
 }
 
 pub fn identity(r: &RedisObservation) -> Identity {

@@ -188,6 +188,22 @@ pub fn decode(replication: &str, server: &str, stats: &str) -> Result<RedisObser
     })
 }
 
+/// A Redis client error as a poll failure, with the password scrubbed.
+pub(super) fn redis_failure(error: &RedisError, connecting: bool, password: Option<&[u8]>) -> PollFailure {
+    let code = error.code().unwrap_or("");
+    let kind = match error.kind() {
+        ErrorKind::AuthenticationFailed => FailureKind::Auth,
+        _ if matches!(code, "NOPERM" | "WRONGPASS" | "NOAUTH") => FailureKind::Auth,
+        _ if error.is_timeout() => FailureKind::Timeout,
+        ErrorKind::IoError if connecting => FailureKind::Connect,
+        _ if error.is_connection_refusal() || error.is_connection_dropped() => FailureKind::Connect,
+        ErrorKind::ResponseError | ErrorKind::ExtensionError => FailureKind::Query,
+        _ if connecting => FailureKind::Connect,
+        _ => FailureKind::Query,
+    };
+    PollFailure::new(kind, scrub(&error.to_string(), password))
+}
+
 /// A polled Redis node: one multiplexed connection.
 pub struct RedisSource {
     target: RedisTarget,
@@ -206,18 +222,7 @@ impl RedisSource {
     }
 
     fn failure(&self, error: &RedisError, connecting: bool) -> PollFailure {
-        let code = error.code().unwrap_or("");
-        let kind = match error.kind() {
-            ErrorKind::AuthenticationFailed => FailureKind::Auth,
-            _ if matches!(code, "NOPERM" | "WRONGPASS" | "NOAUTH") => FailureKind::Auth,
-            _ if error.is_timeout() => FailureKind::Timeout,
-            ErrorKind::IoError if connecting => FailureKind::Connect,
-            _ if error.is_connection_refusal() || error.is_connection_dropped() => FailureKind::Connect,
-            ErrorKind::ResponseError | ErrorKind::ExtensionError => FailureKind::Query,
-            _ if connecting => FailureKind::Connect,
-            _ => FailureKind::Query,
-        };
-        PollFailure::new(kind, scrub(&error.to_string(), self.target.password()))
+        redis_failure(error, connecting, self.target.password())
     }
 
     async fn connect(&self) -> Result<MultiplexedConnection, PollFailure> {
@@ -240,6 +245,28 @@ impl Source for RedisSource {
     type Observation = RedisObservation;
 
     async fn poll(&mut self) -> Result<Sampled<RedisObservation>, PollFailure> {
+        let had_connection = self.connection.is_some();
+        match self.poll_once().await {
+            // The server closed a connection that was fine at the last poll:
+            // Sentinel kills clients when it reconfigures a server, and so
+            // does a `timeout` or `CLIENT KILL`. One fresh connection before
+            // calling the node down.
+            Err(f) if had_connection && f.kind == FailureKind::Connect => self.poll_once().await,
+            result => result,
+        }
+    }
+
+    fn is_connected(&self) -> bool {
+        self.connection.is_some()
+    }
+
+    fn reset(&mut self) {
+        self.connection = None;
+    }
+}
+
+impl RedisSource {
+    async fn poll_once(&mut self) -> Result<Sampled<RedisObservation>, PollFailure> {
         if self.connection.is_none() {
             self.connection = Some(self.connect().await?);
         }
@@ -310,14 +337,6 @@ impl Source for RedisSource {
                 Err(failure)
             }
         }
-    }
-
-    fn is_connected(&self) -> bool {
-        self.connection.is_some()
-    }
-
-    fn reset(&mut self) {
-        self.connection = None;
     }
 }
 

@@ -1,13 +1,46 @@
-//! How to reach a Redis node, from its config entry. Debug never shows the
+//! How to reach a Redis node, from its config entry, and what the entry is:
+//! a server, a Sentinel, or a Redis Cluster seed. Debug never shows the
 //! password.
 
 use std::collections::HashMap;
 use std::fmt;
+use std::net::IpAddr;
 
 use crate::model::config::{
-    configured_password, key_error, only_for, read_ca, refuse_seaweedfs_keys, ConfigError, RawNode,
+    check_label_value, configured_password, key_error, only_for, read_ca, refuse_seaweedfs_keys, ConfigError, RawNode,
 };
 use crate::model::{normalize_host, Heartbeat};
+
+/// What a Redis entry is.
+#[derive(Debug, Clone, PartialEq)]
+pub enum RedisRole {
+    /// A master or replica, polled with INFO (the default).
+    Server,
+    /// A Sentinel: the masters it monitors (all, or `masters`) and their
+    /// replicas are discovered and polled as servers.
+    Sentinel { masters: Vec<String> },
+    /// A Redis Cluster node: every node of its cluster is discovered from
+    /// `CLUSTER NODES` and polled as a server.
+    Cluster,
+}
+
+/// How discovered servers are reached and placed: the entry's credentials
+/// and TLS settings, and its `node_regions`.
+#[derive(Clone, Default)]
+pub struct Discovery {
+    /// `(match, region)`, most specific first: `host:port`, then host, then networks.
+    regions: Vec<(RegionMatch, String)>,
+    /// The discovered servers' password (`password_env`/`password_file`);
+    /// for a Sentinel, not the Sentinel's own.
+    password: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+enum RegionMatch {
+    Address(String, u16),
+    Host(String),
+    Network(ipnet::IpNet),
+}
 
 /// Connection settings for a Redis node. Debug never shows the password.
 #[derive(Clone)]
@@ -18,6 +51,9 @@ pub struct RedisTarget {
     pub ca_pem: Option<Vec<u8>>,
     /// replag's heartbeat (opt-in): a field of the `replag:heartbeat:<writer>` hash.
     pub heartbeat: Option<Heartbeat>,
+    pub role: RedisRole,
+    /// Sentinel and Cluster entries: how to reach what they reveal.
+    pub discovery: Discovery,
 }
 
 impl RedisTarget {
@@ -36,12 +72,128 @@ impl RedisTarget {
     pub fn is_tls(&self) -> bool {
         matches!(self.info.addr, redis::ConnectionAddr::TcpTls { .. })
     }
+
+    /// A server this Sentinel or Cluster entry revealed at `host:port`:
+    /// reached with the entry's credentials and TLS settings.
+    pub fn member(&self, host: &str, port: u16) -> RedisTarget {
+        let mut info = self.info.clone();
+        info.addr = match &info.addr {
+            redis::ConnectionAddr::TcpTls { insecure, tls_params, .. } => redis::ConnectionAddr::TcpTls {
+                host: host.to_string(),
+                port,
+                insecure: *insecure,
+                tls_params: tls_params.clone(),
+            },
+            _ => redis::ConnectionAddr::Tcp(host.to_string(), port),
+        };
+        if self.role != RedisRole::Cluster {
+            info.redis.password = self.discovery.password.clone();
+        }
+        RedisTarget {
+            info,
+            ca_pem: self.ca_pem.clone(),
+            heartbeat: None,
+            role: RedisRole::Server,
+            discovery: Discovery::default(),
+        }
+    }
+
+    /// The region of a discovered server, from `node_regions`.
+    pub fn region_of(&self, host: &str, port: u16) -> Option<&str> {
+        let host = normalize_host(host);
+        let ip = host.parse::<IpAddr>().ok();
+        self.discovery
+            .regions
+            .iter()
+            .find(|(m, _)| match m {
+                RegionMatch::Address(h, p) => *h == host && *p == port,
+                RegionMatch::Host(h) => *h == host,
+                RegionMatch::Network(net) => ip.is_some_and(|ip| net.contains(&ip)),
+            })
+            .map(|(_, region)| region.as_str())
+    }
 }
 
 impl fmt::Debug for RedisTarget {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("RedisTarget").field("addresses", &self.addresses()).finish_non_exhaustive()
+        f.debug_struct("RedisTarget")
+            .field("addresses", &self.addresses())
+            .field("role", &self.role)
+            .finish_non_exhaustive()
     }
+}
+
+/// `node_regions`: `host:port`, host or CIDR network → region.
+fn region_matches(key: &str, node: &RawNode) -> Result<Vec<(RegionMatch, String)>, ConfigError> {
+    let mut out = Vec::new();
+    for (pattern, region) in &node.node_regions {
+        let entry_key = format!("{key}.node_regions.{pattern:?}");
+        check_label_value(&entry_key, region)?;
+        let m = if let Ok(net) = pattern.parse::<ipnet::IpNet>() {
+            RegionMatch::Network(net)
+        } else if let Some((host, port)) =
+            pattern.rsplit_once(':').filter(|(h, _)| !h.contains(':') || h.ends_with(']'))
+        {
+            let port = port.parse().map_err(|_| key_error(&entry_key, "port is not a number"))?;
+            RegionMatch::Address(normalize_host(host), port)
+        } else if !pattern.is_empty() && !pattern.contains('/') {
+            RegionMatch::Host(normalize_host(pattern))
+        } else {
+            return Err(key_error(entry_key, "is not host:port, a host, or a network like 10.1.0.0/16"));
+        };
+        out.push((m, region.clone()));
+    }
+    // Most specific first.
+    out.sort_by_key(|(m, _)| match m {
+        RegionMatch::Address(..) => 0,
+        RegionMatch::Host(_) => 1,
+        RegionMatch::Network(net) => 2 + u32::from(128 - net.prefix_len()),
+    });
+    Ok(out)
+}
+
+fn role_of(key: &str, node: &RawNode) -> Result<RedisRole, ConfigError> {
+    let role = match node.role.as_deref() {
+        None | Some("server") => RedisRole::Server,
+        Some("sentinel") => {
+            for (i, name) in node.masters.iter().enumerate() {
+                if name.is_empty() || name.len() > 128 || name.chars().any(char::is_whitespace) {
+                    return Err(key_error(format!("{key}.masters[{i}]"), "is not a Sentinel master name"));
+                }
+            }
+            RedisRole::Sentinel { masters: node.masters.clone() }
+        }
+        Some("cluster") => RedisRole::Cluster,
+        Some(other) => {
+            return Err(key_error(
+                format!("{key}.role"),
+                format!("{} is not a redis role (server, sentinel, cluster)", crate::model::quoted(other)),
+            ))
+        }
+    };
+    only_for(
+        key,
+        !node.masters.is_empty() && !matches!(role, RedisRole::Sentinel { .. }),
+        "masters",
+        "redis sentinel",
+    )?;
+    only_for(
+        key,
+        node.sentinel_password_env.is_some() && !matches!(role, RedisRole::Sentinel { .. }),
+        "sentinel_password_env",
+        "redis sentinel",
+    )?;
+    only_for(
+        key,
+        !node.node_regions.is_empty() && role == RedisRole::Server,
+        "node_regions",
+        "redis sentinel and cluster",
+    )?;
+    if role != RedisRole::Server {
+        only_for(key, node.heartbeat, "heartbeat", "redis server")?;
+        only_for(key, node.upstream.is_some(), "upstream", "redis server")?;
+    }
+    Ok(role)
 }
 
 /// The target a `[[regions.R.redis]]` entry describes (`key` is its config key).
@@ -55,11 +207,28 @@ pub fn from_config(key: &str, node: &RawNode, env: &HashMap<String, String>) -> 
     let mut info = url.into_connection_info().map_err(|_| {
         key_error(&url_key, "is not a valid Redis URL like redis://[user[:password]@]host:port[/db] (value not shown: it may hold a password)")
     })?;
-    if let Some(password) = configured_password(key, node, env)? {
-        info.redis.password = Some(password);
+    let role = role_of(key, node)?;
+    let password = configured_password(key, node, env)?;
+    let mut discovery = Discovery { regions: region_matches(key, node)?, password: None };
+    match &role {
+        RedisRole::Sentinel { .. } => {
+            // The Sentinel's own password is not its servers'.
+            discovery.password = password;
+            if let Some(var) = &node.sentinel_password_env {
+                let own = env.get(var).ok_or_else(|| {
+                    key_error(format!("{key}.sentinel_password_env"), format!("environment variable {var} is not set"))
+                })?;
+                info.redis.password = Some(own.clone());
+            }
+        }
+        _ => {
+            if let Some(password) = password {
+                info.redis.password = Some(password);
+            }
+        }
     }
     let ca_pem = read_ca(key, node)?;
-    let target = RedisTarget { info, ca_pem, heartbeat: None };
+    let target = RedisTarget { info, ca_pem, heartbeat: None, role, discovery };
     if target.ca_pem.is_some() && !target.is_tls() {
         return Err(key_error(format!("{key}.ca_file"), "only applies to rediss:// URLs"));
     }

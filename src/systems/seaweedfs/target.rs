@@ -3,7 +3,9 @@
 
 use std::collections::HashMap;
 
-use crate::model::config::{check_label_value, key_error, only_for, read_ca, ConfigError, RawNode};
+use crate::model::config::{
+    check_label_value, key_error, only_for, read_ca, refuse_redis_topology_keys, ConfigError, RawNode,
+};
 use crate::model::{normalize_host, Heartbeat};
 
 /// Where replag's heartbeats live on a filer unless `heartbeat_path` says.
@@ -111,6 +113,7 @@ pub fn from_config(key: &str, node: &RawNode, _env: &HashMap<String, String>) ->
     }
     only_for(key, node.client_cert_file.is_some() || node.client_key_file.is_some(), "client_cert_file", "postgres")?;
     only_for(key, !node.publishers.is_empty(), "publishers", "postgres")?;
+    refuse_redis_topology_keys(key, node)?;
     if !matches!(role, SeaweedRole::Master) {
         only_for(key, !node.datacenters.is_empty(), "datacenters", "seaweedfs master")?;
     }

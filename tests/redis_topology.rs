@@ -1,0 +1,439 @@
+//! Redis topologies that manage themselves, against real servers: three
+//! Sentinels with a master and two replicas (failovers by SENTINEL FAILOVER
+//! and by killing the master, under writes), and a 3-master / 3-replica
+//! Redis Cluster built with `redis-cli --cluster create`. replag is given
+//! only the Sentinels or one cluster node; it must find every server, follow
+//! every failover, and never show lag that did not happen.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::redis::PASSWORD;
+use common::redis_topology::{Cluster, SentinelGroup, GROUP};
+use common::{wait_for, Replag, Scrape};
+
+const POLL: Duration = Duration::from_millis(500);
+
+fn addr(port: u16) -> String {
+    format!("127.0.0.1:{port}")
+}
+
+/// `(source, replica)` of every Redis replica link that is up.
+fn up_links(s: &Scrape) -> BTreeSet<(String, String)> {
+    s.all("replag_link_up", &[("system", "redis")])
+        .into_iter()
+        .filter(|x| x.value == 1.0)
+        .map(|x| (x.labels["source"].clone(), x.labels["replica"].clone()))
+        .collect()
+}
+
+/// The largest lag any Redis link reports.
+fn worst_lag(s: &Scrape) -> f64 {
+    s.all("replag_lag_seconds", &[("system", "redis")]).iter().map(|x| x.value).fold(0.0, f64::max)
+}
+
+/// The largest lag of a Redis link that is up. (A server back from a crash
+/// holds the data of its last RDB: while its link is down, its lag is that
+/// data's age, which can predate the failover.)
+fn worst_up_lag(s: &Scrape) -> f64 {
+    s.all("replag_lag_seconds", &[("system", "redis")])
+        .iter()
+        .filter(|x| {
+            s.get("replag_link_up", &x.labels.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect::<Vec<_>>())
+                == Some(1.0)
+        })
+        .map(|x| x.value)
+        .fold(0.0, f64::max)
+}
+
+/// Writes every 5 ms to whichever server the Sentinels name master, until
+/// dropped: a failover moves the writes with it, as a client library does.
+struct FollowingWrites {
+    stop: Arc<AtomicBool>,
+    written: Arc<AtomicU64>,
+}
+
+impl FollowingWrites {
+    fn start(sentinel_port: u16) -> FollowingWrites {
+        let (stop, written) = (Arc::new(AtomicBool::new(false)), Arc::new(AtomicU64::new(0)));
+        let (flag, count) = (stop.clone(), written.clone());
+        tokio::spawn(async move {
+            let deadline = Instant::now() + Duration::from_secs(240);
+            let mut n = 0u64;
+            while !flag.load(Ordering::Relaxed) && Instant::now() < deadline {
+                let Ok(sentinel) = redis::Client::open(format!("redis://127.0.0.1:{sentinel_port}")) else { return };
+                let Ok(mut s) = sentinel.get_multiplexed_async_connection().await else { return };
+                let master: Vec<String> = redis::cmd("SENTINEL")
+                    .arg("GET-MASTER-ADDR-BY-NAME")
+                    .arg(GROUP)
+                    .query_async(&mut s)
+                    .await
+                    .unwrap_or_default();
+                let url = format!("redis://:{PASSWORD}@127.0.0.1:{}", master.get(1).cloned().unwrap_or_default());
+                let connection = async { redis::Client::open(url).ok()?.get_multiplexed_async_connection().await.ok() };
+                let Some(mut c) = tokio::time::timeout(Duration::from_secs(1), connection).await.ok().flatten() else {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                };
+                // Write until this master refuses (READONLY after a failover) or dies.
+                while !flag.load(Ordering::Relaxed) {
+                    n += 1;
+                    let mut command = redis::cmd("SET");
+                    command.arg(format!("k{}", n % 1000)).arg(n);
+                    let set = command.query_async::<()>(&mut c);
+                    match tokio::time::timeout(Duration::from_millis(500), set).await {
+                        Ok(Ok(())) => count.fetch_add(1, Ordering::Relaxed),
+                        _ => break,
+                    };
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                }
+            }
+        });
+        FollowingWrites { stop, written }
+    }
+}
+
+impl Drop for FollowingWrites {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}
+
+fn sentinel_config(group: &SentinelGroup) -> String {
+    let regions = ["us-east", "eu-west", "ap-south"];
+    let node_regions: Vec<String> =
+        group.servers.iter().zip(regions).map(|(s, r)| format!("\"127.0.0.1:{}\" = \"{r}\"", s.port)).collect();
+    let mut text = format!("[poll]\ninterval = \"{}ms\"\ntimeout = \"400ms\"\n", POLL.as_millis());
+    for (s, region) in group.sentinels.iter().zip(regions) {
+        text += &format!(
+            "\n[[regions.{region}.redis]]\nname = \"sentinel-{region}\"\nurl = \"redis://127.0.0.1:{}\"\n\
+             role = \"sentinel\"\npassword_env = \"REDIS_PW\"\nnode_regions = {{ {} }}\n",
+            s.port,
+            node_regions.join(", ")
+        );
+    }
+    text
+}
+
+/// Does the server on `replica` replicate from `master`, link up (its own INFO)?
+async fn replicates_from(group: &SentinelGroup, replica: u16, master: u16) -> bool {
+    let Some(server) = group.servers.iter().find(|s| s.port == replica) else { return false };
+    let Ok(Some(info)) = tokio::time::timeout(Duration::from_millis(300), async {
+        let mut c = server.try_client().await?;
+        redis::cmd("INFO").arg("replication").query_async::<String>(&mut c).await.ok()
+    })
+    .await
+    else {
+        return false;
+    };
+    info.contains(&format!("master_port:{master}\r\n")) && info.contains("master_link_status:up")
+}
+
+/// What replag showed through a failover.
+struct Followed {
+    /// The longest time from a replica's own INFO saying it replicates from
+    /// its new master (link up) to replag showing that link up.
+    delay: Duration,
+    worst_lag: f64,
+    last: Scrape,
+}
+
+/// Watch replag through a failover that began at `began` until every link of
+/// `expect` (`(master, replica)` ports) is up. At every scrape: no link's
+/// lag is more than the time since `began` plus a poll (the replicas were
+/// caught up then: writes they lack can only be younger; a history mixed
+/// across replication IDs reads far more) for a link that is up, no lag is
+/// older than the servers, and every server is a master,
+/// the replica of some link, or down (no missing series).
+async fn follow(
+    replag: &Replag,
+    group: &SentinelGroup,
+    began: Instant,
+    limit: Duration,
+    expect: &[(u16, u16)],
+) -> Followed {
+    let deadline = Instant::now() + limit;
+    let (mut truth, mut seen) = (vec![None; expect.len()], vec![None; expect.len()]);
+    let mut worst = 0.0f64;
+    loop {
+        for (i, (m, r)) in expect.iter().enumerate() {
+            if truth[i].is_none() && replicates_from(group, *r, *m).await {
+                truth[i] = Some(Instant::now());
+            }
+        }
+        let s = replag.scrape().await;
+        let lag = worst_up_lag(&s);
+        let elapsed = began.elapsed().as_secs_f64();
+        assert!(
+            lag <= elapsed + POLL.as_secs_f64(),
+            "a lag of {lag:.3} s, {elapsed:.3} s after the failover began:\n{}",
+            s.text
+        );
+        let any = worst_lag(&s);
+        assert!(
+            any <= group.started.elapsed().as_secs_f64(),
+            "a lag of {any:.3} s, older than the servers:\n{}",
+            s.text
+        );
+        worst = worst.max(lag);
+        for server in &group.servers {
+            let name = addr(server.port);
+            let is_master = !s.all("replag_node_info", &[("node", &name), ("role", "master")]).is_empty();
+            let has_link = !s.all("replag_link_up", &[("system", "redis"), ("replica", &name)]).is_empty();
+            let down = s.get("replag_node_up", &[("node", &name)]) == Some(0.0);
+            assert!(is_master || has_link || down, "{name} is neither a master nor a link's replica:\n{}", s.text);
+        }
+        let up = up_links(&s);
+        for (i, (m, r)) in expect.iter().enumerate() {
+            if seen[i].is_none() && up.contains(&(addr(*m), addr(*r))) {
+                seen[i] = Some(Instant::now());
+            }
+        }
+        if seen.iter().all(Option::is_some) {
+            let delay = truth
+                .iter()
+                .zip(&seen)
+                .map(|(t, s)| s.unwrap().saturating_duration_since(t.unwrap_or(began)))
+                .max()
+                .unwrap_or_default();
+            return Followed { delay, worst_lag: worst, last: s };
+        }
+        assert!(Instant::now() < deadline, "not done within {limit:?}; last scrape:\n{}", s.text);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sentinel_failovers_are_followed_without_bogus_lag() {
+    let mut group = SentinelGroup::start().await;
+    let ports: Vec<u16> = group.servers.iter().map(|s| s.port).collect();
+    assert_eq!(ports.len(), 3);
+    let first = ports[0];
+    let writes = FollowingWrites::start(group.sentinels[0].port);
+    let replag = Replag::start(&sentinel_config(&group), &[("REDIS_PW", PASSWORD)]).await;
+
+    // Discovery: only the Sentinels are configured.
+    let want: BTreeSet<_> = ports[1..].iter().map(|r| (addr(first), addr(*r))).collect();
+    let s = replag
+        .wait_until("both replicas found through the Sentinels", Duration::from_secs(20), |s| {
+            up_links(s) == want && s.get("replag_redis_sentinel_quorum_ok", &[("group", GROUP)]) == Some(1.0)
+        })
+        .await;
+    assert_eq!(s.get("replag_redis_sentinel_sentinels_reachable", &[("group", GROUP)]), Some(3.0));
+    assert_eq!(s.get("replag_redis_group_replicas", &[("group", GROUP)]), Some(2.0));
+    assert_eq!(s.get("replag_redis_group_healthy_replicas", &[("group", GROUP)]), Some(2.0));
+    assert_eq!(s.get("replag_redis_group_failovers_total", &[("group", GROUP)]), Some(0.0));
+    let master_info = [("group", GROUP), ("master", &addr(first)), ("master_region", "us-east")];
+    assert_eq!(s.get("replag_redis_group_master_info", &master_info), Some(1.0));
+    let eu_link = [("replica", addr(ports[1])), ("replica_region", "eu-west".to_string())];
+    let eu_link: Vec<(&str, &str)> = eu_link.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    assert_eq!(s.get("replag_link_up", &eu_link), Some(1.0), "regions come from node_regions");
+    assert_eq!(s.all("replag_link_group_info", &[("group", GROUP)]).len(), 2);
+
+    // 1. SENTINEL FAILOVER under writes.
+    let before = writes.written.load(Ordering::Relaxed);
+    let began = Instant::now();
+    group.sentinels[0].failover().await;
+    let promoted = wait_for("the Sentinels to agree on a new master", Duration::from_secs(30), || async {
+        group.master_port().await.filter(|p| *p != first)
+    })
+    .await;
+    let agreed = Instant::now();
+    let others: Vec<_> = ports.iter().filter(|p| **p != promoted).map(|r| (promoted, *r)).collect();
+    let f = follow(&replag, &group, began, Duration::from_secs(40), &others).await;
+    println!(
+        "SENTINEL FAILOVER: Sentinels agreed after {:.2} s; every link from {} up {:.2} s after that; replag showed \
+         each at most {:.2} s after the replica's own INFO did; largest lag meanwhile {:.3} s ({} writes)",
+        (agreed - began).as_secs_f64(),
+        addr(promoted),
+        agreed.elapsed().as_secs_f64(),
+        f.delay.as_secs_f64(),
+        f.worst_lag,
+        writes.written.load(Ordering::Relaxed) - before
+    );
+    assert!(f.delay <= POLL * 2 + Duration::from_millis(400), "links follow within 2 polls, not {:?}", f.delay);
+    let s = replag
+        .wait_until("the failover counted", Duration::from_secs(10), |s| {
+            s.get("replag_redis_group_failovers_total", &[("group", GROUP)]) >= Some(1.0)
+        })
+        .await;
+    assert_eq!(s.get("replag_redis_group_failovers_total", &[("group", GROUP)]), Some(1.0), "{}", s.text);
+    assert_eq!(s.get("replag_redis_group_master_info", &[("group", GROUP), ("master", &addr(promoted))]), Some(1.0));
+
+    // 2. Kill the master under writes: Sentinel detects it after 1 s, then fails over.
+    let killed_port = promoted;
+    group.servers.iter_mut().find(|s| s.port == killed_port).unwrap().kill();
+    let killed = Instant::now();
+    let s = replag
+        .wait_until("the dead master down in replag", Duration::from_secs(10), |s| {
+            s.get("replag_node_up", &[("node", &addr(killed_port))]) == Some(0.0)
+        })
+        .await;
+    assert!(worst_lag(&s) <= killed.elapsed().as_secs_f64() + POLL.as_secs_f64(), "{}", s.text);
+    let second = wait_for("a second failover", Duration::from_secs(30), || async {
+        group.master_port().await.filter(|p| *p != killed_port)
+    })
+    .await;
+    let agreed = Instant::now();
+    let survivor = *ports.iter().find(|p| **p != killed_port && **p != second).unwrap();
+    let f = follow(&replag, &group, killed, Duration::from_secs(30), &[(second, survivor)]).await;
+    println!(
+        "master killed: Sentinels agreed on {} after {:.2} s; link {}->{} up in replag {:.2} s after that, {:.2} s \
+         after the replica's INFO; largest lag meanwhile {:.3} s",
+        addr(second),
+        (agreed - killed).as_secs_f64(),
+        addr(second),
+        addr(survivor),
+        agreed.elapsed().as_secs_f64(),
+        f.delay.as_secs_f64(),
+        f.worst_lag
+    );
+    assert!(f.delay <= POLL * 2 + Duration::from_millis(400), "links follow within 2 polls, not {:?}", f.delay);
+    replag
+        .wait_until("the second failover counted", Duration::from_secs(10), |s| {
+            s.get("replag_redis_group_failovers_total", &[("group", GROUP)]) == Some(2.0)
+                && s.get("replag_redis_group_healthy_replicas", &[("group", GROUP)]) == Some(1.0)
+        })
+        .await;
+
+    // 3. The old master returns (empty, as a master): Sentinel makes it a
+    // replica of the new master, and replag shows that link.
+    group.servers.iter_mut().find(|s| s.port == killed_port).unwrap().restart_as_master().await;
+    let back = Instant::now();
+    let f = follow(&replag, &group, back, Duration::from_secs(40), &[(second, killed_port)]).await;
+    println!(
+        "old master back: a replica of {} in replag after {:.2} s ({:.2} s after its own INFO said so)",
+        addr(second),
+        back.elapsed().as_secs_f64(),
+        f.delay.as_secs_f64()
+    );
+    assert!(f.last.get("replag_node_up", &[("node", &addr(killed_port))]) == Some(1.0));
+    let s = replag
+        .wait_until("both replicas healthy again", Duration::from_secs(20), |s| {
+            s.get("replag_redis_group_healthy_replicas", &[("group", GROUP)]) == Some(2.0)
+        })
+        .await;
+    assert!(worst_lag(&s) < 1.0, "{}", s.text);
+    assert!(writes.written.load(Ordering::Relaxed) > before + 100, "writes went on through the failovers");
+
+    // 4. Every Sentinel gone: the last known topology stays, marked stale;
+    // the servers are still polled.
+    for sentinel in &mut group.sentinels {
+        sentinel.kill();
+    }
+    let s = replag
+        .wait_until("the group marked stale", Duration::from_secs(10), |s| {
+            s.get("replag_redis_group_stale", &[("group", GROUP)]) == Some(1.0)
+        })
+        .await;
+    assert_eq!(s.get("replag_redis_group_master_info", &[("group", GROUP), ("master", &addr(second))]), Some(1.0));
+    assert_eq!(s.get("replag_node_up", &[("node", "sentinel-us-east")]), Some(0.0));
+    assert!(up_links(&s).contains(&(addr(second), addr(survivor))), "links are still measured");
+    assert_eq!(s.get("replag_redis_sentinel_quorum_ok", &[("group", GROUP)]), None, "unknown, not a guess");
+    assert!(!replag.log().contains(PASSWORD));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cluster_shards_frozen_replica_and_manual_failover() {
+    let cluster = Cluster::start(3).await;
+    let shards = cluster.shards().await;
+    assert_eq!(shards.len(), 3, "three masters with a replica each");
+    let config = format!(
+        "[poll]\ninterval = \"{}ms\"\ntimeout = \"400ms\"\n\n[[regions.us-east.redis]]\nname = \"seed\"\n\
+         url = \"redis://127.0.0.1:{}\"\nrole = \"cluster\"\ngroup = \"cache\"\npassword_env = \"REDIS_PW\"\n",
+        POLL.as_millis(),
+        cluster.nodes[0].port
+    );
+    let replag = Replag::start(&config, &[("REDIS_PW", PASSWORD)]).await;
+    let want: BTreeSet<_> = shards.iter().map(|(m, r)| (addr(*m), addr(*r))).collect();
+    let s = replag.wait_until("every shard's replica link", Duration::from_secs(20), |s| up_links(s) == want).await;
+    assert_eq!(s.get("replag_redis_cluster_state_ok", &[("group", "cache")]), Some(1.0));
+    assert_eq!(s.get("replag_redis_cluster_slots", &[("group", "cache"), ("state", "ok")]), Some(16384.0));
+    let mut shard_names: Vec<String> =
+        s.all("replag_link_group_info", &[("group", "cache")]).iter().map(|x| x.labels["shard"].clone()).collect();
+    shard_names.sort();
+    assert_eq!(shard_names, ["0-5460", "10923-16383", "5461-10922"], "shards are named by their slots");
+
+    // Idle: 0.
+    for _ in 0..6 {
+        let s = replag.scrape().await;
+        assert!(worst_lag(&s) < 0.05, "idle lag {:.3}:\n{}", worst_lag(&s), s.text);
+        tokio::time::sleep(POLL).await;
+    }
+
+    // A frozen replica under writes: its shard's lag grows 1 s/s.
+    let (master, replica) = shards[0];
+    let shard = s.all("replag_link_group_info", &[("replica", &addr(replica))])[0].labels["shard"].clone();
+    let stop = Arc::new(AtomicBool::new(false));
+    let flag = stop.clone();
+    let mut c = cluster.node(master).client().await;
+    tokio::spawn(async move {
+        let mut n = 0u64;
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !flag.load(Ordering::Relaxed) && Instant::now() < deadline {
+            n += 1;
+            // Keys of other shards answer MOVED; a third land here.
+            let _ = redis::cmd("SET").arg(format!("k{}", n % 3000)).arg(n).query_async::<()>(&mut c).await;
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+    });
+    let link = [("replica", addr(replica))];
+    let link: Vec<(&str, &str)> = link.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    cluster.node(replica).freeze();
+    let frozen = Instant::now();
+    let (replag_ref, link_ref) = (&replag, &link);
+    let at = |t: f64| async move {
+        tokio::time::sleep_until((frozen + Duration::from_secs_f64(t)).into()).await;
+        let s = replag_ref.scrape().await;
+        (s.get("replag_lag_seconds", link_ref).unwrap_or(f64::NAN), frozen.elapsed().as_secs_f64(), s)
+    };
+    let (lag3, truth3, _) = at(3.0).await;
+    let (lag7, truth7, s) = at(7.0).await;
+    cluster.node(replica).thaw();
+    stop.store(true, Ordering::Relaxed);
+    let slope = (lag7 - lag3) / (truth7 - truth3);
+    println!("cluster frozen replica: {lag3:.2} s @ {truth3:.2}, {lag7:.2} s @ {truth7:.2}: {slope:.3} s/s");
+    assert!((0.85..=1.15).contains(&slope), "lag grows 1 s/s, not {slope:.3}");
+    assert!((truth7 - lag7).abs() < 1.0, "lag {lag7:.2} s vs truth {truth7:.2} s");
+    let shard_labels = [("group", "cache"), ("shard", shard.as_str())];
+    assert_eq!(s.get("replag_redis_group_healthy_replicas", &shard_labels), Some(0.0), "{}", s.text);
+    replag
+        .wait_until("the thawed replica caught up", Duration::from_secs(20), |s| {
+            up_links(s) == want && worst_lag(s) < 0.1
+        })
+        .await;
+
+    // CLUSTER FAILOVER on a replica: it becomes master of the same shard;
+    // the old master its replica.
+    let (old_master, new_master) = shards[1];
+    let _: String =
+        redis::cmd("CLUSTER").arg("FAILOVER").query_async(&mut cluster.node(new_master).client().await).await.unwrap();
+    let asked = Instant::now();
+    let mut s = replag
+        .wait_until("the link re-pointed", Duration::from_secs(20), |s| {
+            up_links(s).contains(&(addr(new_master), addr(old_master)))
+        })
+        .await;
+    println!(
+        "CLUSTER FAILOVER: link {}->{} up after {:.2} s",
+        addr(new_master),
+        addr(old_master),
+        asked.elapsed().as_secs_f64()
+    );
+    assert!(worst_lag(&s) < 1.0, "{}", s.text);
+    let moved = s.all("replag_link_group_info", &[("replica", &addr(old_master))])[0].labels["shard"].clone();
+    let failovers = |s: &Scrape| s.get("replag_redis_group_failovers_total", &[("group", "cache"), ("shard", &moved)]);
+    if failovers(&s) != Some(1.0) {
+        s = replag.wait_until("the failover counted", Duration::from_secs(10), |s| failovers(s) == Some(1.0)).await;
+    }
+    assert_eq!(
+        s.get("replag_redis_group_master_info", &[("shard", &moved), ("master", &addr(new_master))]),
+        Some(1.0),
+        "the shard keeps its name; its master changed"
+    );
+    assert!(!up_links(&s).contains(&(addr(old_master), addr(new_master))), "the old link is gone");
+}
