@@ -75,6 +75,9 @@ impl Target {
     pub fn addresses(&self) -> Vec<(String, u16)> {
         match self {
             Target::Postgres(t) => t.addresses(),
+            // A Sentinel or Cluster entry is no server anyone replicates
+            // from: a Cluster seed's server joins as its own node.
+            Target::Redis(t) if t.role != redis::RedisRole::Server => Vec::new(),
             Target::Redis(t) => t.addresses(),
             Target::Seaweedfs(t) => t.addresses(),
         }
