@@ -233,6 +233,9 @@ async fn sentinel_failovers_are_followed_without_bogus_lag() {
     let eu_link: Vec<(&str, &str)> = eu_link.iter().map(|(k, v)| (*k, v.as_str())).collect();
     assert_eq!(s.get("replag_link_up", &eu_link), Some(1.0), "regions come from node_regions");
     assert_eq!(s.all("replag_link_group_info", &[("group", GROUP)]).len(), 2);
+    let (status, body) = replag.get(&format!("/gate?max_lag=5s&group={GROUP}")).await.unwrap();
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains(&addr(ports[1])) && body.contains(&addr(ports[2])), "both links judged: {body}");
 
     // 1. SENTINEL FAILOVER under writes.
     let before = writes.written.load(Ordering::Relaxed);
@@ -393,6 +396,13 @@ async fn cluster_shards_frozen_replica_and_manual_failover() {
     };
     let (lag3, truth3, _) = at(3.0).await;
     let (lag7, truth7, s) = at(7.0).await;
+    // A deploy gate scoped to the frozen shard fails; one scoped to another passes.
+    let gate = |shard: &str| format!("/gate?max_lag=2s&shard={}", shard.replace(',', "%2C"));
+    let (frozen_status, body) = replag.get(&gate(&shard)).await.unwrap();
+    assert_eq!(frozen_status, 503, "{body}");
+    let other = shard_names.iter().find(|n| **n != shard).unwrap();
+    let (other_status, body) = replag.get(&gate(other)).await.unwrap();
+    assert_eq!(other_status, 200, "{body}");
     cluster.node(replica).thaw();
     stop.store(true, Ordering::Relaxed);
     let slope = (lag7 - lag3) / (truth7 - truth3);

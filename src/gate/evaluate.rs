@@ -247,7 +247,7 @@ pub fn evaluate(spec: &GateSpec, snap: &Snapshot, tracks: &Tracks, now: Instant,
         .links
         .iter()
         .enumerate()
-        .filter(|(_, l)| spec.scope.matches(&l.id))
+        .filter(|(_, l)| spec.scope.matches(&l.id, l.group.as_deref(), l.shard.as_deref()))
         .map(|(i, l)| judge(spec, &down_nodes, l, tracks.of(i), snapshot_age, now, wall))
         .collect();
     let polled = snap.nodes.iter().any(|n| n.polls_total > 0);

@@ -29,6 +29,8 @@ const LINK_METRICS: &[&str] = &[
     "replag_link_up",
     "replag_lag_lower_bound",
     "replag_link_data_age_seconds",
+    // A link's group and shard, for a gate scoped by them.
+    "replag_link_group_info",
 ];
 const LINK_LABEL_NAMES: [&str; 6] = LinkId::LABELS;
 
@@ -233,6 +235,8 @@ struct LinkSeries<'a> {
     up: Option<&'a Series>,
     lower_bound: Option<&'a Series>,
     data_age: Option<&'a Series>,
+    /// `replag_link_group_info`: the link's group and shard labels.
+    group: Option<&'a Series>,
 }
 
 /// When the current breach of `limit` began, from samples oldest first
@@ -331,6 +335,7 @@ pub fn evaluate(spec: &GateSpec, fetched: &Fetched, now: f64, wall: SystemTime) 
             "replag_link_up" => &mut entry.up,
             "replag_lag_lower_bound" => &mut entry.lower_bound,
             "replag_link_data_age_seconds" => &mut entry.data_age,
+            "replag_link_group_info" => &mut entry.group,
             _ => continue,
         };
         *slot = Some(s);
@@ -348,7 +353,10 @@ pub fn evaluate(spec: &GateSpec, fetched: &Fetched, now: f64, wall: SystemTime) 
                 (key[2].to_string(), key[3].to_string()),
                 (key[4].to_string(), key[5].to_string()),
             );
-            spec.scope.matches(&link).then(|| judge(spec, &link, series, &down_nodes, now))
+            let label = |name| series.group.map(|g| g.label(name)).filter(|v| !v.is_empty());
+            spec.scope
+                .matches(&link, label("group"), label("shard"))
+                .then(|| judge(spec, &link, series, &down_nodes, now))
         })
         .collect();
     // A replag that Prometheus can no longer scrape: its links are unknown.

@@ -41,10 +41,25 @@ pub struct Scope {
     pub replica_regions: Vec<String>,
     /// `system/kind/source->replica`, `source->replica`, or a replica name.
     pub links: Vec<String>,
+    /// Replication groups: a Redis Sentinel master name or Cluster name.
+    #[serde(default)]
+    pub groups: Vec<String>,
+    /// Redis Cluster shards, by slot ranges (`0-5460`).
+    #[serde(default)]
+    pub shards: Vec<String>,
 }
 
 impl Scope {
-    pub fn matches(&self, link: &LinkId) -> bool {
+    /// Does the link (with its group and shard, where a topology gives
+    /// them) fall in the scope? A group or shard scope matches no link
+    /// without one.
+    pub fn matches(&self, link: &LinkId, group: Option<&str>, shard: Option<&str>) -> bool {
+        let listed = |list: &[String], value: Option<&str>| {
+            list.is_empty() || value.is_some_and(|v| list.iter().any(|l| l == v))
+        };
+        if !listed(&self.groups, group) || !listed(&self.shards, shard) {
+            return false;
+        }
         let any = |list: &[String], value: &str| list.is_empty() || list.iter().any(|v| v == value);
         let named = || {
             let pair = format!("{}->{}", link.source, link.replica);
@@ -160,7 +175,8 @@ impl GateSpec {
         };
         let mut seen = BTreeMap::new();
         for (key, value) in pairs {
-            let repeatable = matches!(key, "system" | "kind" | "source_region" | "replica_region" | "link");
+            let repeatable =
+                matches!(key, "system" | "kind" | "source_region" | "replica_region" | "link" | "group" | "shard");
             if seen.insert(key, ()).is_some() && !repeatable {
                 return Err(bad(key, "given twice"));
             }
@@ -179,10 +195,14 @@ impl GateSpec {
                 "source_region" => spec.scope.source_regions.extend(listed(key, value, None)?),
                 "replica_region" => spec.scope.replica_regions.extend(listed(key, value, None)?),
                 "link" => spec.scope.links.extend(listed(key, value, None)?),
+                "group" => spec.scope.groups.extend(listed(key, value, None)?),
+                // Not comma-separated: a shard's name lists its slot ranges with commas.
+                "shard" if value.trim().is_empty() => return Err(bad(key, "is empty")),
+                "shard" => spec.scope.shards.push(value.trim().to_string()),
                 other => {
                     return Err(bad(
                         other,
-                        "unknown parameter; use max_lag, max_lag_bytes, for, max_data_age, system, kind, source_region, replica_region, link",
+                        "unknown parameter; use max_lag, max_lag_bytes, for, max_data_age, system, kind, source_region, replica_region, link, group, shard",
                     ))
                 }
             }
@@ -237,6 +257,14 @@ pub struct GateParams {
     #[arg(long = "link")]
     #[serde(default)]
     pub links: Vec<String>,
+    /// Only links of these replication groups (repeatable): a Redis Sentinel master name or Cluster name.
+    #[arg(long = "group")]
+    #[serde(default)]
+    pub groups: Vec<String>,
+    /// Only links of these Redis Cluster shards (repeatable; not comma-separated), named by slot ranges: 0-5460.
+    #[arg(long = "shard")]
+    #[serde(default)]
+    pub shards: Vec<String>,
 }
 
 impl GateParams {
@@ -260,6 +288,8 @@ impl GateParams {
             ("source_region", &self.source_regions),
             ("replica_region", &self.replica_regions),
             ("link", &self.links),
+            ("group", &self.groups),
+            ("shard", &self.shards),
         ];
         for (key, values) in lists {
             pairs.extend(values.iter().map(|v| (key, v.as_str())));
@@ -270,7 +300,7 @@ impl GateParams {
     /// The config key (under `[gates.NAME]`) of a query parameter.
     pub fn config_key(param: &str) -> String {
         match param {
-            "system" | "kind" | "source_region" | "replica_region" | "link" => format!("{param}s"),
+            "system" | "kind" | "source_region" | "replica_region" | "link" | "group" | "shard" => format!("{param}s"),
             other => other.to_string(),
         }
     }
@@ -334,6 +364,19 @@ mod tests {
 
     fn spec(query: &str) -> GateSpec {
         GateSpec::from_query(query, AGE).unwrap()
+    }
+
+    #[test]
+    fn group_and_shard_scopes_match_only_links_that_have_them() {
+        let s = spec("max_lag=1s&group=orders&shard=0-5460,16000");
+        assert_eq!(s.scope.shards, ["0-5460,16000"], "a shard's name keeps its commas");
+        let id = LinkId::new(System::Redis, LinkKind::Replica, ("a".into(), "r".into()), ("b".into(), "r".into()));
+        assert!(s.scope.matches(&id, Some("orders"), Some("0-5460,16000")));
+        assert!(!s.scope.matches(&id, Some("orders"), Some("5461-10922")));
+        assert!(!s.scope.matches(&id, Some("cache"), Some("0-5460,16000")));
+        assert!(!s.scope.matches(&id, None, None), "no group: not in a group scope");
+        assert!(Scope::default().matches(&id, None, None));
+        assert!(GateSpec::from_query("shard=", Duration::from_secs(10)).is_err());
     }
 
     #[test]

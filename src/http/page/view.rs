@@ -117,7 +117,7 @@ fn threshold(in_force: &InForce, link: &Link) -> (f64, String) {
     in_force
         .named
         .iter()
-        .filter(|(_, g)| g.scope.matches(&link.id))
+        .filter(|(_, g)| g.scope.matches(&link.id, link.group.as_deref(), link.shard.as_deref()))
         .filter_map(|(name, g)| Some((g.max_lag?.as_secs_f64(), format!("gate {name}"))))
         .min_by(|a, b| a.0.total_cmp(&b.0))
         .unwrap_or((DEFAULT_THRESHOLD.as_secs_f64(), "default (ReplicationLagHigh)".to_string()))
