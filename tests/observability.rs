@@ -10,7 +10,8 @@ use std::time::Duration;
 
 use common::postgres::{primary, standby, subscribe, wait_for_standby_caught_up, Workload};
 use common::prometheus::{alertmanager, prometheus, query};
-use common::redis::{RedisServer, RedisWorkload};
+use common::redis::{RedisServer, RedisWorkload, PASSWORD};
+use common::redis_topology::{Cluster as RedisCluster, Sentinel};
 use common::seaweedfs::{filer_sync, master, upload, volume, Cluster};
 use common::{wait_for, Replag};
 use serde_json::Value;
@@ -106,6 +107,9 @@ async fn alerts_and_dashboard_match_what_replag_emits() {
     upload(&weed, 3).await;
     let (filers_us, filers_eu) = tokio::join!(Cluster::start(), Cluster::start());
     let sync = filer_sync(&filers_us, &filers_eu, false).await;
+    // Redis topologies: a Sentinel watching the Redis master, and a cluster.
+    let sentinel = Sentinel::start(redis_master.port).await;
+    let cluster = RedisCluster::start(3).await;
     let config = format!(
         "[poll]\ninterval = \"500ms\"\ntimeout = \"400ms\"\n\n\
          [[regions.us-east.postgres]]\nname = \"primary\"\nurl = \"{}\"\n\n\
@@ -118,6 +122,10 @@ async fn alerts_and_dashboard_match_what_replag_emits() {
          [[regions.eu-west.seaweedfs]]\nname = \"filer-eu\"\nurl = \"{}\"\nrole = \"filer\"\n\n\
          [[regions.us-east.seaweedfs]]\nname = \"filer-sync\"\nurl = \"{}\"\nrole = \"filer_sync\"\n\
          filer_a = \"filer-us\"\nfiler_b = \"filer-eu\"\n\n\
+         [[regions.us-east.redis]]\nname = \"sentinel\"\nurl = \"redis://127.0.0.1:{}\"\nrole = \"sentinel\"\n\
+         password_env = \"REDIS_PW\"\n\n\
+         [[regions.us-east.redis]]\nname = \"cluster\"\nurl = \"redis://127.0.0.1:{}\"\nrole = \"cluster\"\n\
+         password_env = \"REDIS_PW\"\n\n\
          [gates.deploy]\nmax_lag = \"500ms\"\nfor = \"10s\"\n",
         pg.monitor_url(),
         pg_standby.monitor_url(),
@@ -127,9 +135,11 @@ async fn alerts_and_dashboard_match_what_replag_emits() {
         weed.url(),
         filers_us.filer.url(),
         filers_eu.filer.url(),
-        sync.url()
+        sync.url(),
+        sentinel.port,
+        cluster.nodes[0].port
     );
-    let replag = Replag::start(&config, &[]).await;
+    let replag = Replag::start(&config, &[("REDIS_PW", PASSWORD)]).await;
     let _pg_writes = Workload::start(&pg, Duration::from_millis(100), Duration::from_secs(180)).await;
     let _redis_writes = RedisWorkload::start(&redis_master, Duration::from_millis(100), Duration::from_secs(180)).await;
 
