@@ -233,6 +233,9 @@ async fn sentinel_failovers_are_followed_without_bogus_lag() {
     let eu_link: Vec<(&str, &str)> = eu_link.iter().map(|(k, v)| (*k, v.as_str())).collect();
     assert_eq!(s.get("replag_link_up", &eu_link), Some(1.0), "regions come from node_regions");
     assert_eq!(s.all("replag_link_group_info", &[("group", GROUP)]).len(), 2);
+    let (_, page) = replag.get("/").await.unwrap();
+    assert!(page.contains(&format!("data-redis-group=\"{GROUP}\"")), "the status page lists the group");
+    assert!(page.contains(&format!("master {} (us-east) · 2/2 replicas healthy", addr(first))), "{page}");
     let (status, body) = replag.get(&format!("/gate?max_lag=5s&group={GROUP}")).await.unwrap();
     assert_eq!(status, 200, "{body}");
     assert!(body.contains(&addr(ports[1])) && body.contains(&addr(ports[2])), "both links judged: {body}");
@@ -337,6 +340,8 @@ async fn sentinel_failovers_are_followed_without_bogus_lag() {
     assert_eq!(s.get("replag_node_up", &[("node", "sentinel-us-east")]), Some(0.0));
     assert!(up_links(&s).contains(&(addr(second), addr(survivor))), "links are still measured");
     assert_eq!(s.get("replag_redis_sentinel_quorum_ok", &[("group", GROUP)]), None, "unknown, not a guess");
+    let (_, page) = replag.get("/").await.unwrap();
+    assert!(page.contains("topology stale"), "the page says the group's view is stale");
     assert!(!replag.log().contains(PASSWORD));
 }
 
@@ -356,6 +361,8 @@ async fn cluster_shards_frozen_replica_and_manual_failover() {
     let s = replag.wait_until("every shard's replica link", Duration::from_secs(20), |s| up_links(s) == want).await;
     assert_eq!(s.get("replag_redis_cluster_state_ok", &[("group", "cache")]), Some(1.0));
     assert_eq!(s.get("replag_redis_cluster_slots", &[("group", "cache"), ("state", "ok")]), Some(16384.0));
+    let (_, page) = replag.get("/").await.unwrap();
+    assert!(page.contains("data-redis-cluster=\"cache\"") && page.contains("slots ok 16384/16384"), "{page}");
     let mut shard_names: Vec<String> =
         s.all("replag_link_group_info", &[("group", "cache")]).iter().map(|x| x.labels["shard"].clone()).collect();
     shard_names.sort();

@@ -96,6 +96,41 @@ fn fleet(view: &PageView<'_>) -> Markup {
             }
         }
         section aria-label="Map" { (map::render(view)) }
+        @if !view.redis_groups.is_empty() {
+            section aria-label="Redis groups" {
+                h2 { "Redis groups and shards" }
+                ul.groups {
+                    @for c in view.redis_clusters {
+                        @let ok = c.state_ok && !c.stale;
+                        li class=(if ok { "healthy" } else { "down" }) data-redis-cluster=(c.group) {
+                            span.chip { @if ok { "✓ OK" } @else { "✕ FAIL" } }
+                            " cluster " b { (c.group) } " "
+                            span.meta {
+                                "cluster_state " @if c.state_ok { "ok" } @else { "fail" }
+                                " · slots ok " (c.slots_ok) "/16384"
+                                @if c.slots_pfail + c.slots_fail > 0 { " · failing " (c.slots_pfail + c.slots_fail) }
+                                @if c.stale { " · stale" }
+                            }
+                        }
+                    }
+                    @for row in &view.redis_groups {
+                        @let g = row.group;
+                        li class=(row.health.class()) data-redis-group=(g.group) data-shard=(g.shard.as_deref().unwrap_or("")) {
+                            span.chip { (row.health.symbol()) " " (row.health.label().to_uppercase()) }
+                            " " b { (g.group) } @if let Some(shard) = &g.shard { " shard " b { (shard) } } " "
+                            span.meta {
+                                (g.kind) " · master "
+                                @if let Some(m) = &g.master { (m) @if let Some(r) = &g.master_region { " (" (r) ")" } } @else { "unknown" }
+                                " · " (g.healthy_replicas) "/" (g.replicas) " replicas healthy"
+                                @if let (Some(q), Some(n)) = (g.quorum, g.sentinels_reachable) { " · quorum " (q) ", " (n) " Sentinels reachable" }
+                                @if g.failovers_total > 0 { " · " (g.failovers_total) " failover(s) seen" }
+                            }
+                            @if !row.problems.is_empty() { p.reason { (row.problems.join("; ")) } }
+                        }
+                    }
+                }
+            }
+        }
         div.regions {
             @for region in &view.regions {
                 section.region-card data-region=(region.name) aria-label=(format!("Region {}", region.name)) {

@@ -79,6 +79,38 @@ pub struct LinkRow<'a> {
     pub buckets: Vec<Bucket>,
 }
 
+/// A Redis Sentinel group or Cluster shard, as the page shows it.
+#[derive(Debug)]
+pub struct GroupRow<'a> {
+    pub group: &'a crate::systems::redis::RedisGroupView,
+    pub health: Health,
+    /// What is wrong, in words (empty when healthy).
+    pub problems: Vec<String>,
+}
+
+/// Judge a group: no healthy replica is down; a stale view, a lost quorum, a
+/// master seen down or a failover running is lagging (needs eyes).
+fn group_row(group: &crate::systems::redis::RedisGroupView) -> GroupRow<'_> {
+    let mut problems = Vec::new();
+    let mut health = Health::Healthy;
+    if group.healthy_replicas == 0 {
+        problems.push("no healthy replica".to_string());
+        health = Health::Down;
+    }
+    let mut flag = |on: bool, text: &str| {
+        if on {
+            problems.push(text.to_string());
+            health = health.max(Health::Lagging);
+        }
+    };
+    flag(group.stale, "topology stale (no Sentinel or cluster node answers)");
+    flag(group.quorum_ok == Some(false), "Sentinel quorum lost");
+    flag(group.odown == Some(true), "master objectively down");
+    flag(group.sdown == Some(true) && group.odown != Some(true), "master subjectively down");
+    flag(group.failover_in_progress == Some(true), "failover in progress");
+    GroupRow { group, health, problems }
+}
+
 #[derive(Debug)]
 pub struct Region<'a> {
     pub name: &'a str,
@@ -93,6 +125,9 @@ pub struct PageView<'a> {
     pub data_age_seconds: f64,
     pub regions: Vec<Region<'a>>,
     pub gates: Vec<Verdict>,
+    /// Redis Sentinel groups and Cluster shards, worst first.
+    pub redis_groups: Vec<GroupRow<'a>>,
+    pub redis_clusters: &'a [crate::systems::redis::RedisClusterState],
     pub now: Instant,
     pub wall: SystemTime,
 }
@@ -182,7 +217,13 @@ pub fn build<'a>(tracked: &'a Tracked, in_force: &InForce, now: Instant, wall: S
         r.nodes.sort_by(|a, b| a.up.cmp(&b.up).then_with(|| (a.system, &a.name).cmp(&(b.system, &b.name))));
     }
     let gates = in_force.named.values().map(|spec| evaluate(spec, snapshot, &tracked.tracks, now, wall)).collect();
+    let mut redis_groups: Vec<GroupRow<'a>> = snapshot.details.redis.groups.iter().map(group_row).collect();
+    redis_groups.sort_by(|a, b| {
+        b.health.cmp(&a.health).then_with(|| (&a.group.group, &a.group.shard).cmp(&(&b.group.group, &b.group.shard)))
+    });
     PageView {
+        redis_groups,
+        redis_clusters: &snapshot.details.redis.clusters,
         generated_at: snapshot.generated_at,
         data_age_seconds: wall.duration_since(snapshot.generated_at).unwrap_or_default().as_secs_f64(),
         regions: regions.into_values().collect(),
