@@ -503,6 +503,47 @@ mod tests {
     }
 
     #[test]
+    fn redis_sentinel_and_cluster_keys() {
+        use crate::systems::redis::RedisRole;
+        let entry = |extra: &str| {
+            format!(
+                "[[regions.r.redis]]\nname = \"s\"\nurl = \"redis://127.0.0.1:26379\"\nrole = \"sentinel\"\n{extra}"
+            )
+        };
+        let env = [("PW", "server-secret"), ("SPW", "sentinel-secret")];
+        let text = entry(
+            "masters = [\"orders\"]\npassword_env = \"PW\"\nsentinel_password_env = \"SPW\"\n\
+             node_regions = { \"10.1.0.0/16\" = \"us\", \"10.1.2.3\" = \"eu\", \"10.1.2.3:7000\" = \"ap\" }\n",
+        );
+        let cfg = load_toml(&text, &env).unwrap();
+        let Target::Redis(t) = &cfg.nodes[0].target else { panic!("a redis target") };
+        assert_eq!(t.role, RedisRole::Sentinel { masters: vec!["orders".into()] });
+        assert_eq!(t.password(), Some("sentinel-secret".as_bytes()), "the Sentinel's own password");
+        let member = t.member("10.1.2.3", 6379);
+        assert_eq!(member.password(), Some("server-secret".as_bytes()), "the servers' password");
+        assert_eq!(member.role, RedisRole::Server);
+        assert_eq!(t.region_of("10.1.2.3", 7000), Some("ap"), "host:port first");
+        assert_eq!(t.region_of("10.1.2.3", 6379), Some("eu"), "then host");
+        assert_eq!(t.region_of("10.1.9.9", 6379), Some("us"), "then network");
+        assert_eq!(t.region_of("192.168.0.1", 6379), None);
+        assert!(!format!("{t:?}").contains("secret"));
+
+        assert!(error_of(&entry("role = \"x\"\n").replace("role = \"sentinel\"\n", ""), &[]).contains("role"));
+        assert!(error_of(&entry("").replace("sentinel\"", "banana\""), &[]).contains("redis[0].role"));
+        assert!(error_of(&entry("node_regions = { \"10.0.0.0/99\" = \"us\" }\n"), &[]).contains("node_regions"));
+        assert!(error_of(&entry("node_regions = { \"h\" = \"bad region\" }\n"), &[]).contains("node_regions"));
+        assert!(error_of(&entry("heartbeat = true\n"), &[]).contains("redis[0].heartbeat"));
+        assert!(error_of(&entry("sentinel_password_env = \"NOPE\"\n"), &[]).contains("sentinel_password_env"));
+        let cluster = entry("masters = [\"x\"]\n").replace("\"sentinel\"", "\"cluster\"");
+        assert!(error_of(&cluster, &[]).contains("redis[0].masters"));
+        let server = "[[regions.r.redis]]\nname = \"s\"\nurl = \"redis://h:6379\"\nnode_regions = { h = \"r\" }\n";
+        assert!(error_of(server, &[]).contains("redis[0].node_regions"));
+        let pg = "[[regions.r.postgres]]\nname = \"p\"\nurl = \"postgresql://h/db\"\n";
+        assert!(error_of(&format!("{pg}role = \"sentinel\"\n"), &[]).contains("postgres[0].role"));
+        assert!(error_of(&format!("{pg}masters = [\"x\"]\n"), &[]).contains("postgres[0].masters"));
+    }
+
+    #[test]
     fn errors_name_the_key() {
         let base = "[[regions.r1.postgres]]\nname = \"a\"\nurl = \"postgresql://u:pw@h/db\"\n";
         assert!(error_of(&format!("[poll]\ninterval = \"banana\"\n{base}"), &[]).contains("poll.interval"));
