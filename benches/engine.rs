@@ -121,7 +121,7 @@ impl Deployment {
         for cluster in 0..links / 4 {
             let nodes = d.cluster(cluster, "redis", |h| {
                 let info = redis::IntoConnectionInfo::into_connection_info(format!("redis://{h}:6379"));
-                Target::Redis(RedisTarget { info: info.expect("valid URL"), ca_pem: None, heartbeat: None })
+                Target::Redis(RedisTarget::server(info.expect("valid URL")))
             });
             d.redis.push(nodes);
         }

@@ -115,13 +115,7 @@ mod tests {
                 publishers: BTreeMap::new(),
                 group: group.map(String::from),
             },
-            target: Target::Redis(RedisTarget {
-                info: "redis://127.0.0.1:6379".into_connection_info().unwrap(),
-                ca_pem: None,
-                heartbeat: None,
-                role: crate::systems::redis::RedisRole::Server,
-                discovery: Default::default(),
-            }),
+            target: Target::Redis(RedisTarget::server("redis://127.0.0.1:6379".into_connection_info().unwrap())),
         }
     }
 

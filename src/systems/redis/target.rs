@@ -57,6 +57,11 @@ pub struct RedisTarget {
 }
 
 impl RedisTarget {
+    /// A plain server at `info`: no TLS CA, heartbeat or discovery.
+    pub fn server(info: redis::ConnectionInfo) -> RedisTarget {
+        RedisTarget { info, ca_pem: None, heartbeat: None, role: RedisRole::Server, discovery: Discovery::default() }
+    }
+
     pub fn password(&self) -> Option<&[u8]> {
         self.info.redis.password.as_deref().map(str::as_bytes)
     }
