@@ -116,7 +116,11 @@ fn parse_node(line: &str) -> Result<ClusterNode, PollFailure> {
         let (a, b) = slot.split_once('-').unwrap_or((slot, slot));
         let parse =
             |s: &str| s.parse::<u16>().ok().filter(|n| *n < 16384).ok_or_else(|| malformed(format!("slot {slot:?}")));
-        slots.push((parse(a)?, parse(b)?));
+        let (a, b) = (parse(a)?, parse(b)?);
+        if a > b {
+            return Err(malformed(format!("slot range {slot:?} runs backwards")));
+        }
+        slots.push((a, b));
     }
     Ok(ClusterNode {
         id: parts[0].to_string(),
@@ -169,6 +173,7 @@ a0 :0@0 master,noaddr - 0 0 0 disconnected
         assert!(decode(INFO, "abc 127.0.0.1:x@1 master - 0 0 1 connected").is_err());
         assert!(decode(INFO, "abc 127.0.0.1:1@1 master - 0 0 1 connected 99999").is_err());
         assert!(decode(INFO, "too few fields").is_err());
+        assert!(decode(INFO, "abc 127.0.0.1:1@1 master - 0 0 1 connected 100-50").is_err(), "backwards range");
     }
 
     proptest! {

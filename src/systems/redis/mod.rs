@@ -19,6 +19,7 @@ mod topology;
 
 use std::time::Instant;
 
+pub use cluster::{decode as decode_cluster, ClusterView};
 pub use detail::{RedisDetails, RedisLinkDetail, RedisServerView};
 pub use fleet::{stream, Fleet, RedisLink, TopologyFleet, SYSTEM};
 pub use groups::{RedisClusterState, RedisGroupView};
