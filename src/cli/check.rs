@@ -18,16 +18,34 @@ const ROUNDS: u32 = 2;
 
 pub async fn run(config: &Config) -> Snapshot {
     let (tx, mut rx) = mpsc::channel(1024);
-    let tasks = poller::spawn_all(&config.nodes, config.poll, tx);
-    let mut engine = Engine::new(config.nodes.clone(), SystemTime::now()).with_poll_interval(config.poll.interval);
+    let tasks = poller::spawn_all(&config.nodes, config.poll, tx.clone());
+    // Servers a Sentinel or Cluster entry reveals are polled too.
+    let (joins_tx, mut joins) = mpsc::unbounded_channel();
+    let mut joined = tokio::task::JoinSet::new();
+    let mut engine = Engine::new(config.nodes.clone(), SystemTime::now())
+        .with_poll_interval(config.poll.interval)
+        .with_joins(joins_tx);
     let mut seen: HashMap<usize, u32> = HashMap::new();
-    // Long enough for every node's first failure to be reported, and a retry.
-    let deadline = tokio::time::Instant::now() + config.poll.interval * (ROUNDS + 1) + config.poll.timeout * 2;
-    while seen.len() < config.nodes.len() || seen.values().any(|&n| n < ROUNDS) {
+    // Long enough for every node's first failure to be reported, and a retry
+    // (revealed servers start within the first round).
+    let deadline = tokio::time::Instant::now() + config.poll.interval * (ROUNDS + 2) + config.poll.timeout * 2;
+    while seen.len() < engine.specs().len() || seen.values().any(|&n| n < ROUNDS) {
         match tokio::time::timeout_at(deadline, rx.recv()).await {
             Ok(Some(report)) => {
                 *seen.entry(report.node).or_default() += 1;
                 engine.ingest(report);
+                while let Ok(node) = joins.try_recv() {
+                    let source = node.spec.target.source(config.poll.timeout, config.poll.connect_timeout);
+                    let run = poller::run(
+                        node.index,
+                        node.spec.name.clone(),
+                        source,
+                        config.poll,
+                        Instant::now(),
+                        tx.clone(),
+                    );
+                    joined.spawn(run);
+                }
             }
             _ => break,
         }
@@ -35,6 +53,7 @@ pub async fn run(config: &Config) -> Snapshot {
     for task in tasks {
         task.abort();
     }
+    joined.abort_all();
     engine.snapshot(Instant::now(), SystemTime::now())
 }
 

@@ -79,10 +79,13 @@ pub struct Engine {
     /// Where nodes that join by discovery are announced (to start pollers).
     joins: Option<mpsc::UnboundedSender<Joined>>,
     joined: usize,
+    /// Nodes from the config (the first ones); the rest joined by discovery.
+    configured: usize,
 }
 
 impl Engine {
     pub fn new(specs: Vec<NodeSpec>, started_at: SystemTime) -> Self {
+        let specs_len = specs.len();
         Self {
             index: systems::node_index(&specs),
             nodes: specs.iter().map(|s| s.node.clone()).collect(),
@@ -95,6 +98,7 @@ impl Engine {
             poll_interval: DEFAULT_POLL_INTERVAL,
             joins: None,
             joined: 0,
+            configured: specs_len,
         }
     }
 
@@ -188,9 +192,13 @@ impl Engine {
             observed: &observed,
             index: &self.index,
             histories: &self.histories,
-            // Until every node has reported once, a replica's upstream may
-            // report it before the replica itself does: no discovery yet.
-            discovery: self.states.iter().all(|s| s.last_report.is_some()),
+            // Until every configured node has reported once, a replica's
+            // upstream may report it before the replica itself does: no
+            // discovery yet. (Nodes that join later are known by address
+            // before their first report, so they are claimed all the same;
+            // waiting for them — 5 s for one that does not answer — would
+            // hide every discovered link meanwhile.)
+            discovery: self.states[..self.configured].iter().all(|s| s.last_report.is_some()),
             poll_interval: self.poll_interval,
         };
         let (mut links, details) = self.memory.derive(&fleet, now);
@@ -383,6 +391,7 @@ mod tests {
     use crate::model::System;
     use crate::systems::postgres::{Lsn, PgObservation, PostgresTarget, WalReceiver, WalSender};
     use crate::systems::Target;
+    use redis::IntoConnectionInfo;
     use std::str::FromStr;
 
     fn spec(name: &str, region: &str, port: u16, upstream: Option<&str>) -> NodeSpec {
@@ -475,6 +484,67 @@ mod tests {
             .iter()
             .find(|l| l.id.source == source && l.id.replica == replica)
             .unwrap_or_else(|| panic!("{source}->{replica}: {:?}", s.links))
+    }
+
+    #[test]
+    fn servers_a_sentinel_reveals_join_once_at_the_end() {
+        use crate::systems::redis::{RedisTopology, SentinelMaster, SentinelReplica, SentinelView};
+        let sentinel_url = "redis://127.0.0.1:26379".into_connection_info().unwrap();
+        let mut sentinel_target = crate::systems::redis::RedisTarget::server(sentinel_url);
+        sentinel_target.role = crate::systems::redis::RedisRole::Sentinel { masters: vec![] };
+        let sentinel = NodeSpec {
+            node: Node {
+                name: "sentinel".into(),
+                region: "r1".into(),
+                system: System::Redis,
+                upstream: None,
+                publishers: Default::default(),
+                group: None,
+            },
+            target: Target::Redis(sentinel_target),
+        };
+        let listed_url = "redis://127.0.0.1:6379".into_connection_info().unwrap();
+        let listed = NodeSpec {
+            node: Node { name: "listed-master".into(), ..sentinel.node.clone() },
+            target: Target::Redis(crate::systems::redis::RedisTarget::server(listed_url)),
+        };
+        let (tx, mut joins) = mpsc::unbounded_channel();
+        let mut engine = Engine::new(vec![sentinel, listed], SystemTime::now()).with_joins(tx);
+        let replica =
+            |port| SentinelReplica { ip: "127.0.0.1".into(), port, flags: vec!["slave".into()], link_ok: true };
+        let view = RedisTopology::Sentinel(SentinelView {
+            masters: vec![SentinelMaster {
+                name: "orders".into(),
+                ip: "localhost".into(),
+                port: 6379,
+                flags: vec!["master".into()],
+                quorum: 2,
+                other_sentinels: 2,
+                config_epoch: 0,
+                replicas: vec![replica(6380), replica(6381)],
+                quorum_ok: true,
+                quorum_message: String::new(),
+            }],
+        });
+        let t0 = Instant::now();
+        for _ in 0..2 {
+            engine.ingest(NodeReport {
+                node: 0,
+                finished: t0,
+                finished_wall: SystemTime::now(),
+                duration: Duration::from_millis(1),
+                result: Ok(Sampled { at: t0, observation: Observation::RedisTopology(view.clone()) }),
+            });
+        }
+        let names: Vec<&str> = engine.specs().iter().map(|s| s.name.as_str()).collect();
+        assert_eq!(names, ["sentinel", "listed-master", "127.0.0.1:6380", "127.0.0.1:6381"], "the listed master stays");
+        let announced: Vec<(usize, String)> =
+            std::iter::from_fn(|| joins.try_recv().ok()).map(|j| (j.index, j.spec.name.clone())).collect();
+        assert_eq!(announced, [(2, "127.0.0.1:6380".to_string()), (3, "127.0.0.1:6381".to_string())], "once each");
+        assert_eq!(engine.specs()[2].group.as_deref(), Some("orders"));
+        let s = engine.snapshot(t0, SystemTime::now());
+        assert_eq!(s.nodes.len(), 4, "joined nodes are in the snapshot, not polled yet");
+        assert_eq!(s.details.redis.groups[0].master.as_deref(), Some("listed-master"), "by address, not host:port");
     }
 
     #[test]

@@ -25,6 +25,7 @@ pub use fleet::{stream, Fleet, RedisLink, TopologyFleet, SYSTEM};
 pub use groups::{RedisClusterState, RedisGroupView};
 pub use links::{RedisMemory, ACK_SILENT_AFTER};
 pub use metrics::render as render_metrics;
+pub use sentinel::{SentinelMaster, SentinelReplica, SentinelView};
 pub use source::{decode, parse_info, ConnectedReplica, RedisObservation, RedisSource, ReplicaState};
 pub use target::{from_config, RedisRole, RedisTarget};
 pub use topology::{RedisTopology, Revealed, TopologySource};
