@@ -453,4 +453,24 @@ async fn cluster_shards_frozen_replica_and_manual_failover() {
         "the shard keeps its name; its master changed"
     );
     assert!(!up_links(&s).contains(&(addr(old_master), addr(new_master))), "the old link is gone");
+
+    // A whole shard lost (master and replica killed): its slots have no
+    // master; the cluster says fail, and replag says so.
+    let seed = cluster.nodes[0].port;
+    let (lost_master, lost_replica) =
+        *shards.iter().find(|(m, r)| *m != seed && *r != seed && *m != old_master && *m != new_master).unwrap();
+    let mut cluster = cluster;
+    for port in [lost_master, lost_replica] {
+        cluster.nodes.iter_mut().find(|n| n.port == port).unwrap().kill();
+    }
+    let s = replag
+        .wait_until("cluster_state fail", Duration::from_secs(30), |s| {
+            s.get("replag_redis_cluster_state_ok", &[("group", "cache")]) == Some(0.0)
+        })
+        .await;
+    let ok_slots = s.get("replag_redis_cluster_slots", &[("group", "cache"), ("state", "ok")]).unwrap();
+    assert!(ok_slots < 16384.0, "{ok_slots} slots ok with a shard gone");
+    assert_eq!(s.get("replag_node_up", &[("node", &addr(lost_master))]), Some(0.0));
+    let (_, page) = replag.get("/").await.unwrap();
+    assert!(page.contains("cluster_state fail"), "the page says so");
 }
