@@ -12,6 +12,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use common::netfault::Proxy;
 use common::redis::PASSWORD;
 use common::redis_topology::{Cluster, SentinelGroup, GROUP};
 use common::{wait_for, Replag, Scrape};
@@ -103,16 +104,17 @@ impl Drop for FollowingWrites {
     }
 }
 
-fn sentinel_config(group: &SentinelGroup) -> String {
+/// replag reaches the Sentinels at `sentinel_ports` (proxies in front of them).
+fn sentinel_config(group: &SentinelGroup, sentinel_ports: &[u16]) -> String {
     let regions = ["us-east", "eu-west", "ap-south"];
     let node_regions: Vec<String> =
         group.servers.iter().zip(regions).map(|(s, r)| format!("\"127.0.0.1:{}\" = \"{r}\"", s.port)).collect();
     let mut text = format!("[poll]\ninterval = \"{}ms\"\ntimeout = \"400ms\"\n", POLL.as_millis());
-    for (s, region) in group.sentinels.iter().zip(regions) {
+    for (port, region) in sentinel_ports.iter().zip(regions) {
         text += &format!(
             "\n[[regions.{region}.redis]]\nname = \"sentinel-{region}\"\nurl = \"redis://127.0.0.1:{}\"\n\
              role = \"sentinel\"\npassword_env = \"REDIS_PW\"\nnode_regions = {{ {} }}\n",
-            s.port,
+            port,
             node_regions.join(", ")
         );
     }
@@ -214,7 +216,13 @@ async fn sentinel_failovers_are_followed_without_bogus_lag() {
     assert_eq!(ports.len(), 3);
     let first = ports[0];
     let writes = FollowingWrites::start(group.sentinels[0].port);
-    let replag = Replag::start(&sentinel_config(&group), &[("REDIS_PW", PASSWORD)]).await;
+    // replag reaches each Sentinel through a proxy it can black-hole.
+    let mut proxies = Vec::new();
+    for sentinel in &group.sentinels {
+        proxies.push(Proxy::start(sentinel.port).await);
+    }
+    let proxy_ports: Vec<u16> = proxies.iter().map(|p| p.port).collect();
+    let replag = Replag::start(&sentinel_config(&group, &proxy_ports), &[("REDIS_PW", PASSWORD)]).await;
 
     // Discovery: only the Sentinels are configured.
     let want: BTreeSet<_> = ports[1..].iter().map(|r| (addr(first), addr(*r))).collect();
@@ -326,22 +334,48 @@ async fn sentinel_failovers_are_followed_without_bogus_lag() {
     assert!(worst_lag(&s) < 1.0, "{}", s.text);
     assert!(writes.written.load(Ordering::Relaxed) > before + 100, "writes went on through the failovers");
 
-    // 4. Every Sentinel gone: the last known topology stays, marked stale;
-    // the servers are still polled.
-    for sentinel in &mut group.sentinels {
-        sentinel.kill();
+    // 4. replag cut from every Sentinel by a silent partition (packets
+    // vanish; the Sentinels run on): the last known topology stays, marked
+    // stale; the servers are still polled.
+    for proxy in &proxies {
+        proxy.black_hole(true);
     }
+    let cut = Instant::now();
     let s = replag
-        .wait_until("the group marked stale", Duration::from_secs(10), |s| {
+        .wait_until("the group marked stale", Duration::from_secs(15), |s| {
             s.get("replag_redis_group_stale", &[("group", GROUP)]) == Some(1.0)
         })
         .await;
+    println!("Sentinels black-holed: group stale after {:.2} s", cut.elapsed().as_secs_f64());
     assert_eq!(s.get("replag_redis_group_master_info", &[("group", GROUP), ("master", &addr(second))]), Some(1.0));
     assert_eq!(s.get("replag_node_up", &[("node", "sentinel-us-east")]), Some(0.0));
+    assert_eq!(s.get("replag_node_failing", &[("node", "sentinel-us-east"), ("reason", "timeout")]), Some(1.0));
     assert!(up_links(&s).contains(&(addr(second), addr(survivor))), "links are still measured");
     assert_eq!(s.get("replag_redis_sentinel_quorum_ok", &[("group", GROUP)]), None, "unknown, not a guess");
     let (_, page) = replag.get("/").await.unwrap();
     assert!(page.contains("topology stale"), "the page says the group's view is stale");
+
+    // One Sentinel reachable again: the view is live (and the quorum known) again.
+    proxies[1].black_hole(false);
+    let healed = Instant::now();
+    let s = replag
+        .wait_until("the group live again", Duration::from_secs(15), |s| {
+            s.get("replag_redis_group_stale", &[("group", GROUP)]) == Some(0.0)
+                && s.get("replag_redis_sentinel_quorum_ok", &[("group", GROUP)]) == Some(1.0)
+        })
+        .await;
+    println!("one Sentinel healed: group live after {:.2} s", healed.elapsed().as_secs_f64());
+    assert_eq!(s.get("replag_redis_sentinel_sentinels_reachable", &[("group", GROUP)]), Some(1.0));
+
+    // Every Sentinel stopped (connections refused): stale again, with the reason.
+    for sentinel in &mut group.sentinels {
+        sentinel.kill();
+    }
+    replag
+        .wait_until("stale after the Sentinels stopped", Duration::from_secs(15), |s| {
+            s.get("replag_redis_group_stale", &[("group", GROUP)]) == Some(1.0)
+        })
+        .await;
     assert!(!replag.log().contains(PASSWORD));
 }
 
