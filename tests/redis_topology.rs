@@ -380,7 +380,7 @@ async fn sentinel_failovers_are_followed_without_bogus_lag() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn cluster_shards_frozen_replica_and_manual_failover() {
+async fn cluster_shards_frozen_replica_failovers_and_a_lost_shard() {
     let cluster = Cluster::start(3).await;
     let shards = cluster.shards().await;
     assert_eq!(shards.len(), 3, "three masters with a replica each");
@@ -488,12 +488,30 @@ async fn cluster_shards_frozen_replica_and_manual_failover() {
     );
     assert!(!up_links(&s).contains(&(addr(old_master), addr(new_master))), "the old link is gone");
 
+    // An automatic failover: the shard's master killed; after the cluster's
+    // node timeout its replica takes over.
+    let mut cluster = cluster;
+    cluster.nodes.iter_mut().find(|n| n.port == new_master).unwrap().kill();
+    let killed = Instant::now();
+    let s = replag
+        .wait_until("the replica took over by itself", Duration::from_secs(30), |s| {
+            s.get("replag_redis_group_master_info", &[("shard", &moved), ("master", &addr(old_master))]) == Some(1.0)
+        })
+        .await;
+    println!("cluster master killed: its replica master in replag after {:.2} s", killed.elapsed().as_secs_f64());
+    assert_eq!(failovers(&s), Some(2.0), "{}", s.text);
+    assert_eq!(
+        s.get("replag_redis_group_healthy_replicas", &[("group", "cache"), ("shard", &moved)]),
+        Some(0.0),
+        "its only replica is the dead old master"
+    );
+    assert!(worst_lag(&s) < 1.0, "{}", s.text);
+
     // A whole shard lost (master and replica killed): its slots have no
     // master; the cluster says fail, and replag says so.
     let seed = cluster.nodes[0].port;
     let (lost_master, lost_replica) =
         *shards.iter().find(|(m, r)| *m != seed && *r != seed && *m != old_master && *m != new_master).unwrap();
-    let mut cluster = cluster;
     for port in [lost_master, lost_replica] {
         cluster.nodes.iter_mut().find(|n| n.port == port).unwrap().kill();
     }
