@@ -224,21 +224,25 @@ impl RedisSource {
     fn failure(&self, error: &RedisError, connecting: bool) -> PollFailure {
         redis_failure(error, connecting, self.target.password())
     }
+}
 
-    async fn connect(&self) -> Result<MultiplexedConnection, PollFailure> {
-        let client = match &self.target.ca_pem {
-            Some(pem) => Client::build_with_tls(
-                self.target.info.clone(),
-                redis::TlsCertificates { client_tls: None, root_cert: Some(pem.clone()) },
-            ),
-            None => Client::open(self.target.info.clone()),
-        }
-        .map_err(|e| self.failure(&e, true))?;
-        let config = AsyncConnectionConfig::new()
-            .set_connection_timeout(self.connect_timeout)
-            .set_response_timeout(self.timeout);
-        client.get_multiplexed_async_connection_with_config(&config).await.map_err(|e| self.failure(&e, true))
+/// One multiplexed connection to `target` (TLS with its CA when set).
+pub(super) async fn connect(
+    target: &RedisTarget,
+    timeout: Duration,
+    connect_timeout: Duration,
+) -> Result<MultiplexedConnection, PollFailure> {
+    let fail = |e: RedisError| redis_failure(&e, true, target.password());
+    let client = match &target.ca_pem {
+        Some(pem) => Client::build_with_tls(
+            target.info.clone(),
+            redis::TlsCertificates { client_tls: None, root_cert: Some(pem.clone()) },
+        ),
+        None => Client::open(target.info.clone()),
     }
+    .map_err(fail)?;
+    let config = AsyncConnectionConfig::new().set_connection_timeout(connect_timeout).set_response_timeout(timeout);
+    client.get_multiplexed_async_connection_with_config(&config).await.map_err(fail)
 }
 
 impl Source for RedisSource {
@@ -268,7 +272,7 @@ impl Source for RedisSource {
 impl RedisSource {
     async fn poll_once(&mut self) -> Result<Sampled<RedisObservation>, PollFailure> {
         if self.connection.is_none() {
-            self.connection = Some(self.connect().await?);
+            self.connection = Some(connect(&self.target, self.timeout, self.connect_timeout).await?);
         }
         let Some(connection) = self.connection.as_mut() else { unreachable!("connection was just set") };
         let heartbeat = self.target.heartbeat.as_ref();

@@ -6,12 +6,11 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use redis::aio::MultiplexedConnection;
-use redis::{AsyncConnectionConfig, Client};
 use serde::Serialize;
 
 use super::cluster::{self, ClusterView};
 use super::sentinel::{parse_master, parse_replica, SentinelView};
-use super::source::redis_failure;
+use super::source::{connect, redis_failure};
 use super::target::{RedisRole, RedisTarget};
 use crate::model::{FailureKind, PollFailure, Sampled, Source};
 
@@ -76,24 +75,6 @@ pub struct TopologySource {
 impl TopologySource {
     pub fn new(target: RedisTarget, timeout: Duration, connect_timeout: Duration) -> Self {
         Self { target, timeout, connect_timeout, connection: None }
-    }
-
-    async fn connect(&self) -> Result<MultiplexedConnection, PollFailure> {
-        let client = match &self.target.ca_pem {
-            Some(pem) => Client::build_with_tls(
-                self.target.info.clone(),
-                redis::TlsCertificates { client_tls: None, root_cert: Some(pem.clone()) },
-            ),
-            None => Client::open(self.target.info.clone()),
-        }
-        .map_err(|e| redis_failure(&e, true, self.target.password()))?;
-        let config = AsyncConnectionConfig::new()
-            .set_connection_timeout(self.connect_timeout)
-            .set_response_timeout(self.timeout);
-        client
-            .get_multiplexed_async_connection_with_config(&config)
-            .await
-            .map_err(|e| redis_failure(&e, true, self.target.password()))
     }
 
     async fn sentinel(&self, c: &mut MultiplexedConnection, wanted: &[String]) -> Result<SentinelView, PollFailure> {
@@ -180,7 +161,7 @@ impl Source for TopologySource {
 impl TopologySource {
     async fn poll_once(&mut self) -> Result<Sampled<RedisTopology>, PollFailure> {
         if self.connection.is_none() {
-            self.connection = Some(self.connect().await?);
+            self.connection = Some(connect(&self.target, self.timeout, self.connect_timeout).await?);
         }
         let Some(mut c) = self.connection.clone() else { unreachable!("connection was just set") };
         let started = Instant::now();
