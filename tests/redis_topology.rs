@@ -222,7 +222,14 @@ async fn sentinel_failovers_are_followed_without_bogus_lag() {
         proxies.push(Proxy::start(sentinel.port).await);
     }
     let proxy_ports: Vec<u16> = proxies.iter().map(|p| p.port).collect();
-    let replag = Replag::start(&sentinel_config(&group, &proxy_ports), &[("REDIS_PW", PASSWORD)]).await;
+    // And one entry with a typo in its master name: that entry is down, saying so.
+    let config = sentinel_config(&group, &proxy_ports)
+        + &format!(
+            "\n[[regions.us-east.redis]]\nname = \"sentinel-typo\"\nurl = \"redis://127.0.0.1:{}\"\n\
+             role = \"sentinel\"\nmasters = [\"ordres\"]\n",
+            proxy_ports[0]
+        );
+    let replag = Replag::start(&config, &[("REDIS_PW", PASSWORD)]).await;
 
     // Discovery: only the Sentinels are configured.
     let want: BTreeSet<_> = ports[1..].iter().map(|r| (addr(first), addr(*r))).collect();
@@ -232,6 +239,9 @@ async fn sentinel_failovers_are_followed_without_bogus_lag() {
         })
         .await;
     assert_eq!(s.get("replag_redis_sentinel_sentinels_reachable", &[("group", GROUP)]), Some(3.0));
+    assert_eq!(s.get("replag_node_failing", &[("node", "sentinel-typo"), ("reason", "query")]), Some(1.0));
+    let (_, status) = replag.get("/api/v1/status").await.unwrap();
+    assert!(status.contains("monitors no master named \\\"ordres\\\" (it monitors: orders)"), "{status}");
     assert_eq!(s.get("replag_redis_group_replicas", &[("group", GROUP)]), Some(2.0));
     assert_eq!(s.get("replag_redis_group_healthy_replicas", &[("group", GROUP)]), Some(2.0));
     assert_eq!(s.get("replag_redis_group_failovers_total", &[("group", GROUP)]), Some(0.0));

@@ -82,11 +82,26 @@ impl TopologySource {
         let listed: Vec<HashMap<String, String>> =
             redis::cmd("SENTINEL").arg("MASTERS").query_async(c).await.map_err(fail)?;
         let mut masters = Vec::new();
+        let mut monitored = Vec::new();
         for fields in &listed {
             let master = parse_master(fields)?;
+            monitored.push(master.name.clone());
             if wanted.is_empty() || wanted.contains(&master.name) {
                 masters.push(master);
             }
+        }
+        // A name in `masters` this Sentinel does not monitor is a mistake to
+        // say out loud (a typo would otherwise just never show a group).
+        if let Some(missing) = wanted.iter().find(|w| !monitored.contains(w)) {
+            monitored.sort();
+            return Err(PollFailure::new(
+                FailureKind::Query,
+                format!(
+                    "this Sentinel monitors no master named {} (it monitors: {})",
+                    crate::model::quoted(missing),
+                    if monitored.is_empty() { "none".to_string() } else { monitored.join(", ") }
+                ),
+            ));
         }
         if masters.is_empty() {
             return Ok(SentinelView { masters });
