@@ -525,6 +525,21 @@ mod tests {
     }
 
     #[test]
+    fn group_and_shard_scopes_read_replag_link_group_info() {
+        let mut f = fetched(&[0.1, 0.1]);
+        let mut info = link_series("replag_link_group_info", "pg-eu", vec![(NOW, 1.0)]);
+        info.labels.insert("group".into(), "cache".into());
+        info.labels.insert("shard".into(), "0-5460".into());
+        f.link_series.push(info);
+        let v = evaluate(&spec("max_lag=1s&group=cache&shard=0-5460"), &f, NOW, SystemTime::now());
+        assert!(v.pass && v.links.len() == 1, "{v:?}");
+        let v = evaluate(&spec("max_lag=1s&shard=5461-10922"), &f, NOW, SystemTime::now());
+        assert!(!v.pass && v.summary.contains("matches no link"), "{v:?}");
+        let v = evaluate(&spec("max_lag=1s&group=cache"), &fetched(&[0.1, 0.1]), NOW, SystemTime::now());
+        assert!(!v.pass, "a link without group info is not in a group scope: {v:?}");
+    }
+
+    #[test]
     fn credentials_never_leave_the_url() {
         assert_eq!(redacted("https://u:secret@prom:9090/api/v1/query"), "https://prom:9090/api/v1/query");
         assert_eq!(redacted("http://prom:9090"), "http://prom:9090");
