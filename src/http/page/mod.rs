@@ -173,7 +173,11 @@ fn link(row: &LinkRow<'_>, now: Instant) -> Markup {
             " " b { (id.source) } " " span.meta { "(" (id.source_region) ")" }
             span.arrow aria-label="replicates to" { " → " }
             b { (id.replica) } " "
-            span.meta { (id.system.as_str()) " " (id.kind.as_str()) }
+            span.meta {
+                (id.system.as_str()) " " (id.kind.as_str())
+                @if let Some(group) = &row.link.group { " · group " (group) }
+                @if let Some(shard) = &row.link.shard { " · shard " (shard) }
+            }
             div.figures {
                 @match lag {
                     Some(lag) => {
