@@ -101,6 +101,12 @@ pub fn derive(
             None => (format!("{host}:{port}"), UNKNOWN_REGION.to_string()),
         }
     };
+    // Each source's links that are up: its healthy replicas (counted once,
+    // not per group: a large cluster has as many groups as links).
+    let mut up_from: HashMap<String, usize> = HashMap::new();
+    for l in links.iter().filter(|l| l.up) {
+        *up_from.entry(l.id.source.clone()).or_default() += 1;
+    }
     let mut groups = Vec::new();
     // Which group (and shard) each node belongs to, by name.
     let mut belongs: HashMap<String, (String, Option<String>)> = HashMap::new();
@@ -133,7 +139,7 @@ pub fn derive(
             kind: "sentinel",
             group: name.to_string(),
             shard: None,
-            healthy_replicas: healthy(links, &master),
+            healthy_replicas: up_from.get(master.as_str()).copied().unwrap_or(0),
             master: Some(master),
             master_region: Some(region),
             replicas: newest.replicas.len(),
@@ -177,7 +183,7 @@ pub fn derive(
             groups.push(RedisGroupView {
                 kind: "cluster",
                 group: name.clone(),
-                healthy_replicas: healthy(links, &master),
+                healthy_replicas: up_from.get(master.as_str()).copied().unwrap_or(0),
                 shard: Some(shard),
                 master: Some(master),
                 master_region: Some(region),
@@ -202,11 +208,6 @@ pub fn derive(
         }
     }
     (groups, states)
-}
-
-/// Links from `master` that are up: its healthy replicas.
-fn healthy(links: &[RedisLink], master: &str) -> usize {
-    links.iter().filter(|l| l.id.source == master && l.up).count()
 }
 
 impl GroupMemory {
