@@ -114,14 +114,18 @@ impl Engine {
     /// never change, so what the link rules remember by index stays right.
     fn admit_revealed(&mut self, from: usize, revealed: Vec<systems::redis::Revealed>) {
         let Some(joins) = &self.joins else { return };
-        let mut grew = false;
+        let system = self.specs[from].system();
+        let mut added = HashSet::new();
         for found in revealed {
-            let host = crate::model::normalize_host(&found.host);
-            if self.index.nodes_at(self.specs[from].system(), &host, found.port).next().is_some() {
+            let address = (crate::model::normalize_host(&found.host), found.port);
+            if self.index.nodes_at(system, &address.0, address.1).next().is_some() || added.contains(&address) {
                 continue;
             }
+            if self.joined >= JOINED_MAX {
+                break;
+            }
             let Some(spec) = self.specs[from].revealed_member(&found) else { continue };
-            if self.joined >= JOINED_MAX || self.specs.iter().any(|s| s.name == spec.name) {
+            if self.index.named(system, &spec.name).is_some() {
                 continue;
             }
             tracing::info!(node = %spec.name, region = %spec.region, group = ?spec.group,
@@ -131,12 +135,13 @@ impl Engine {
             self.states.push(NodeState::default());
             self.specs.push(spec.clone());
             self.joined += 1;
-            // The index must know it before the next observation is read.
-            self.index = systems::node_index(&self.specs);
-            grew = true;
+            added.insert(address);
             let _ = joins.send(Joined { index, spec });
         }
-        if grew {
+        if !added.is_empty() {
+            // Once per batch: rebuilding per node made a large cluster's first
+            // discovery quadratic.
+            self.index = systems::node_index(&self.specs);
             tracing::debug!(nodes = self.specs.len(), "fleet grew by discovery");
         }
     }

@@ -30,6 +30,11 @@ impl DiscoveredLinks {
         }
     }
 
+    /// Nothing is remembered (the common case: every replica configured or revealed).
+    pub fn is_empty(&self) -> bool {
+        self.last_seen.is_empty()
+    }
+
     /// A configured replica claimed this one: it is not a lost discovery.
     pub fn forget(&mut self, upstream: usize, name: &str) {
         self.last_seen.remove(&(upstream, name.to_string()));

@@ -19,7 +19,8 @@ pub struct Sentinel {
 
 impl Sentinel {
     /// A Sentinel monitoring the master on `master_port` with quorum 2; it
-    /// sees a master down after 1 s without an answer.
+    /// sees a master down after 2 s without an answer (1 s made Sentinel fail over
+    /// spuriously on a loaded 2-core CI machine).
     pub async fn start(master_port: u16) -> Sentinel {
         let dir = tempfile::Builder::new().prefix("replag-sentinel-").tempdir().unwrap();
         let port = free_port();
@@ -30,7 +31,7 @@ impl Sentinel {
                 "port {port}\nbind 127.0.0.1\ndir {dir}\nlogfile {dir}/sentinel.log\n\
                  sentinel monitor {GROUP} 127.0.0.1 {master_port} 2\n\
                  sentinel auth-pass {GROUP} {PASSWORD}\n\
-                 sentinel down-after-milliseconds {GROUP} 1000\n\
+                 sentinel down-after-milliseconds {GROUP} 2000\n\
                  sentinel failover-timeout {GROUP} 10000\n\
                  sentinel parallel-syncs {GROUP} 2\n",
                 dir = dir.path().display()

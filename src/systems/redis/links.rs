@@ -89,7 +89,9 @@ pub(super) fn derive(mem: &mut RedisMemory, inputs: &RedisInputs<'_>, now: Insta
                 Some(r) => {
                     // Seen unclaimed before its node joined (a Sentinel or
                     // Cluster member revealed later): not a lost replica.
-                    mem.discovered.forget(u, &format!("{}:{}", entry.ip, entry.port));
+                    if !mem.discovered.is_empty() {
+                        mem.discovered.forget(u, &format!("{}:{}", entry.ip, entry.port));
+                    }
                     entries.insert(r, (u, entry));
                 }
                 None => unclaimed.push((u, entry)),
