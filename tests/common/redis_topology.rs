@@ -19,8 +19,8 @@ pub struct Sentinel {
 
 impl Sentinel {
     /// A Sentinel monitoring the master on `master_port` with quorum 2; it
-    /// sees a master down after 2 s without an answer (1 s made Sentinel fail over
-    /// spuriously on a loaded 2-core CI machine).
+    /// sees a master down after 2 s without an answer (with 1 s, one CI run on
+    /// the loaded 2-core machine saw a third failover nobody asked for).
     pub async fn start(master_port: u16) -> Sentinel {
         let dir = tempfile::Builder::new().prefix("replag-sentinel-").tempdir().unwrap();
         let port = free_port();
