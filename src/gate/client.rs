@@ -32,7 +32,7 @@ impl GateRequest {
                 format!("{base}/gate/{}", form_urlencoded::byte_serialize(name.as_bytes()).collect::<String>())
             }
             None => {
-                let query = form_urlencoded::Serializer::new(String::new()).extend_pairs(self.params.pairs()).finish();
+                let query = self.params.query();
                 if query.is_empty() {
                     format!("{base}/gate")
                 } else {

@@ -210,6 +210,35 @@ impl GateSpec {
         Ok(spec)
     }
 
+    /// The spec written back as parameters, in a normal form (durations as
+    /// humantime writes them, every list item on its own): `spec()` of the
+    /// result is this spec again. Every field is named (no `..`), so a scope
+    /// added to the spec does not compile until it is written out here.
+    pub fn params(&self) -> GateParams {
+        let GateSpec {
+            name: _,
+            max_lag,
+            max_lag_bytes,
+            hold,
+            max_data_age,
+            scope: Scope { systems, kinds, source_regions, replica_regions, links, groups, shards },
+        } = self;
+        let duration = |d: &Duration| humantime::format_duration(*d).to_string();
+        GateParams {
+            max_lag: max_lag.as_ref().map(duration),
+            max_lag_bytes: max_lag_bytes.map(|b| b.to_string()),
+            hold: Some(duration(hold)),
+            max_data_age: Some(duration(max_data_age)),
+            systems: systems.clone(),
+            kinds: kinds.clone(),
+            source_regions: source_regions.clone(),
+            replica_regions: replica_regions.clone(),
+            links: links.clone(),
+            groups: groups.clone(),
+            shards: shards.clone(),
+        }
+    }
+
     /// Parse a `/gate` query string.
     pub fn from_query(query: &str, default_data_age: Duration) -> Result<GateSpec, GateError> {
         let pairs: Vec<(String, String)> =
@@ -268,33 +297,49 @@ pub struct GateParams {
 }
 
 impl GateParams {
-    /// `(query parameter, value)` pairs, as `/gate` takes them.
+    /// `(query parameter, value)` pairs, as `/gate` takes them. Every field
+    /// is named here (no `..`): a parameter added to the struct does not
+    /// compile until it is written out too.
     pub fn pairs(&self) -> Vec<(&'static str, &str)> {
+        let GateParams {
+            max_lag,
+            max_lag_bytes,
+            hold,
+            max_data_age,
+            systems,
+            kinds,
+            source_regions,
+            replica_regions,
+            links,
+            groups,
+            shards,
+        } = self;
         let mut pairs = Vec::new();
-        let scalars = [
-            ("max_lag", &self.max_lag),
-            ("max_lag_bytes", &self.max_lag_bytes),
-            ("for", &self.hold),
-            ("max_data_age", &self.max_data_age),
-        ];
+        let scalars =
+            [("max_lag", max_lag), ("max_lag_bytes", max_lag_bytes), ("for", hold), ("max_data_age", max_data_age)];
         for (key, value) in scalars {
             if let Some(value) = value {
                 pairs.push((key, value.as_str()));
             }
         }
         let lists = [
-            ("system", &self.systems),
-            ("kind", &self.kinds),
-            ("source_region", &self.source_regions),
-            ("replica_region", &self.replica_regions),
-            ("link", &self.links),
-            ("group", &self.groups),
-            ("shard", &self.shards),
+            ("system", systems),
+            ("kind", kinds),
+            ("source_region", source_regions),
+            ("replica_region", replica_regions),
+            ("link", links),
+            ("group", groups),
+            ("shard", shards),
         ];
         for (key, values) in lists {
             pairs.extend(values.iter().map(|v| (key, v.as_str())));
         }
         pairs
+    }
+
+    /// The query string `replag gate` sends to `/gate` (empty without parameters).
+    pub fn query(&self) -> String {
+        form_urlencoded::Serializer::new(String::new()).extend_pairs(self.pairs()).finish()
     }
 
     /// The config key (under `[gates.NAME]`) of a query parameter.
