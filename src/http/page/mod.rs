@@ -17,7 +17,7 @@ use std::time::{Instant, SystemTime};
 use maud::{html, Markup, PreEscaped, DOCTYPE};
 
 use crate::gate::Tracked;
-use crate::http::InForce;
+use crate::http::in_force::InForce;
 use crate::model::rfc3339;
 use view::{bytes_text, duration_text, Health, LinkRow, PageView};
 

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant, SystemTime};
 use crate::gate::breach::BreachStart;
 use crate::gate::recent::Bucket;
 use crate::gate::{evaluate, LinkTrack, Tracked, Verdict};
-use crate::http::InForce;
+use crate::http::in_force::InForce;
 use crate::model::{NodeView, SILENT};
 use crate::systems::Link;
 

@@ -1,5 +1,6 @@
-//! What a snapshot shows of Redis beyond links: per-server figures, and the
-//! master's view of each replica link.
+//! What a snapshot shows of Redis beyond links: per-server figures, the
+//! master's view of each replica link, Sentinel groups and Cluster shards
+//! (`groups` decides them). Plain data: a leaf the link rules build on.
 
 use serde::Serialize;
 
@@ -7,9 +8,9 @@ use serde::Serialize;
 pub struct RedisDetails {
     pub servers: Vec<RedisServerView>,
     /// Sentinel groups and Cluster shards (empty without such entries).
-    pub groups: Vec<super::groups::RedisGroupView>,
+    pub groups: Vec<RedisGroupView>,
     /// Each Redis Cluster's own state.
-    pub clusters: Vec<super::groups::RedisClusterState>,
+    pub clusters: Vec<RedisClusterState>,
 }
 
 /// Per-server Redis figures, from the node's last successful poll.
@@ -39,4 +40,51 @@ pub struct RedisLinkDetail {
     pub state: String,
     /// Seconds since the replica's last ACK to the master.
     pub ack_age_seconds: Option<u64>,
+}
+
+/// A Sentinel group (one monitored master) or a Cluster shard.
+#[derive(Debug, Clone, Serialize)]
+pub struct RedisGroupView {
+    /// `sentinel` or `cluster`.
+    pub kind: &'static str,
+    /// The Sentinel master name, or the Cluster's name (its entry's `group`, else name).
+    pub group: String,
+    /// Cluster: the shard's slot ranges.
+    pub shard: Option<String>,
+    /// The master now, by node name (`host:port` when discovered).
+    pub master: Option<String>,
+    pub master_region: Option<String>,
+    /// Replicas the topology lists for the master.
+    pub replicas: usize,
+    /// Links from the master that are up.
+    pub healthy_replicas: usize,
+    /// Master changes replag has seen since it started.
+    pub failovers_total: u64,
+    /// No Sentinel or Cluster entry that knows the group answers now: the
+    /// view is the last one known.
+    pub stale: bool,
+    /// Sentinel: the configured quorum.
+    pub quorum: Option<u32>,
+    /// Sentinel: a reachable Sentinel says a failover could be authorized
+    /// now (`SENTINEL CKQUORUM`); None while stale.
+    pub quorum_ok: Option<bool>,
+    /// Sentinel: reachable Sentinels that monitor the group.
+    pub sentinels_reachable: Option<usize>,
+    /// Sentinel: some reachable Sentinel sees the master subjectively down.
+    pub sdown: Option<bool>,
+    /// Sentinel: the Sentinels agree the master is down.
+    pub odown: Option<bool>,
+    pub failover_in_progress: Option<bool>,
+}
+
+/// A Redis Cluster's own state.
+#[derive(Debug, Clone, Serialize)]
+pub struct RedisClusterState {
+    pub group: String,
+    pub state_ok: bool,
+    pub slots_assigned: u32,
+    pub slots_ok: u32,
+    pub slots_pfail: u32,
+    pub slots_fail: u32,
+    pub stale: bool,
 }

@@ -9,9 +9,8 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use serde::Serialize;
-
 use super::cluster::ClusterView;
+use super::detail::{RedisClusterState, RedisGroupView};
 use super::fleet::{RedisLink, TopologyFleet, SYSTEM};
 use super::sentinel::SentinelMaster;
 use super::topology::RedisTopology;
@@ -22,53 +21,6 @@ use crate::model::{normalize_host, UNKNOWN_REGION};
 pub struct GroupMemory {
     /// (group, shard) → the master's address last seen, and failovers seen.
     masters: HashMap<(String, Option<String>), (String, u64)>,
-}
-
-/// A Sentinel group (one monitored master) or a Cluster shard.
-#[derive(Debug, Clone, Serialize)]
-pub struct RedisGroupView {
-    /// `sentinel` or `cluster`.
-    pub kind: &'static str,
-    /// The Sentinel master name, or the Cluster's name (its entry's `group`, else name).
-    pub group: String,
-    /// Cluster: the shard's slot ranges.
-    pub shard: Option<String>,
-    /// The master now, by node name (`host:port` when discovered).
-    pub master: Option<String>,
-    pub master_region: Option<String>,
-    /// Replicas the topology lists for the master.
-    pub replicas: usize,
-    /// Links from the master that are up.
-    pub healthy_replicas: usize,
-    /// Master changes replag has seen since it started.
-    pub failovers_total: u64,
-    /// No Sentinel or Cluster entry that knows the group answers now: the
-    /// view is the last one known.
-    pub stale: bool,
-    /// Sentinel: the configured quorum.
-    pub quorum: Option<u32>,
-    /// Sentinel: a reachable Sentinel says a failover could be authorized
-    /// now (`SENTINEL CKQUORUM`); None while stale.
-    pub quorum_ok: Option<bool>,
-    /// Sentinel: reachable Sentinels that monitor the group.
-    pub sentinels_reachable: Option<usize>,
-    /// Sentinel: some reachable Sentinel sees the master subjectively down.
-    pub sdown: Option<bool>,
-    /// Sentinel: the Sentinels agree the master is down.
-    pub odown: Option<bool>,
-    pub failover_in_progress: Option<bool>,
-}
-
-/// A Redis Cluster's own state.
-#[derive(Debug, Clone, Serialize)]
-pub struct RedisClusterState {
-    pub group: String,
-    pub state_ok: bool,
-    pub slots_assigned: u32,
-    pub slots_ok: u32,
-    pub slots_pfail: u32,
-    pub slots_fail: u32,
-    pub stale: bool,
 }
 
 /// Every Sentinel group and Cluster shard, and each Redis link's group.

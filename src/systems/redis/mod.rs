@@ -20,9 +20,8 @@ mod topology;
 use std::time::Instant;
 
 pub use cluster::{decode as decode_cluster, ClusterView};
-pub use detail::{RedisDetails, RedisLinkDetail, RedisServerView};
+pub use detail::{RedisClusterState, RedisDetails, RedisGroupView, RedisLinkDetail, RedisServerView};
 pub use fleet::{stream, Fleet, RedisLink, TopologyFleet, SYSTEM};
-pub use groups::{RedisClusterState, RedisGroupView};
 pub use links::{RedisMemory, ACK_SILENT_AFTER};
 pub use metrics::render as render_metrics;
 pub use sentinel::{SentinelMaster, SentinelReplica, SentinelView};

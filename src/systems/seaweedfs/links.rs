@@ -14,9 +14,9 @@ use std::time::Instant;
 use super::detail::{
     SeaweedClusterView, SeaweedDataCenterView, SeaweedDetails, SeaweedMasterView, SeaweedVolumeGroupView,
 };
-use super::filer_sync::SyncMemory;
 use super::fleet::{Fleet, SeaweedLink, SYSTEM};
 use super::source::{MasterObservation, SeaweedObservation, VolumeReplica};
+use super::sync_links::SyncMemory;
 use super::target::SeaweedRole;
 use crate::model::{LagView, LinkKind};
 

@@ -3,8 +3,9 @@
 //!
 //! Everything replag knows about SeaweedFS is in this folder: how to reach a
 //! master, filer or filer.sync (`target`), how to poll each (`source`,
-//! `filer`, `filer_sync`), how a master's topology becomes volume links
-//! (`links`) and filer.sync's directions `filer_sync` links (`filer_sync`),
+//! `filer`, `filer_sync`, over `http`), how a master's topology becomes
+//! volume links (`links`) and filer.sync's directions `filer_sync` links
+//! (`sync_links`),
 //! what a snapshot shows beyond links (`detail`), and the
 //! `replag_seaweedfs_*` families (`metrics`).
 
@@ -12,9 +13,11 @@ mod detail;
 mod filer;
 mod filer_sync;
 mod fleet;
+mod http;
 mod links;
 mod metrics;
 mod source;
+mod sync_links;
 mod target;
 
 use std::time::Instant;
@@ -41,7 +44,7 @@ use crate::model::{Heartbeats, Identity};
 /// clusters' figures.
 pub fn derive(memory: &mut SeaweedMemory, fleet: Fleet<'_>, now: Instant) -> (Vec<SeaweedLink>, SeaweedDetails) {
     let (mut links, mut details) = links::derive(memory, &links::SeaweedInputs { fleet: &fleet }, now);
-    let (sync_links, syncs) = filer_sync::derive(&mut memory.filer_sync, &fleet, now);
+    let (sync_links, syncs) = sync_links::derive(&mut memory.filer_sync, &fleet, now);
     links.extend(sync_links);
     details.filer_syncs = syncs;
     (links, details)
@@ -52,7 +55,7 @@ pub fn derive(memory: &mut SeaweedMemory, fleet: Fleet<'_>, now: Instant) -> (Ve
 pub fn source_positions(o: &SeaweedObservation) -> Vec<(StreamKey, u64)> {
     match o {
         SeaweedObservation::FilerSync(sync) => {
-            sync.directions.iter().map(|d| (filer_sync::received_stream(d), d.events_received)).collect()
+            sync.directions.iter().map(|d| (sync_links::received_stream(d), d.events_received)).collect()
         }
         _ => Vec::new(),
     }

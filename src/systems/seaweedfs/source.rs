@@ -13,11 +13,9 @@ use serde::Deserialize;
 
 use super::filer::{self, FilerObservation};
 use super::filer_sync::{self, SyncObservation};
+use super::http::{fetch, parse};
 use super::target::{SeaweedRole, SeaweedTarget};
-use crate::model::{error_chain, FailureKind, PollFailure, Sampled, Source};
-
-/// Replies larger than this are refused (tens of thousands of volumes fit).
-const MAX_REPLY_BYTES: usize = 128 << 20;
+use crate::model::{FailureKind, PollFailure, Sampled, Source};
 
 /// One poll of a SeaweedFS server, by role.
 #[derive(Debug, Clone, PartialEq)]
@@ -213,11 +211,6 @@ struct RawVolume {
     read_only: bool,
 }
 
-pub(super) fn parse<'a, T: Deserialize<'a>>(what: &str, body: &'a [u8]) -> Result<T, PollFailure> {
-    serde_json::from_slice(body)
-        .map_err(|e| PollFailure::new(FailureKind::Protocol, format!("unexpected {what} reply: {e}")))
-}
-
 /// Decode `/cluster/status`, and `/dir/status` + `/vol/status` when given.
 pub fn decode(cluster: &[u8], dir_and_vol: Option<(&[u8], &[u8])>) -> Result<MasterObservation, PollFailure> {
     let c: RawClusterStatus = parse("/cluster/status", cluster)?;
@@ -339,42 +332,6 @@ impl SeaweedSource {
         let at = started + started.elapsed() / 2;
         let observation = decode(&cluster, topology.as_ref().map(|(d, v)| (d.as_slice(), v.as_slice())))?;
         Ok(Sampled { at, observation })
-    }
-}
-
-/// Send `request` (described as `path` in errors) and read the reply, at
-/// most [`MAX_REPLY_BYTES`]; `None` for 404.
-pub(super) async fn fetch(request: reqwest::RequestBuilder, path: &str) -> Result<Option<Vec<u8>>, PollFailure> {
-    {
-        let mut response = request.send().await.map_err(|e| {
-            let kind = if e.is_timeout() { FailureKind::Timeout } else { FailureKind::Connect };
-            PollFailure::new(kind, format!("{path}: {}", error_chain(&e)))
-        })?;
-        let status = response.status();
-        if status == reqwest::StatusCode::NOT_FOUND {
-            return Ok(None);
-        }
-        if status == reqwest::StatusCode::UNAUTHORIZED || status == reqwest::StatusCode::FORBIDDEN {
-            return Err(PollFailure::new(FailureKind::Auth, format!("{path}: HTTP {status}")));
-        }
-        if !status.is_success() {
-            return Err(PollFailure::new(FailureKind::Query, format!("{path}: HTTP {status}")));
-        }
-        let mut body = Vec::new();
-        while let Some(chunk) = response
-            .chunk()
-            .await
-            .map_err(|e| PollFailure::new(FailureKind::Query, format!("{path}: {}", error_chain(&e))))?
-        {
-            if body.len() + chunk.len() > MAX_REPLY_BYTES {
-                return Err(PollFailure::new(
-                    FailureKind::Protocol,
-                    format!("{path}: reply larger than {MAX_REPLY_BYTES} bytes"),
-                ));
-            }
-            body.extend_from_slice(&chunk);
-        }
-        Ok(Some(body))
     }
 }
 
