@@ -397,6 +397,83 @@ async fn sentinel_failovers_are_followed_without_bogus_lag() {
     assert!(!replag.log().contains(PASSWORD));
 }
 
+/// replag's connections to the Sentinels cross a WAN (100 ms ± 10 ms each
+/// way: 200 ms round trips) with `poll.timeout` 400 ms. A Sentinel poll is
+/// one round trip (`SENTINEL MASTERS` goes out with the known masters'
+/// REPLICAS and CKQUORUM), so it fits: no Sentinel entry ever fails a poll,
+/// each poll takes one round trip, and a failover is still followed. (At two
+/// round trips, the entries timed out about every other poll.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sentinels_across_a_wan_are_polled_in_one_round_trip() {
+    use common::netfault::Faults;
+    let group = SentinelGroup::start().await;
+    let ports: Vec<u16> = group.servers.iter().map(|s| s.port).collect();
+    let first = ports[0];
+    let _writes = FollowingWrites::start(group.sentinels[0].port);
+    let mut proxies = Vec::new();
+    for sentinel in &group.sentinels {
+        let proxy = Proxy::start(sentinel.port).await;
+        proxy.set(Faults::wan(Duration::from_millis(100), Duration::from_millis(10)));
+        proxies.push(proxy);
+    }
+    let proxy_ports: Vec<u16> = proxies.iter().map(|p| p.port).collect();
+    let replag = Replag::start(&sentinel_config(&group, &proxy_ports), &[("REDIS_PW", PASSWORD)]).await;
+    let sentinels = ["sentinel-us-east", "sentinel-eu-west", "sentinel-ap-south"];
+    let failures = |s: &Scrape| -> f64 {
+        sentinels.iter().flat_map(|n| s.all("replag_node_poll_failures_total", &[("node", n)])).map(|x| x.value).sum()
+    };
+
+    let want: BTreeSet<_> = ports[1..].iter().map(|r| (addr(first), addr(*r))).collect();
+    replag
+        .wait_until("both replicas found through the WAN", Duration::from_secs(20), |s| {
+            up_links(s) == want && s.get("replag_redis_sentinel_sentinels_reachable", &[("group", GROUP)]) == Some(3.0)
+        })
+        .await;
+    // Twenty polls: every Sentinel answers every one, each in one round trip.
+    let until = Instant::now() + POLL * 20;
+    let mut durations = Vec::new();
+    while Instant::now() < until {
+        let s = replag.scrape().await;
+        for node in sentinels {
+            assert_eq!(s.get("replag_node_up", &[("node", node)]), Some(1.0), "{node} flapped:\n{}", s.text);
+            durations.extend(s.get("replag_poll_duration_seconds", &[("node", node)]));
+        }
+        assert_eq!(failures(&s), 0.0, "a Sentinel poll failed:\n{}", s.text);
+        tokio::time::sleep(POLL / 2).await;
+    }
+    durations.sort_by(f64::total_cmp);
+    let (low, median, high) = (durations[0], durations[durations.len() / 2], durations[durations.len() - 1]);
+    println!(
+        "Sentinel polls across 200 ms round trips: {} readings, {low:.3} / {median:.3} / {high:.3} s (min / median / max)",
+        durations.len()
+    );
+    // One round trip is 0.18–0.22 s, two are at least 0.36 s.
+    assert!(low >= 0.17 && median < 0.3, "one round trip per poll, not {low:.3} / {median:.3} / {high:.3} s");
+
+    // A failover through the WAN: links follow the servers' INFO as before,
+    // and the group's master (the Sentinels' view) switches.
+    let began = Instant::now();
+    group.sentinels[0].failover().await;
+    let promoted = wait_for("the Sentinels to agree on a new master", Duration::from_secs(30), || async {
+        group.master_port().await.filter(|p| *p != first)
+    })
+    .await;
+    let others: Vec<_> = ports.iter().filter(|p| **p != promoted).map(|r| (promoted, *r)).collect();
+    let f = follow(&replag, &group, began, Duration::from_secs(40), &others).await;
+    println!(
+        "failover across the WAN: replag showed each link at most {:.2} s after the replica's INFO",
+        f.delay.as_secs_f64()
+    );
+    assert!(f.delay <= POLL * 2 + Duration::from_millis(400), "links follow within 2 polls, not {:?}", f.delay);
+    let s = replag
+        .wait_until("the new master in the group view", Duration::from_secs(10), |s| {
+            s.get("replag_redis_group_master_info", &[("group", GROUP), ("master", &addr(promoted))]) == Some(1.0)
+        })
+        .await;
+    assert_eq!(s.get("replag_redis_group_failovers_total", &[("group", GROUP)]), Some(1.0), "{}", s.text);
+    assert_eq!(failures(&s), 0.0, "a Sentinel poll failed during the failover:\n{}", s.text);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cluster_shards_frozen_replica_failovers_and_a_lost_shard() {
     let cluster = Cluster::start(3).await;

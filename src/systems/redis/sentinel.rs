@@ -1,6 +1,7 @@
 //! A Sentinel's view: the masters it monitors, their replicas, and whether
-//! it could fail over now (`SENTINEL CKQUORUM`). Read in two round trips:
-//! `SENTINEL MASTERS`, then every master's replicas and quorum check at once.
+//! it could fail over now (`SENTINEL CKQUORUM`). Read in one round trip:
+//! `SENTINEL MASTERS` with every known master's replicas and quorum check
+//! (see `topology`).
 
 use std::collections::HashMap;
 

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use redis::aio::MultiplexedConnection;
 use serde::Serialize;
+use tokio::task::JoinSet;
 
 use super::cluster::{self, ClusterView};
 use super::sentinel::{parse_master, parse_replica, SentinelView};
@@ -70,17 +71,29 @@ pub struct TopologySource {
     timeout: Duration,
     connect_timeout: Duration,
     connection: Option<MultiplexedConnection>,
+    /// The masters a Sentinel named at the last poll: asked about together
+    /// with `SENTINEL MASTERS` at the next.
+    known_masters: Vec<String>,
 }
 
 impl TopologySource {
     pub fn new(target: RedisTarget, timeout: Duration, connect_timeout: Duration) -> Self {
-        Self { target, timeout, connect_timeout, connection: None }
+        Self { target, timeout, connect_timeout, connection: None, known_masters: Vec::new() }
     }
 
-    async fn sentinel(&self, c: &mut MultiplexedConnection, wanted: &[String]) -> Result<SentinelView, PollFailure> {
-        let fail = |e: redis::RedisError| redis_failure(&e, false, self.target.password());
+    /// A Sentinel's view in one round trip: `SENTINEL MASTERS` goes out
+    /// together with `SENTINEL REPLICAS` and `CKQUORUM` for every master
+    /// expected (configured in `masters`, else seen at the last poll). Only a
+    /// master nobody expected (a new one, or the first poll without
+    /// `masters`) costs a second round trip. Across a WAN a poll must fit
+    /// its timeout: two round trips at 200 ms did not fit 400 ms.
+    async fn sentinel(&mut self, c: &MultiplexedConnection, wanted: &[String]) -> Result<SentinelView, PollFailure> {
+        let password = self.target.password().map(<[u8]>::to_vec);
+        let fail = |e: redis::RedisError| redis_failure(&e, false, password.as_deref());
+        let expected: Vec<String> = if wanted.is_empty() { self.known_masters.clone() } else { wanted.to_vec() };
+        let mut pending = spawn_master_details(c, &expected);
         let listed: Vec<HashMap<String, String>> =
-            redis::cmd("SENTINEL").arg("MASTERS").query_async(c).await.map_err(fail)?;
+            redis::cmd("SENTINEL").arg("MASTERS").query_async(&mut c.clone()).await.map_err(&fail)?;
         let mut masters = Vec::new();
         let mut monitored = Vec::new();
         for fields in &listed {
@@ -90,6 +103,8 @@ impl TopologySource {
                 masters.push(master);
             }
         }
+        // Asked about at the next poll even if this one runs out of time.
+        self.known_masters = masters.iter().map(|m| m.name.clone()).collect();
         // A name in `masters` this Sentinel does not monitor is a mistake to
         // say out loud (a typo would otherwise just never show a group).
         if let Some(missing) = wanted.iter().find(|w| !monitored.contains(w)) {
@@ -103,37 +118,24 @@ impl TopologySource {
                 ),
             ));
         }
-        if masters.is_empty() {
-            return Ok(SentinelView { masters });
+        let mut details = collect_master_details(&mut pending).await;
+        let unexpected: Vec<String> =
+            masters.iter().map(|m| m.name.clone()).filter(|n| !details.contains_key(n)).collect();
+        if !unexpected.is_empty() {
+            details.extend(collect_master_details(&mut spawn_master_details(c, &unexpected)).await);
         }
-        // Every master's replicas and quorum check in one round trip: the
-        // connection is multiplexed, so concurrent commands share a write.
-        let mut pipe = redis::pipe();
-        for m in &masters {
-            pipe.cmd("SENTINEL").arg("REPLICAS").arg(&m.name);
-        }
-        let mut checks = tokio::task::JoinSet::new();
-        for (i, m) in masters.iter().enumerate() {
-            let (mut c, name) = (c.clone(), m.name.clone());
-            checks.spawn(async move {
-                (i, redis::cmd("SENTINEL").arg("CKQUORUM").arg(name).query_async::<String>(&mut c).await)
-            });
-        }
-        let replicas: Vec<Vec<HashMap<String, String>>> = pipe.query_async(c).await.map_err(fail)?;
-        for (m, listed) in masters.iter_mut().zip(&replicas) {
+        for m in &mut masters {
+            let Some((replicas, quorum)) = details.remove(&m.name) else { continue };
+            let listed = replicas.map_err(&fail)?;
             m.replicas = listed.iter().map(parse_replica).collect::<Result<_, _>>()?;
             m.replicas.sort_by(|a, b| (&a.ip, a.port).cmp(&(&b.ip, b.port)));
-        }
-        while let Some(done) = checks.join_next().await {
-            let Ok((i, answer)) = done else { continue };
-            let (ok, message) = match answer {
+            (m.quorum_ok, m.quorum_message) = match quorum {
                 Ok(text) => (true, text),
                 // NOQUORUM is an answer, not a failed poll.
                 Err(e) if e.code() == Some("NOQUORUM") => (false, e.detail().unwrap_or("NOQUORUM").to_string()),
                 Err(e) => return Err(fail(e)),
             };
-            masters[i].quorum_ok = ok;
-            masters[i].quorum_message = message.chars().take(200).collect();
+            m.quorum_message = m.quorum_message.chars().take(200).collect();
         }
         masters.sort_by(|a, b| a.name.cmp(&b.name));
         Ok(SentinelView { masters })
@@ -150,6 +152,36 @@ impl TopologySource {
             .map_err(|e| redis_failure(&e, false, self.target.password()))?;
         cluster::decode(&info, &nodes)
     }
+}
+
+/// One master's `SENTINEL REPLICAS` and `SENTINEL CKQUORUM` replies.
+type MasterDetails = (redis::RedisResult<Vec<HashMap<String, String>>>, redis::RedisResult<String>);
+
+/// Send every named master's `REPLICAS` and `CKQUORUM` at once: on a
+/// multiplexed connection, concurrent commands share the way out and back.
+fn spawn_master_details(c: &MultiplexedConnection, names: &[String]) -> JoinSet<(String, MasterDetails)> {
+    let mut set = JoinSet::new();
+    for name in names {
+        let (mut replicas_c, mut quorum_c, name) = (c.clone(), c.clone(), name.clone());
+        set.spawn(async move {
+            let (mut replicas, mut quorum) = (redis::cmd("SENTINEL"), redis::cmd("SENTINEL"));
+            replicas.arg("REPLICAS").arg(&name);
+            quorum.arg("CKQUORUM").arg(&name);
+            let details = tokio::join!(replicas.query_async(&mut replicas_c), quorum.query_async(&mut quorum_c));
+            (name, details)
+        });
+    }
+    set
+}
+
+async fn collect_master_details(set: &mut JoinSet<(String, MasterDetails)>) -> HashMap<String, MasterDetails> {
+    let mut out = HashMap::new();
+    while let Some(done) = set.join_next().await {
+        if let Ok((name, details)) = done {
+            out.insert(name, details);
+        }
+    }
+    out
 }
 
 impl Source for TopologySource {
@@ -180,8 +212,8 @@ impl TopologySource {
         }
         let Some(mut c) = self.connection.clone() else { unreachable!("connection was just set") };
         let started = Instant::now();
-        let result = match &self.target.role {
-            RedisRole::Sentinel { masters } => self.sentinel(&mut c, masters).await.map(RedisTopology::Sentinel),
+        let result = match self.target.role.clone() {
+            RedisRole::Sentinel { masters } => self.sentinel(&c, &masters).await.map(RedisTopology::Sentinel),
             RedisRole::Cluster | RedisRole::Server => self.cluster(&mut c).await.map(RedisTopology::Cluster),
         };
         let at = started + started.elapsed() / 2;
