@@ -20,19 +20,44 @@ use std::time::{Duration, Instant};
 
 /// A free TCP port on 127.0.0.1 for a server the test starts.
 ///
-/// Taken below the kernel's ephemeral range (32768 and up), so no outgoing
-/// connection can grab it between this check and the server's bind, and
-/// unique within the test process. Test binaries run one after another.
+/// Test processes run side by side (nextest runs every test in a process
+/// of its own), so each process claims blocks of ports for itself: a block
+/// is claimed by holding a listener on its claim port (61000 + block, above
+/// the kernel's ephemeral range 32768–60999), which the kernel releases
+/// however the process ends. The ports themselves lie below the ephemeral
+/// range, so no outgoing connection can take one between this check and
+/// the server's bind.
 pub fn free_port() -> u16 {
-    use std::sync::atomic::{AtomicU32, Ordering};
-    static NEXT: AtomicU32 = AtomicU32::new(0);
-    let _ = NEXT.compare_exchange(0, 20_000 + std::process::id() % 10_000, Ordering::SeqCst, Ordering::SeqCst);
+    use std::net::TcpListener;
+    use std::sync::Mutex;
+    const FIRST: u16 = 20_000;
+    const BLOCK: u16 = 100;
+    const BLOCKS: u16 = (32_768 - FIRST) / BLOCK;
+    struct Claims {
+        held: Vec<TcpListener>,
+        next: u16,
+        end: u16,
+    }
+    static CLAIMS: Mutex<Claims> = Mutex::new(Claims { held: Vec::new(), next: 0, end: 0 });
+    let mut claims = CLAIMS.lock().unwrap_or_else(|e| e.into_inner());
     loop {
-        let port = NEXT.fetch_add(1, Ordering::SeqCst);
-        assert!(port < 32_768, "ran out of test ports");
-        if std::net::TcpListener::bind(("127.0.0.1", port as u16)).is_ok() {
-            return port as u16;
+        while claims.next < claims.end {
+            let port = claims.next;
+            claims.next += 1;
+            if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+                return port;
+            }
         }
+        // Claim another block, starting from one this process id picks so
+        // that processes started together spread out.
+        let start = (std::process::id() % u32::from(BLOCKS)) as u16 + claims.held.len() as u16;
+        let block = (0..BLOCKS)
+            .map(|i| (start + i) % BLOCKS)
+            .find_map(|b| TcpListener::bind(("127.0.0.1", 61_000 + b)).ok().map(|claim| (b, claim)));
+        let (block, claim) = block.expect("ran out of test port blocks");
+        claims.held.push(claim);
+        claims.next = FIRST + block * BLOCK;
+        claims.end = claims.next + BLOCK;
     }
 }
 
