@@ -11,7 +11,12 @@ fn main() {
     println!("cargo:rerun-if-changed=.git/HEAD");
     println!("cargo:rerun-if-changed=.git/refs/heads");
     println!("cargo:rerun-if-env-changed=SOURCE_DATE_EPOCH");
-    let revision = output("git", &["rev-parse", "--short=12", "HEAD"]);
+    println!("cargo:rerun-if-env-changed=REPLAG_REVISION");
+    // A build without .git (a container build) is told its revision.
+    let revision = std::env::var("REPLAG_REVISION")
+        .ok()
+        .filter(|r| !r.is_empty())
+        .or_else(|| output("git", &["rev-parse", "--short=12", "HEAD"]));
     println!("cargo:rustc-env=REPLAG_GIT_REVISION={}", revision.as_deref().unwrap_or("unknown"));
     // Reproducible builds set SOURCE_DATE_EPOCH; otherwise today (UTC).
     let date = match std::env::var("SOURCE_DATE_EPOCH") {

@@ -93,8 +93,21 @@ fn dockerfile_runs_the_real_cli_as_non_root_on_the_default_port() {
     assert!(dockerfile.contains(&format!("EXPOSE {port}")), "EXPOSE the default port {port}");
     assert!(dockerfile.contains("USER 65532:65532"));
     assert!(dockerfile.contains("ca-certificates"));
-    for copied in ["Cargo.toml", "Cargo.lock", "build.rs", "src"] {
-        assert!(Path::new(env!("CARGO_MANIFEST_DIR")).join(copied).exists(), "{copied} exists for COPY");
+    // Every file the build stage copies exists (scripts/image builds from them).
+    let copied: Vec<&str> = dockerfile
+        .lines()
+        .filter_map(|l| l.strip_prefix("COPY "))
+        .filter(|rest| !rest.starts_with("--"))
+        .flat_map(|rest| {
+            let words: Vec<&str> = rest.split_whitespace().collect();
+            words[..words.len() - 1].to_vec()
+        })
+        .collect();
+    for required in ["Cargo.toml", "Cargo.lock", "build.rs", "src", "benches"] {
+        assert!(copied.contains(&required), "the build stage copies {required}: {copied:?}");
+    }
+    for file in &copied {
+        assert!(Path::new(env!("CARGO_MANIFEST_DIR")).join(file).exists(), "{file} exists for COPY");
     }
     assert!(read(".dockerignore").contains("target"));
     // The health check command exists and fails (exit 1) when nothing answers.
@@ -183,4 +196,29 @@ fn compose_demo_config_matches_its_services() {
         let source = relative.split(':').next().unwrap();
         assert!(dir.join(source).exists(), "compose mounts {source}, which exists");
     }
+}
+
+/// `replag check --config-only` (what a pipeline step and scripts/deploy-check
+/// run): a valid file is summarised without polling anything; a bad one is
+/// refused with exit 2, naming the key.
+#[test]
+fn check_config_only_validates_without_polling() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = dir.path().join("good.toml");
+    // Nothing listens on port 1: a poll would fail, validation does not poll.
+    std::fs::write(
+        &good,
+        "[[regions.us-east.postgres]]\nname = \"a\"\nurl = \"postgresql://u@127.0.0.1:1/postgres\"\n\n\
+         [[regions.eu-west.redis]]\nname = \"b\"\nurl = \"redis://127.0.0.1:1\"\n\n[gates.deploy]\nmax_lag = \"500ms\"\n",
+    )
+    .unwrap();
+    let (code, out, err) = run_replag(&["check", "--config-only", "--config", good.to_str().unwrap()], &[]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.starts_with("config ok: 2 nodes, 1 gates"), "{out}");
+    assert!(out.contains("  us-east: 1 postgres\n") && out.contains("  eu-west: 1 redis\n"), "{out}");
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(&bad, "[poll]\ninterval = \"1s\"\ntimeout = \"5s\"\n").unwrap();
+    let (code, _, err) = run_replag(&["check", "--config-only", "--config", bad.to_str().unwrap()], &[]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("poll.timeout"), "{err}");
 }

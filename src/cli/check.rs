@@ -58,6 +58,25 @@ pub async fn run(config: &Config) -> Snapshot {
 }
 
 /// The human-readable report.
+/// `replag check --config-only`: what the config holds, per region and system.
+pub fn config_summary(cfg: &Config) -> String {
+    let mut per_region: std::collections::BTreeMap<(&str, &str), usize> = std::collections::BTreeMap::new();
+    for n in &cfg.nodes {
+        *per_region.entry((n.region.as_str(), n.system.as_str())).or_default() += 1;
+    }
+    let mut out = format!(
+        "config ok: {} nodes, {} gates, listen {}, poll every {}\n",
+        cfg.nodes.len(),
+        cfg.gates.len(),
+        cfg.listen,
+        humantime::format_duration(cfg.poll.interval)
+    );
+    for ((region, system), count) in per_region {
+        out += &format!("  {region}: {count} {system}\n");
+    }
+    out
+}
+
 pub fn report(s: &Snapshot) -> String {
     let mut nodes =
         vec![["SYSTEM", "NODE", "REGION", "UP", "ROLE", "VERSION", "POLL", "ERROR"].map(String::from).to_vec()];

@@ -77,6 +77,10 @@ enum Command {
     Check {
         #[command(flatten)]
         config: ConfigArg,
+        /// Only load and validate the config (nothing is polled): a summary and
+        /// exit 0, or exit 2 naming the key that is wrong.
+        #[arg(long)]
+        config_only: bool,
     },
     /// Ask a running replag (or Prometheus) whether a gate passes: exit 0 pass, 1 fail, 2 cannot evaluate.
     Gate(Box<GateArgs>),
@@ -176,7 +180,14 @@ pub fn run(cli: Cli) -> ExitCode {
                 Err(e) => fail("replag gate", e),
             },
             Command::Healthcheck { url } => healthcheck(&url).await,
-            Command::Check { config } => match load(&config) {
+            Command::Check { config, config_only: true } => match load(&config) {
+                Ok(cfg) => {
+                    print!("{}", check::config_summary(&cfg));
+                    ExitCode::SUCCESS
+                }
+                Err(e) => fail("replag", e),
+            },
+            Command::Check { config, config_only: false } => match load(&config) {
                 Ok(cfg) => {
                     let snapshot = check::run(&cfg).await;
                     print!("{}", check::report(&snapshot));
