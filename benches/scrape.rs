@@ -401,6 +401,28 @@ fn metrics_render(c: &mut Criterion) {
     group.finish();
 }
 
+/// gzip of the `/metrics` text for N links (what the first scrape that asks
+/// for gzip pays per snapshot; later ones share it). Prints the ratio.
+fn metrics_gzip(c: &mut Criterion) {
+    let mut group = c.benchmark_group("metrics_gzip");
+    for &links in link_counts() {
+        let (snapshot, _) = snapshot(links);
+        let text = replag::http::metrics::render(&snapshot, &InForce::default());
+        let zipped = replag::http::metrics::gzip(text.as_bytes());
+        eprintln!(
+            "metrics_gzip/{links} links: {} bytes -> {} bytes ({:.1}x)",
+            text.len(),
+            zipped.len(),
+            text.len() as f64 / zipped.len() as f64
+        );
+        group.throughput(Throughput::Bytes(text.len() as u64));
+        group.bench_with_input(BenchmarkId::from_parameter(links), &text, |b, t| {
+            b.iter(|| replag::http::metrics::gzip(black_box(t.as_bytes())))
+        });
+    }
+    group.finish();
+}
+
 /// One `/gate` evaluation (`max_lag=500ms&for=30s`, every link in scope)
 /// for N links: the verdict of each link, before JSON encoding.
 fn gate_evaluate(c: &mut Criterion) {
@@ -419,5 +441,5 @@ fn gate_evaluate(c: &mut Criterion) {
 }
 
 fn main() {
-    common::main(&[metrics_render, gate_evaluate]);
+    common::main(&[metrics_render, metrics_gzip, gate_evaluate]);
 }

@@ -127,6 +127,28 @@ async fn exporter_conventions() {
     assert!(rss > 1e6 && rss < 512e6, "resident memory of replag itself: {rss}");
     let old = client.get(format!("http://{address}/metrics")).send().await.unwrap();
     assert_eq!(old.status().as_u16(), 404, "/metrics moved");
+
+    // gzip when asked (Prometheus asks), plain otherwise; either way the same page.
+    let asked = |encoding: &'static str| {
+        let request = client.get(format!("http://{address}/prom/metrics"));
+        async move {
+            let r = request.header("Accept-Encoding", encoding).send().await.unwrap();
+            let header = |name: &str| r.headers().get(name).map(|v| v.to_str().unwrap().to_string());
+            let (encoding, vary) = (header("content-encoding"), header("vary"));
+            (encoding, vary, r.bytes().await.unwrap())
+        }
+    };
+    let (encoding, vary, body) = asked("gzip, deflate").await;
+    assert_eq!((encoding.as_deref(), vary.as_deref()), (Some("gzip"), Some("Accept-Encoding")));
+    let mut unzipped = String::new();
+    std::io::Read::read_to_string(&mut flate2::read::GzDecoder::new(&body[..]), &mut unzipped).expect("valid gzip");
+    assert!(body.len() * 3 < unzipped.len(), "compressed: {} of {} bytes", body.len(), unzipped.len());
+    let (encoding, vary, plain) = asked("identity").await;
+    assert_eq!((encoding, vary.as_deref()), (None, Some("Accept-Encoding")));
+    let families = |text: &str| -> std::collections::BTreeSet<String> {
+        Scrape::parse(text.to_string()).samples.into_iter().map(|s| s.name).collect()
+    };
+    assert_eq!(families(&unzipped), families(std::str::from_utf8(&plain).unwrap()));
     replag.kill();
     let log = replag.log();
     let lines: Vec<serde_json::Value> =

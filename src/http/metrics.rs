@@ -3,8 +3,11 @@
 //! The generic families are here; each system adds its own
 //! (`systems::render_metrics`).
 
-use std::sync::{Arc, Mutex};
+use std::io::Write;
+use std::sync::{Arc, Mutex, OnceLock};
 
+use flate2::write::GzEncoder;
+use flate2::Compression;
 use hyper::body::Bytes;
 
 use super::in_force::InForce;
@@ -19,40 +22,102 @@ pub fn build_revision() -> &'static str {
 }
 
 /// The last `/metrics` text, for the snapshot and config it was rendered
-/// from: every scrape of the same snapshot shares it without a copy.
+/// from: every scrape of the same snapshot shares it without a copy, and
+/// its gzip form, made once by the first scrape that asks for it.
 #[derive(Debug, Default)]
 pub struct RenderCache {
-    last: Mutex<Option<Rendered>>,
+    last: Mutex<Option<Made>>,
 }
 
-/// A render: what it was made from, and the text.
-type Rendered = (Arc<Tracked>, Arc<InForce>, Bytes);
+/// A render and what it was made from.
+type Made = (Arc<Tracked>, Arc<InForce>, Arc<Rendered>);
+
+/// One render: the text, and (once asked for) the same text gzipped.
+#[derive(Debug)]
+pub struct Rendered {
+    pub text: Bytes,
+    gzipped: OnceLock<Bytes>,
+}
+
+impl Rendered {
+    fn new(text: Bytes) -> Self {
+        Rendered { text, gzipped: OnceLock::new() }
+    }
+
+    /// The text gzipped (see [`gzip`]), made by the first scrape that asks.
+    pub fn gzipped(&self) -> Bytes {
+        self.gzipped
+            .get_or_init(|| {
+                if self.text.len() >= HEAVY_BYTES {
+                    crate::offload::heavy(|| gzip(&self.text))
+                } else {
+                    gzip(&self.text)
+                }
+            })
+            .clone()
+    }
+}
+
+/// gzip at the fastest level, as Prometheus' own client libraries serve
+/// `/metrics` (figures: docs/performance.md, `cargo bench -- metrics_gzip`).
+pub fn gzip(text: &[u8]) -> Bytes {
+    let mut encoder = GzEncoder::new(Vec::with_capacity(text.len() / 8), Compression::fast());
+    encoder.write_all(text).expect("writing to memory");
+    Bytes::from(encoder.finish().expect("writing to memory"))
+}
+
+/// Texts this large take milliseconds to compress: off the async workers.
+const HEAVY_BYTES: usize = 256 << 10;
 
 impl RenderCache {
-    /// The text for `tracked` under `in_force`, rendered once.
-    pub fn get(&self, tracked: &Arc<Tracked>, in_force: &Arc<InForce>) -> Bytes {
-        let hit = |last: &Option<Rendered>| match last {
-            Some((t, f, text)) if Arc::ptr_eq(t, tracked) && Arc::ptr_eq(f, in_force) => Some(text.clone()),
+    /// The render for `tracked` under `in_force`, made once.
+    pub fn get(&self, tracked: &Arc<Tracked>, in_force: &Arc<InForce>) -> Arc<Rendered> {
+        let hit = |last: &Option<Made>| match last {
+            Some((t, f, rendered)) if Arc::ptr_eq(t, tracked) && Arc::ptr_eq(f, in_force) => Some(rendered.clone()),
             _ => None,
         };
         // Most scrapes find it rendered: no lock wait, no thread hand-off.
         if let Ok(last) = self.last.try_lock() {
-            if let Some(text) = hit(&last) {
-                return text;
+            if let Some(rendered) = hit(&last) {
+                return rendered;
             }
         }
         // Render (or wait for the scrape that is rendering) off the workers.
         crate::offload::heavy(|| {
             let mut last = self.last.lock().unwrap_or_else(|e| e.into_inner());
-            if let Some(text) = hit(&last) {
-                return text;
+            if let Some(rendered) = hit(&last) {
+                return rendered;
             }
             // The process' own figures ride along, as fresh as the render.
             let text = Bytes::from(render(tracked, in_force) + &crate::exposition::process_metrics());
-            *last = Some((tracked.clone(), in_force.clone(), text.clone()));
-            text
+            let rendered = Arc::new(Rendered::new(text));
+            *last = Some((tracked.clone(), in_force.clone(), rendered.clone()));
+            rendered
         })
     }
+}
+
+/// Does an `Accept-Encoding` header take gzip? A listed `gzip` (any case)
+/// whose quality is not 0, or `*` with a non-zero quality and no `gzip;q=0`.
+pub fn accepts_gzip(header: Option<&[u8]>) -> bool {
+    let Some(text) = header.and_then(|h| std::str::from_utf8(h).ok()) else { return false };
+    let mut star = false;
+    for item in text.split(',') {
+        let mut parts = item.split(';');
+        let coding = parts.next().unwrap_or("").trim();
+        let quality = parts
+            .filter_map(|p| p.trim().strip_prefix("q=").or_else(|| p.trim().strip_prefix("Q=")))
+            .filter_map(|q| q.trim().parse::<f32>().ok())
+            .next_back()
+            .unwrap_or(1.0);
+        if coding.eq_ignore_ascii_case("gzip") {
+            return quality > 0.0;
+        }
+        if coding == "*" {
+            star = quality > 0.0;
+        }
+    }
+    star
 }
 
 /// The metrics text for a snapshot (with the gates' memory of its links)
@@ -225,6 +290,44 @@ mod tests {
     use crate::snapshot::Snapshot;
     use std::sync::Arc;
     use std::time::{Duration, SystemTime};
+
+    #[test]
+    fn gzip_only_when_asked() {
+        for (header, want) in [
+            (None, false),
+            (Some("gzip"), true),
+            (Some("GZip"), true),
+            (Some("gzip, deflate"), true),
+            (Some("deflate, gzip;q=0.5"), true),
+            (Some("gzip;q=0"), false),
+            (Some("gzip; q=0.0"), false),
+            (Some("identity"), false),
+            (Some("deflate, br"), false),
+            (Some("*"), true),
+            (Some("*;q=0"), false),
+            (Some("gzip;q=0, *"), false),
+            (Some("gzipx"), false),
+            (Some(""), false),
+        ] {
+            assert_eq!(accepts_gzip(header.map(str::as_bytes)), want, "{header:?}");
+        }
+        assert!(!accepts_gzip(Some(&[0xff, 0xfe])), "not UTF-8: not gzip");
+    }
+
+    #[test]
+    fn the_gzip_form_is_the_text_and_made_once() {
+        use std::io::Read;
+        let cache = RenderCache::default();
+        let tracked = Arc::new(Tracked::new(Arc::new(Snapshot::empty(SystemTime::now()))));
+        let in_force = Arc::new(InForce::default());
+        let rendered = cache.get(&tracked, &in_force);
+        let zipped = rendered.gzipped();
+        let mut back = String::new();
+        flate2::read::GzDecoder::new(&zipped[..]).read_to_string(&mut back).unwrap();
+        assert_eq!(back.as_bytes(), &rendered.text[..]);
+        let again = cache.get(&tracked, &in_force).gzipped();
+        assert_eq!(again.as_ptr(), zipped.as_ptr(), "compressed once per render, then shared");
+    }
 
     #[test]
     fn reload_status_is_rendered() {

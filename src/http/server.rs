@@ -121,8 +121,9 @@ pub struct Served {
     pub telemetry_path: Arc<str>,
 }
 
-/// Route one request.
-pub fn handle(method: &Method, path: &str, query: Option<&str>, served: &Served) -> Response<Body> {
+/// Route one request. `gzip`: the client's `Accept-Encoding` takes gzip
+/// (only `/metrics` uses it, as Prometheus' client libraries do).
+pub fn handle(method: &Method, path: &str, query: Option<&str>, gzip: bool, served: &Served) -> Response<Body> {
     let (snapshot, gates) = (&*served.tracked.snapshot, &*served.in_force);
     if method != Method::GET && method != Method::HEAD {
         let mut response = text(StatusCode::METHOD_NOT_ALLOWED, format!("method {method} not allowed; use GET\n"));
@@ -131,7 +132,17 @@ pub fn handle(method: &Method, path: &str, query: Option<&str>, served: &Served)
     }
     match path {
         p if p == &*served.telemetry_path => {
-            respond(StatusCode::OK, metrics::CONTENT_TYPE, served.cache.get(&served.tracked, &served.in_force))
+            let rendered = served.cache.get(&served.tracked, &served.in_force);
+            let mut response = match gzip {
+                true => respond(StatusCode::OK, metrics::CONTENT_TYPE, rendered.gzipped()),
+                false => respond(StatusCode::OK, metrics::CONTENT_TYPE, rendered.text.clone()),
+            };
+            let headers = response.headers_mut();
+            headers.insert(hyper::header::VARY, HeaderValue::from_static("Accept-Encoding"));
+            if gzip {
+                headers.insert(hyper::header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+            }
+            response
         }
         p if p == "/gate" || p.starts_with("/gate/") => handle_gate(p, query, &served.tracked, gates),
         "/healthz" => text(StatusCode::OK, "ok\n"),
@@ -256,11 +267,12 @@ async fn authorized_handle(request: Request<Incoming>, served: &Served, web: Opt
     // A gate, the status API or page over many links takes milliseconds
     // (/metrics decides for itself: it is usually rendered already).
     let path = uri.path();
+    let gzip = metrics::accepts_gzip(request.headers().get(hyper::header::ACCEPT_ENCODING).map(|h| h.as_bytes()));
     let cheap = path == &*served.telemetry_path || path == "/healthz";
     if !cheap && served.tracked.snapshot.links.len() >= crate::offload::HEAVY_LINKS {
-        crate::offload::heavy(|| handle(request.method(), path, uri.query(), served))
+        crate::offload::heavy(|| handle(request.method(), path, uri.query(), gzip, served))
     } else {
-        handle(request.method(), path, uri.query(), served)
+        handle(request.method(), path, uri.query(), gzip, served)
     }
 }
 
@@ -293,18 +305,18 @@ mod tests {
             cache: Default::default(),
             telemetry_path: "/metrics".into(),
         };
-        let get = |path: &str, query: Option<&str>| handle(&Method::GET, path, query, &s);
+        let get = |path: &str, query: Option<&str>| handle(&Method::GET, path, query, false, &s);
         assert_eq!(get("/ui/live", None).status(), StatusCode::OK);
         assert_eq!(get("/api/v1/history", None).status(), StatusCode::OK);
         let moved = Served { telemetry_path: "/prometheus/metrics".into(), ..s.clone() };
-        assert_eq!(handle(&Method::GET, "/prometheus/metrics", None, &moved).status(), StatusCode::OK);
-        assert_eq!(handle(&Method::GET, "/metrics", None, &moved).status(), StatusCode::NOT_FOUND);
+        assert_eq!(handle(&Method::GET, "/prometheus/metrics", None, false, &moved).status(), StatusCode::OK);
+        assert_eq!(handle(&Method::GET, "/metrics", None, false, &moved).status(), StatusCode::NOT_FOUND);
         assert_eq!(get("/healthz", None).status(), StatusCode::OK);
         let m = get("/metrics", None);
         assert_eq!(m.status(), StatusCode::OK);
         assert_eq!(m.headers()[CONTENT_TYPE], metrics::CONTENT_TYPE);
         assert_eq!(get("/nope", None).status(), StatusCode::NOT_FOUND);
-        let post = handle(&Method::POST, "/metrics", None, &s);
+        let post = handle(&Method::POST, "/metrics", None, false, &s);
         assert_eq!(post.status(), StatusCode::METHOD_NOT_ALLOWED);
         assert_eq!(post.headers()[ALLOW], "GET, HEAD");
         assert_eq!(get("/api/v1/status", None).status(), StatusCode::OK);
