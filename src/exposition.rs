@@ -1,21 +1,21 @@
 //! Writing Prometheus text exposition: families of gauges and counters set
-//! series by series, encoded by the prometheus crate's `TextEncoder`. Below
-//! the systems, so each system writes its own families with it.
+//! series by series, written in the text format exactly as the prometheus
+//! crate's `TextEncoder` writes it. Below the systems, so each system writes
+//! its own families with it.
 
 use std::cell::RefCell;
 
-use prometheus::proto::{Counter, Gauge, LabelPair, Metric, MetricFamily, MetricType};
-use prometheus::TextEncoder;
+use prometheus::proto::MetricType;
 
 /// Labels of every node-level series.
 pub const NODE_LABELS: &[&str] = &["system", "node", "node_region"];
 /// Labels of every link-level series (`LinkId::LABELS`).
 pub const LINK_LABELS: &[&str] = &crate::model::LinkId::LABELS;
 
-/// The families of one render, built as the prometheus crate's metric
-/// structs and written by its `TextEncoder`. (Through a `Registry` of
-/// `GaugeVec`s — a `Desc`, a hash and a lock per series, then a `gather` that
-/// copies everything — a render cost ~9 µs and 43 allocations per series.)
+/// The families of one render. (Through a `Registry` of `GaugeVec`s — a
+/// `Desc`, a hash and a lock per series, then a `gather` that copies
+/// everything — a render cost ~9 µs and 43 allocations per series; through
+/// the crate's structs and `TextEncoder`, ~1.5 µs and 12.5.)
 #[derive(Default)]
 pub struct Families {
     families: RefCell<Vec<FamilyData>>,
@@ -99,62 +99,71 @@ impl Families {
 
     /// The text exposition format, families by name, series by label values;
     /// families without series are left out (as a registry leaves them).
+    /// Written directly, byte for byte what the prometheus crate's
+    /// `TextEncoder` writes for the same families (a test holds it to that):
+    /// building its structs first cost a `LabelPair` (two Strings) per label
+    /// and a `Metric` per series, most of a render.
     pub fn encode(self) -> String {
+        use std::fmt::Write as _;
         let mut families = self.families.into_inner();
         families.sort_by(|a, b| a.name.cmp(&b.name));
-        let protos: Vec<MetricFamily> = families
-            .into_iter()
-            .filter(|f| !f.series.is_empty())
-            .map(|f| {
-                let mut series = f.series;
-                // Stable: of equal label values, the one set last comes last.
-                series.sort_by(|a, b| a.0.cmp(&b.0));
-                series.dedup_by(|later, earlier| {
-                    let same = later.0 == earlier.0;
-                    if same {
-                        earlier.1 = if f.kind == MetricType::COUNTER { earlier.1 + later.1 } else { later.1 };
-                    }
-                    same
-                });
-                let metrics = series
-                    .into_iter()
-                    .map(|(values, value)| {
-                        let labels = f
-                            .label_names
-                            .iter()
-                            .zip(values)
-                            .map(|(name, value)| {
-                                let mut pair = LabelPair::default();
-                                pair.set_name(name.clone());
-                                pair.set_value(value);
-                                pair
-                            })
-                            .collect();
-                        let mut metric = Metric::from_label(labels);
-                        match f.kind {
-                            MetricType::COUNTER => {
-                                let mut counter = Counter::default();
-                                counter.set_value(value);
-                                metric.set_counter(counter);
-                            }
-                            _ => {
-                                let mut gauge = Gauge::default();
-                                gauge.set_value(value);
-                                metric.set_gauge(gauge);
-                            }
-                        }
-                        metric
-                    })
-                    .collect();
-                let mut family = MetricFamily::default();
-                family.set_name(f.name);
-                family.set_help(f.help);
-                family.set_field_type(f.kind);
-                family.set_metric(metrics);
-                family
-            })
-            .collect();
-        TextEncoder::new().encode_to_string(&protos).expect("text encoding cannot fail")
+        let series_total: usize = families.iter().map(|f| f.series.len()).sum();
+        let mut out = String::with_capacity(series_total * 128);
+        for f in families.into_iter().filter(|f| !f.series.is_empty()) {
+            let mut series = f.series;
+            // Stable: of equal label values, the one set last comes last.
+            series.sort_by(|a, b| a.0.cmp(&b.0));
+            series.dedup_by(|later, earlier| {
+                let same = later.0 == earlier.0;
+                if same {
+                    earlier.1 = if f.kind == MetricType::COUNTER { earlier.1 + later.1 } else { later.1 };
+                }
+                same
+            });
+            if !f.help.is_empty() {
+                out.push_str("# HELP ");
+                out.push_str(&f.name);
+                out.push(' ');
+                push_escaped(&mut out, &f.help, false);
+                out.push('\n');
+            }
+            out.push_str("# TYPE ");
+            out.push_str(&f.name);
+            out.push_str(if f.kind == MetricType::COUNTER { " counter\n" } else { " gauge\n" });
+            for (values, value) in series {
+                out.push_str(&f.name);
+                for (i, (name, value)) in f.label_names.iter().zip(&values).enumerate() {
+                    out.push(if i == 0 { '{' } else { ',' });
+                    out.push_str(name);
+                    out.push_str("=\"");
+                    push_escaped(&mut out, value, true);
+                    out.push('"');
+                }
+                if !f.label_names.is_empty() {
+                    out.push('}');
+                }
+                let _ = writeln!(out, " {value}");
+            }
+        }
+        out
+    }
+}
+
+/// The text format's escaping: backslash and newline (help text), and the
+/// double quote too (label values).
+fn push_escaped(out: &mut String, text: &str, quote: bool) {
+    let special = |c: char| c == '\\' || c == '\n' || (quote && c == '"');
+    if !text.contains(special) {
+        out.push_str(text);
+        return;
+    }
+    for c in text.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '"' if quote => out.push_str("\\\""),
+            c => out.push(c),
+        }
     }
 }
 
@@ -188,4 +197,129 @@ pub fn process_metrics() -> String {
         }
     }
     String::new()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use prometheus::proto::{Counter, Gauge, LabelPair, Metric, MetricFamily};
+    use proptest::prelude::*;
+
+    /// The oracle: the same families as the prometheus crate's structs,
+    /// written by its `TextEncoder` (how `encode` worked before).
+    fn with_text_encoder(families: &Families) -> String {
+        type Copied = (String, String, MetricType, Vec<String>, Vec<(Vec<String>, f64)>);
+        let mut data: Vec<Copied> = families
+            .families
+            .borrow()
+            .iter()
+            .map(|f| (f.name.clone(), f.help.clone(), f.kind, f.label_names.clone(), f.series.clone()))
+            .collect();
+        data.sort_by(|a, b| a.0.cmp(&b.0));
+        let protos: Vec<MetricFamily> = data
+            .into_iter()
+            .filter(|f| !f.4.is_empty())
+            .map(|(name, help, kind, label_names, mut series)| {
+                series.sort_by(|a, b| a.0.cmp(&b.0));
+                series.dedup_by(|later, earlier| {
+                    let same = later.0 == earlier.0;
+                    if same {
+                        earlier.1 = if kind == MetricType::COUNTER { earlier.1 + later.1 } else { later.1 };
+                    }
+                    same
+                });
+                let metrics = series
+                    .into_iter()
+                    .map(|(values, value)| {
+                        let labels = label_names
+                            .iter()
+                            .zip(values)
+                            .map(|(n, v)| {
+                                let mut pair = LabelPair::default();
+                                pair.set_name(n.clone());
+                                pair.set_value(v);
+                                pair
+                            })
+                            .collect();
+                        let mut metric = Metric::from_label(labels);
+                        if kind == MetricType::COUNTER {
+                            let mut c = Counter::default();
+                            c.set_value(value);
+                            metric.set_counter(c);
+                        } else {
+                            let mut g = Gauge::default();
+                            g.set_value(value);
+                            metric.set_gauge(g);
+                        }
+                        metric
+                    })
+                    .collect();
+                let mut family = MetricFamily::default();
+                family.set_name(name);
+                family.set_help(help);
+                family.set_field_type(kind);
+                family.set_metric(metrics);
+                family
+            })
+            .collect();
+        prometheus::TextEncoder::new().encode_to_string(&protos).unwrap()
+    }
+
+    type FamilySpec = (String, bool, Vec<String>, Vec<(Vec<String>, f64)>);
+
+    fn families_of(specs: &[FamilySpec]) -> Families {
+        let families = Families::default();
+        for (i, (help, counter, labels, series)) in specs.iter().enumerate() {
+            // Unique names and label names, in an order unlike the sorted one.
+            let name = format!("m{}_{}", specs.len() - i, i);
+            let labels: Vec<String> = labels.iter().enumerate().map(|(j, l)| format!("{l}{j}")).collect();
+            let labels: Vec<&str> = labels.iter().map(String::as_str).collect();
+            let family =
+                if *counter { families.counter(&name, help, &labels) } else { families.gauge(&name, help, &labels) };
+            for (values, value) in series {
+                let values: Vec<&str> = (0..labels.len()).map(|k| values.get(k).map_or("", String::as_str)).collect();
+                if *counter {
+                    family.with_label_values(&values).inc_by(value.abs().min(1e15) as u64);
+                } else {
+                    family.with_label_values(&values).set(*value);
+                }
+            }
+        }
+        families
+    }
+
+    fn value() -> impl Strategy<Value = f64> {
+        prop_oneof![
+            Just(0.0),
+            Just(-0.0),
+            Just(1.0),
+            Just(f64::NAN),
+            Just(f64::INFINITY),
+            Just(f64::NEG_INFINITY),
+            Just(1e21),
+            Just(1.5e-7),
+            Just(u64::MAX as f64),
+            any::<f64>(),
+            (0u32..100_000).prop_map(|n| n as f64 / 1000.0),
+        ]
+    }
+
+    fn text() -> impl Strategy<Value = String> {
+        // Few distinct characters (so label values repeat and series merge),
+        // and every one the format escapes.
+        "[ab\"\\\\\n é,={}]{0,6}"
+    }
+
+    proptest! {
+        #[test]
+        fn writes_what_the_crates_text_encoder_writes(
+            specs in prop::collection::vec(
+                (text(), any::<bool>(), prop::collection::vec("[a-z_]{1,4}", 0..4),
+                 prop::collection::vec((prop::collection::vec(text(), 0..4), value()), 0..6)),
+                0..6)
+        ) {
+            let expected = with_text_encoder(&families_of(&specs));
+            prop_assert_eq!(families_of(&specs).encode(), expected);
+        }
+    }
 }
