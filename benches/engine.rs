@@ -236,6 +236,7 @@ fn pg_primary(system_identifier: String, position: u64) -> PgObservation {
         system_identifier,
         timeline: Some(1),
         current_lsn: Some(Lsn(position)),
+        commit_mark: None,
         receive_lsn: None,
         replay_lsn: None,
         replay_paused: None,
@@ -254,6 +255,7 @@ fn pg_standby(system_identifier: &str, replayed: u64, spec: &NodeSpec) -> PgObse
     PgObservation {
         in_recovery: true,
         current_lsn: None,
+        commit_mark: None,
         receive_lsn: Some(Lsn(replayed)),
         replay_lsn: Some(Lsn(replayed)),
         replay_paused: Some(false),
@@ -325,6 +327,7 @@ fn redis_node(replid: &str, offset: u64, is_master: bool) -> RedisObservation {
         replid: replid.into(),
         replid2: None,
         master_repl_offset: offset,
+        data_mark: offset,
         backlog_size: Some(1 << 20),
         backlog_histlen: Some(1 << 20),
         replicas: Vec::new(),

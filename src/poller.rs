@@ -2,14 +2,34 @@
 //! back off while a node fails, and hand every result to the lag engine.
 //! Nothing here runs on a scrape.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use crate::config::PollSettings;
-use crate::model::{FailureKind, PollFailure, Sampled, Source};
+use crate::lag::StreamKey;
+use crate::model::{FailureKind, PollFailure, Sampled, Source, SourcePosition};
 use crate::systems::{NodeSpec, Observation};
+
+/// What a node's task hands the engine.
+#[derive(Debug, Clone)]
+pub enum Report {
+    Polled(Box<NodeReport>),
+    /// A source's position, read between polls.
+    Sampled(PositionSample),
+}
+
+/// A source's position read alone between polls (`Source::sample_position`).
+#[derive(Debug, Clone)]
+pub struct PositionSample {
+    pub node: usize,
+    /// The stream the node's last poll said it is the source of.
+    pub stream: StreamKey,
+    pub at: Instant,
+    pub source: SourcePosition,
+}
 
 /// The result of one poll of one node.
 #[derive(Debug, Clone)]
@@ -23,9 +43,40 @@ pub struct NodeReport {
     pub result: Result<Sampled<Observation>, PollFailure>,
 }
 
+/// Position samples per second the whole process may take, shared by every
+/// source it samples: with more sources than `budget × sample_interval`
+/// each is sampled less often, so the cost stays bounded however large the
+/// fleet (docs/performance.md).
+pub const SAMPLES_PER_SECOND: f64 = 1000.0;
+
+/// Sources this process samples now.
+static SAMPLED_SOURCES: AtomicUsize = AtomicUsize::new(0);
+
+/// Counts one sampled source while it lives.
+struct SampledSource;
+
+impl SampledSource {
+    fn new() -> Self {
+        SAMPLED_SOURCES.fetch_add(1, Ordering::Relaxed);
+        SampledSource
+    }
+}
+
+impl Drop for SampledSource {
+    fn drop(&mut self) {
+        SAMPLED_SOURCES.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// The interval between one source's samples: the configured one, or
+/// longer when the process's budget is shared by many sources.
+pub fn sample_interval(configured: Duration, sources: usize) -> Duration {
+    configured.max(Duration::from_secs_f64(sources as f64 / SAMPLES_PER_SECOND))
+}
+
 /// Start polling every node; reports go to `reports`. Tasks end when the
 /// receiver is dropped (or when the handles are aborted).
-pub fn spawn_all(nodes: &[NodeSpec], settings: PollSettings, reports: mpsc::Sender<NodeReport>) -> Vec<JoinHandle<()>> {
+pub fn spawn_all(nodes: &[NodeSpec], settings: PollSettings, reports: mpsc::Sender<Report>) -> Vec<JoinHandle<()>> {
     let start = Instant::now();
     nodes
         .iter()
@@ -47,19 +98,27 @@ pub fn next_delay(settings: &PollSettings, failures: u32) -> Duration {
     settings.interval.saturating_mul(factor).min(settings.max_backoff)
 }
 
-/// Poll one node until the report channel closes (or the task is aborted).
+/// Poll one node until the report channel closes (or the task is aborted);
+/// while it is a source, sample its position between polls.
 pub async fn run<S: Source<Observation = Observation>>(
     index: usize,
     name: String,
     mut source: S,
     settings: PollSettings,
     first_poll: Instant,
-    reports: mpsc::Sender<NodeReport>,
+    reports: mpsc::Sender<Report>,
 ) {
     let mut failures = 0u32;
     let mut last_failure: Option<PollFailure> = None;
     let mut next = tokio::time::Instant::from_std(first_poll);
+    // The stream this node was the source of at its last poll.
+    let mut stream: Option<(StreamKey, SampledSource)> = None;
     loop {
+        if let Some((key, _)) = &stream {
+            if !sample_until(index, key, &mut source, &settings, next, &reports).await {
+                return;
+            }
+        }
         tokio::time::sleep_until(next).await;
         let started = Instant::now();
         // A new connection takes several round trips; a poll on one, one.
@@ -77,13 +136,21 @@ pub async fn run<S: Source<Observation = Observation>>(
         };
         let finished = Instant::now();
         match &result {
-            Ok(_) => {
+            Ok(sampled) => {
+                // One stream (a primary, a master): sampled until the next poll.
+                stream = match (sampled.observation.source_positions().as_slice(), stream.take()) {
+                    _ if settings.sample_interval.is_zero() => None,
+                    ([(key, _)], Some((_, counted))) => Some((key.clone(), counted)),
+                    ([(key, _)], None) => Some((key.clone(), SampledSource::new())),
+                    _ => None,
+                };
                 if let Some(previous) = last_failure.take() {
                     tracing::info!(node = %name, after_failures = failures, last_error = %previous, "node is reachable again");
                 }
                 failures = 0;
             }
             Err(failure) => {
+                stream = None;
                 source.reset();
                 failures = failures.saturating_add(1);
                 if last_failure.as_ref() != Some(failure) {
@@ -101,11 +168,43 @@ pub async fn run<S: Source<Observation = Observation>>(
             duration: finished - started,
             result,
         };
-        if reports.send(report).await.is_err() {
+        if reports.send(Report::Polled(Box::new(report))).await.is_err() {
             return;
         }
         next =
             tokio::time::Instant::from_std(started + next_delay(&settings, failures)).max(tokio::time::Instant::now());
+    }
+}
+
+/// Sample the source's position every `sample_interval` until the next poll
+/// is due. A sample that fails or says the node is no source (any more) ends
+/// sampling until the next poll, which judges the node. False: the engine is gone.
+async fn sample_until<S: Source<Observation = Observation>>(
+    node: usize,
+    stream: &StreamKey,
+    source: &mut S,
+    settings: &PollSettings,
+    next_poll: tokio::time::Instant,
+    reports: &mpsc::Sender<Report>,
+) -> bool {
+    let mut tick = tokio::time::Instant::now();
+    loop {
+        tick += sample_interval(settings.sample_interval, SAMPLED_SOURCES.load(Ordering::Relaxed));
+        // The poll reads the position too: sample up to it, never in its way.
+        if tick >= next_poll {
+            return true;
+        }
+        tokio::time::sleep_until(tick).await;
+        let sampled = match tokio::time::timeout(settings.timeout, source.sample_position()).await {
+            Ok(Some(Ok(sampled))) => sampled,
+            _ => return true,
+        };
+        let sample = PositionSample { node, stream: stream.clone(), at: sampled.at, source: sampled.observation };
+        if reports.send(Report::Sampled(sample)).await.is_err() {
+            return false;
+        }
+        // A slow sample (a long round trip) does not make the next ones hurry.
+        tick = tick.max(tokio::time::Instant::now());
     }
 }
 
@@ -114,12 +213,22 @@ mod tests {
     use super::*;
 
     #[test]
+    fn many_sources_share_the_sample_budget() {
+        let configured = Duration::from_millis(25);
+        assert_eq!(sample_interval(configured, 1), configured);
+        assert_eq!(sample_interval(configured, 25), configured);
+        assert_eq!(sample_interval(configured, 100), Duration::from_millis(100));
+        assert_eq!(sample_interval(configured, 1000), Duration::from_secs(1));
+    }
+
+    #[test]
     fn backoff_doubles_up_to_the_cap() {
         let s = PollSettings {
             interval: Duration::from_secs(1),
             timeout: Duration::from_millis(800),
             connect_timeout: Duration::from_secs(5),
             max_backoff: Duration::from_secs(10),
+            sample_interval: Duration::from_millis(25),
         };
         let delays: Vec<u64> = (0..7).map(|f| next_delay(&s, f).as_secs()).collect();
         assert_eq!(delays, [1, 1, 2, 4, 8, 10, 10]);

@@ -131,7 +131,7 @@ impl Drop for Running {
 async fn poll_joined(
     mut joins: mpsc::UnboundedReceiver<Joined>,
     settings: config::PollSettings,
-    reports: mpsc::Sender<poller::NodeReport>,
+    reports: mpsc::Sender<poller::Report>,
 ) {
     let mut pollers = tokio::task::JoinSet::new();
     while let Some(joined) = joins.recv().await {

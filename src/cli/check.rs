@@ -31,9 +31,10 @@ pub async fn run(config: &Config) -> Snapshot {
     let deadline = tokio::time::Instant::now() + config.poll.interval * (ROUNDS + 2) + config.poll.timeout * 2;
     while seen.len() < engine.specs().len() || seen.values().any(|&n| n < ROUNDS) {
         match tokio::time::timeout_at(deadline, rx.recv()).await {
-            Ok(Some(report)) => {
+            Ok(Some(poller::Report::Sampled(sample))) => engine.ingest_sample(sample),
+            Ok(Some(poller::Report::Polled(report))) => {
                 *seen.entry(report.node).or_default() += 1;
-                engine.ingest(report);
+                engine.ingest(*report);
                 while let Ok(node) = joins.try_recv() {
                     let source = node.spec.target.source(config.poll.timeout, config.poll.connect_timeout);
                     let run = poller::run(

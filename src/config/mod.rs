@@ -24,6 +24,10 @@ pub const DEFAULT_LISTEN: &str = "0.0.0.0:8439";
 const DEFAULT_INTERVAL: Duration = Duration::from_secs(1);
 const DEFAULT_MAX_BACKOFF: Duration = Duration::from_secs(30);
 const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// How often a source's position is read between polls: the resolution of
+/// lag in seconds (docs/architecture.md, "Resolution"; its cost in
+/// docs/performance.md).
+const DEFAULT_SAMPLE_INTERVAL: Duration = Duration::from_millis(25);
 const ENV_PREFIX: &str = "REPLAG_";
 /// Overrides use `__` between key levels (`REPLAG_POLL__INTERVAL=2s`); a
 /// `REPLAG_*` variable without it (say `REPLAG_PG_PASSWORD`) is never a key.
@@ -73,6 +77,9 @@ pub struct PollSettings {
     /// several round trips, which across regions can exceed `timeout`.
     pub connect_timeout: Duration,
     pub max_backoff: Duration,
+    /// How often a source (a primary) reads its own position between polls;
+    /// zero: only at polls.
+    pub sample_interval: Duration,
 }
 
 // ---- raw shape, as written in the file ------------------------------------
@@ -121,6 +128,7 @@ struct RawPoll {
     timeout: Option<String>,
     connect_timeout: Option<String>,
     max_backoff: Option<String>,
+    sample_interval: Option<String>,
 }
 
 /// A region's nodes, by system name (`postgres`, `redis`, ...).
@@ -222,14 +230,18 @@ fn scrub_config_error(message: &str) -> String {
 }
 
 fn parse_duration(key: &str, value: Option<&str>, default: Duration) -> Result<Duration, ConfigError> {
-    let Some(text) = value else { return Ok(default) };
-    let parsed = humantime::parse_duration(text.trim()).map_err(|e| {
-        key_error(key, format!("{} is not a duration ({e}); write e.g. \"1s\" or \"500ms\"", quoted(text)))
-    })?;
+    let parsed = parse_duration_or_zero(key, value, default)?;
     if parsed.is_zero() {
         return Err(key_error(key, "must be greater than zero"));
     }
     Ok(parsed)
+}
+
+fn parse_duration_or_zero(key: &str, value: Option<&str>, default: Duration) -> Result<Duration, ConfigError> {
+    let Some(text) = value else { return Ok(default) };
+    humantime::parse_duration(text.trim()).map_err(|e| {
+        key_error(key, format!("{} is not a duration ({e}); write e.g. \"1s\" or \"500ms\"", quoted(text)))
+    })
 }
 
 fn validate(raw: RawConfig, env: &HashMap<String, String>) -> Result<Config, ConfigError> {
@@ -327,7 +339,12 @@ fn validate(raw: RawConfig, env: &HashMap<String, String>) -> Result<Config, Con
             }
         }
     }
-    let poll = PollSettings { interval, timeout, connect_timeout, max_backoff };
+    let sample_interval =
+        parse_duration_or_zero("poll.sample_interval", raw.poll.sample_interval.as_deref(), DEFAULT_SAMPLE_INTERVAL)?;
+    if sample_interval >= interval {
+        return Err(key_error("poll.sample_interval", "must be shorter than poll.interval (0s: sample only at polls)"));
+    }
+    let poll = PollSettings { interval, timeout, connect_timeout, max_backoff, sample_interval };
     let mut gates = BTreeMap::new();
     for (name, raw) in &raw.gates {
         check_label_value(&format!("gates.{name}"), name)?;
@@ -401,6 +418,7 @@ mod tests {
         let cfg = load_toml(GOOD, &[("PGB_PASSWORD", "s3cret")]).unwrap();
         assert_eq!(cfg.poll.interval, Duration::from_secs(2));
         assert_eq!(cfg.poll.timeout, Duration::from_millis(1600));
+        assert_eq!(cfg.poll.sample_interval, DEFAULT_SAMPLE_INTERVAL);
         assert_eq!(cfg.listen, DEFAULT_LISTEN.parse().unwrap());
         assert_eq!(cfg.nodes.len(), 2);
         let b = cfg.nodes.iter().find(|n| n.name == "pg-b").unwrap();
@@ -548,6 +566,10 @@ mod tests {
         let base = "[[regions.r1.postgres]]\nname = \"a\"\nurl = \"postgresql://u:pw@h/db\"\n";
         assert!(error_of(&format!("[poll]\ninterval = \"banana\"\n{base}"), &[]).contains("poll.interval"));
         assert!(error_of(&format!("[poll]\ninterval = \"1s\"\ntimeout = \"2s\"\n{base}"), &[]).contains("poll.timeout"));
+        let sampled_as_slowly_as_polled = format!("[poll]\ninterval = \"1s\"\nsample_interval = \"1s\"\n{base}");
+        assert!(error_of(&sampled_as_slowly_as_polled, &[]).contains("poll.sample_interval"));
+        let off = load_toml(&format!("[poll]\nsample_interval = \"0s\"\n{base}"), &[]).unwrap();
+        assert_eq!(off.poll.sample_interval, Duration::ZERO);
         assert!(error_of(&format!("[server]\nlisten = \"nope\"\n{base}"), &[]).contains("server.listen"));
         assert!(error_of("[[regions.r1.postgres]]\nname = \"a\"\n", &[]).contains("regions.r1.postgres[0].url"));
         assert!(error_of("[[regions.r1.postgres]]\nurl = \"postgresql://h/db\"\n", &[])

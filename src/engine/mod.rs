@@ -11,8 +11,8 @@ use std::time::{Duration, Instant, SystemTime};
 use tokio::sync::{mpsc, watch};
 
 use crate::lag::{Histories, Pushed, StreamKey};
-use crate::model::{FailureKind, LinkId, Node, NodeIndex, NodeView, PollFailure, Sampled};
-use crate::poller::NodeReport;
+use crate::model::{FailureKind, LinkId, Node, NodeIndex, NodeView, PollFailure, Sampled, SourcePosition};
+use crate::poller::{NodeReport, PositionSample, Report};
 use crate::snapshot::Snapshot;
 use crate::systems::{self, FleetState, Link, NodeSpec, Observation, Observed};
 
@@ -157,6 +157,22 @@ impl Engine {
         &self.specs
     }
 
+    pub fn take(&mut self, report: Report) {
+        match report {
+            Report::Polled(report) => self.ingest(*report),
+            Report::Sampled(sample) => self.ingest_sample(sample),
+        }
+    }
+
+    /// A source's position read between polls: a finer history, nothing else.
+    pub fn ingest_sample(&mut self, sample: PositionSample) {
+        let Some(history) = self.histories.get_mut(&sample.stream) else { return };
+        if history.push_marked(sample.at, sample.source) == Pushed::Reset {
+            tracing::warn!(node = sample.node, stream = ?sample.stream,
+                "source position went backwards; lag history restarted");
+        }
+    }
+
     pub fn ingest(&mut self, report: NodeReport) {
         let Some(state) = self.states.get_mut(report.node) else { return };
         state.polls_total += 1;
@@ -165,12 +181,13 @@ impl Engine {
             Ok(sampled) => {
                 state.failure = None;
                 let heartbeat = sampled.observation.heartbeats().and_then(|h| h.written.as_ref());
-                let heartbeat = heartbeat
-                    .map(|(source, seq)| (StreamKey::heartbeat(self.specs[report.node].system(), source), *seq));
+                let heartbeat = heartbeat.map(|(source, seq)| {
+                    (StreamKey::heartbeat(self.specs[report.node].system(), source), SourcePosition::all_data(*seq))
+                });
                 let revealed = sampled.observation.revealed();
                 for (key, position) in sampled.observation.source_positions().into_iter().chain(heartbeat) {
                     let history = self.histories.entry(key.clone()).or_default();
-                    if history.push(sampled.at, position) == Pushed::Reset {
+                    if history.push_marked(sampled.at, position) == Pushed::Reset {
                         tracing::warn!(node = %self.specs[report.node].name, stream = ?key,
                             "source position went backwards; lag history restarted");
                     }
@@ -315,7 +332,7 @@ fn node_view(spec: &NodeSpec, state: &NodeState) -> NodeView {
 pub struct Reconfigure {
     pub specs: Vec<NodeSpec>,
     pub poll_interval: Duration,
-    pub reports: mpsc::Receiver<NodeReport>,
+    pub reports: mpsc::Receiver<Report>,
     /// Where the new configuration's discovered nodes are announced.
     pub joins: Option<mpsc::UnboundedSender<Joined>>,
 }
@@ -350,7 +367,7 @@ pub fn publish_gap(poll_interval: Duration) -> Duration {
 /// most one per `gap`); switch to a new configuration when one arrives.
 pub async fn run(
     mut engine: Engine,
-    mut reports: mpsc::Receiver<NodeReport>,
+    mut reports: mpsc::Receiver<Report>,
     mut reconfigure: mpsc::Receiver<Reconfigure>,
     publish: watch::Sender<Arc<Snapshot>>,
     gap: Duration,
@@ -366,11 +383,16 @@ pub async fn run(
                     reports_open = false;
                     continue;
                 };
-                engine.ingest(report);
+                let Report::Polled(report) = report else {
+                    // A sample extends a history; the next poll's snapshot reads it.
+                    engine.take(report);
+                    continue;
+                };
+                engine.ingest(*report);
                 // Let the reports of this moment gather, then take them all.
                 tokio::time::sleep_until(published + gap).await;
                 while let Ok(report) = reports.try_recv() {
-                    engine.ingest(report);
+                    engine.take(report);
                 }
             }
             change = reconfigure.recv(), if reconfigure_open => {
@@ -422,6 +444,7 @@ mod tests {
             system_identifier: "42".into(),
             timeline: Some(timeline),
             current_lsn: Some(Lsn(lsn)),
+            commit_mark: None,
             receive_lsn: None,
             replay_lsn: None,
             replay_paused: None,
@@ -440,6 +463,7 @@ mod tests {
         PgObservation {
             in_recovery: true,
             current_lsn: None,
+            commit_mark: None,
             receive_lsn: Some(Lsn(replay)),
             replay_lsn: Some(Lsn(replay)),
             replay_paused: Some(false),

@@ -7,15 +7,23 @@
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
-/// Samples kept per source. Plateaus (an idle source) cost two samples, so
-/// this covers about an hour of continuous writes at a 1 s sampling interval
-/// and arbitrarily long idle periods.
+use crate::model::SourcePosition;
+
+/// Samples kept per source. Plateaus (an idle source) cost two samples; when
+/// the history is full its older half is thinned (every other sample
+/// dropped), so the newest samples keep their full resolution (a source
+/// sampled every 25 ms: the last ~50 s) and the spacing grows with age: an
+/// hour of continuous writes is still covered, at a few seconds' resolution
+/// that far back.
 pub const DEFAULT_CAPACITY: usize = 4096;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Sample {
     pub at: Instant,
     pub position: u64,
+    /// Moves when the source wrote data, not only housekeeping
+    /// (`SourcePosition::mark`).
+    pub mark: u64,
 }
 
 /// What a push did to the history.
@@ -80,7 +88,13 @@ impl PositionHistory {
         self.samples.front().copied()
     }
 
+    /// Append a sample of a source whose every advance is data.
     pub fn push(&mut self, at: Instant, position: u64) -> Pushed {
+        self.push_marked(at, SourcePosition::all_data(position))
+    }
+
+    pub fn push_marked(&mut self, at: Instant, source: SourcePosition) -> Pushed {
+        let SourcePosition { position, mark } = source;
         let mut outcome = Pushed::Appended;
         if let Some(last) = self.samples.back() {
             if at <= last.at {
@@ -94,15 +108,41 @@ impl PositionHistory {
         // Keep only both ends of a plateau: the end moves forward, the middle
         // carries no information.
         let n = self.samples.len();
-        if n >= 2 && self.samples[n - 1].position == position && self.samples[n - 2].position == position {
+        let same = |s: &Sample| s.position == position && s.mark == mark;
+        if n >= 2 && same(&self.samples[n - 1]) && same(&self.samples[n - 2]) {
             self.samples[n - 1].at = at;
             return outcome;
         }
-        self.samples.push_back(Sample { at, position });
-        while self.samples.len() > self.capacity {
-            self.samples.pop_front();
+        self.samples.push_back(Sample { at, position, mark });
+        if self.samples.len() > self.capacity {
+            self.thin_older_half();
         }
         outcome
+    }
+
+    /// Did the source write data between sample `i - 1` and sample `i`?
+    /// Its position moved and its mark moved there — or at the next sample: a
+    /// PostgreSQL commit is in the WAL position a moment before its
+    /// transaction counts as completed, so a sample can catch it in between.
+    /// The newest sample, with no next one yet, counts as data.
+    fn data_into(&self, i: usize) -> bool {
+        let s = &self.samples;
+        if i == 0 {
+            return true;
+        }
+        s[i].position > s[i - 1].position
+            && (s[i].mark != s[i - 1].mark || s.get(i + 1).is_none_or(|next| next.mark != s[i].mark))
+    }
+
+    /// Drop every other sample of the older half, keeping the oldest: how far
+    /// back the history reaches keeps growing, only at a coarser resolution.
+    fn thin_older_half(&mut self) {
+        let half = self.samples.len() / 2;
+        let mut index = 0;
+        self.samples.retain(|_| {
+            index += 1;
+            index > half || index % 2 == 1
+        });
     }
 
     /// The source's position as known at `at`: that of the last sample taken
@@ -119,9 +159,12 @@ impl PositionHistory {
     /// Lag of a replica that was at `position` at time `at`.
     ///
     /// Caught up (position at or past the source's known position at `at`) is 0.
-    /// Otherwise the lag is `at` minus the moment the source moved past
-    /// `position`, interpolated between the two samples around it. A position
-    /// older than the whole history yields a lower bound. `None` without samples.
+    /// Otherwise the lag is `at` minus the moment the source wrote the first
+    /// data past `position`: interpolated between the two samples around
+    /// `position` (the middle of the interval when writing resumed there
+    /// after a plateau), else the middle of the first interval that carried
+    /// data. Missing only housekeeping is 0 s (the bytes still count). A position older than the whole history
+    /// yields a lower bound. `None` without samples.
     pub fn lag(&self, position: u64, at: Instant) -> Option<Lag> {
         let source_now = self.position_at(at)?;
         if position >= source_now {
@@ -136,9 +179,27 @@ impl PositionHistory {
             let seconds = at.saturating_duration_since(oldest).as_secs_f64();
             return Some(Lag { bytes, seconds, lower_bound: true });
         }
-        let (a, b) = (self.samples[idx - 1], self.samples[idx]);
-        let fraction = (position - a.position) as f64 / (b.position - a.position) as f64;
-        let passed_at = a.at + Duration::from_secs_f64((b.at - a.at).as_secs_f64() * fraction);
+        // The sample `source_now` came from.
+        let known = self.samples.partition_point(|s| s.at <= at).max(idx + 1);
+        let Some(first_data) = (idx..known).find(|&i| self.data_into(i)) else {
+            return Some(Lag { bytes, seconds: 0.0, lower_bound: false });
+        };
+        let passed_at = if first_data == idx {
+            let (a, b) = (self.samples[idx - 1], self.samples[idx]);
+            let fraction = (position - a.position) as f64 / (b.position - a.position) as f64;
+            let span = (b.at - a.at).as_secs_f64();
+            // Writing that resumed after a plateau (an idle source) began
+            // somewhere between the two samples: its middle is never off by
+            // more than half the interval. Positions past it follow on, in
+            // order, within the second half.
+            let resumed = idx >= 2 && self.samples[idx - 2].position == a.position;
+            let offset = if resumed { span * (0.5 + fraction / 2.0) } else { span * fraction };
+            a.at + Duration::from_secs_f64(offset)
+        } else {
+            // Data came after housekeeping, somewhere in this interval.
+            let (a, b) = (self.samples[first_data - 1], self.samples[first_data]);
+            a.at + (b.at - a.at) / 2
+        };
         let seconds = at.saturating_duration_since(passed_at).as_secs_f64();
         Some(Lag { bytes, seconds, lower_bound: false })
     }
@@ -215,9 +276,10 @@ mod tests {
             h.push(secs(base, i as f64), 500);
         }
         h.push(secs(base, 101.0), 600);
-        // Replica still at 500: it has missed only what was written after t=100.
+        // Replica still at 500: it has missed only what was written after
+        // t=100, somewhere before t=101: the middle of that.
         let lag = h.lag(500, secs(base, 101.0)).unwrap();
-        assert!((lag.seconds - 1.0).abs() < 1e-6, "{lag:?}");
+        assert!((lag.seconds - 0.5).abs() < 1e-6, "{lag:?}");
         assert_eq!(lag.bytes, 100);
     }
 
@@ -241,14 +303,36 @@ mod tests {
     #[test]
     fn older_than_history_is_a_lower_bound() {
         let base = t0();
-        let mut h = PositionHistory::with_capacity(4);
+        let mut h = PositionHistory::default();
         for i in 0..10 {
-            h.push(secs(base, i as f64), 100 + 10 * i);
+            h.push(secs(base, 6.0 + i as f64), 160 + 10 * i);
         }
-        let lag = h.lag(50, secs(base, 9.0)).unwrap();
+        let lag = h.lag(50, secs(base, 15.0)).unwrap();
         assert!(lag.lower_bound);
-        assert!((lag.seconds - 3.0).abs() < 1e-6, "oldest kept sample is t=6: {lag:?}");
-        assert_eq!(lag.bytes, 190 - 50);
+        assert!((lag.seconds - 9.0).abs() < 1e-6, "oldest sample is t=6: {lag:?}");
+        assert_eq!(lag.bytes, 250 - 50);
+    }
+
+    #[test]
+    fn a_full_history_thins_its_past_and_keeps_the_recent_resolution() {
+        let base = t0();
+        let mut h = PositionHistory::with_capacity(64);
+        // 25 ms samples of continuous writes for 100 s: 4000 samples into 64.
+        for i in 0..4000u64 {
+            h.push(base + Duration::from_millis(25 * i), 1_000 * i);
+        }
+        assert!(h.len() <= 64);
+        assert_eq!(h.oldest().unwrap().at, base, "the oldest sample is kept: the history still reaches back");
+        let recent: Vec<Sample> = h.samples.iter().rev().take(16).copied().collect();
+        assert!(recent.windows(2).all(|w| w[0].at - w[1].at == Duration::from_millis(25)), "{recent:?}");
+        // Steady writes: interpolation stays exact however thinned the past.
+        let now = base + Duration::from_millis(25 * 3999);
+        for back in [0.1, 1.0, 10.0, 60.0, 99.0] {
+            let position = 1_000 * (3999 - (back * 40.0) as u64);
+            let lag = h.lag(position, now).unwrap();
+            assert!(!lag.lower_bound);
+            assert!((lag.seconds - back).abs() < 1e-3, "{back}: {lag:?}");
+        }
     }
 
     #[test]
@@ -275,7 +359,50 @@ mod tests {
         // The next replica poll, if it had not replayed it, would be lag.
         let lag = h.lag(100, secs(base, 3.0)).unwrap();
         assert_eq!(lag.bytes, 80);
-        assert!((lag.seconds - 2.0).abs() < 1e-6, "{lag:?}");
+        assert!((lag.seconds - 1.5).abs() < 1e-6, "written between 1 s and 2 s: {lag:?}");
+    }
+
+    fn marked(position: u64, mark: u64) -> SourcePosition {
+        SourcePosition { position, mark }
+    }
+
+    #[test]
+    fn missing_only_housekeeping_is_behind_in_bytes_not_in_time() {
+        let base = t0();
+        let mut h = PositionHistory::default();
+        h.push_marked(secs(base, 0.0), marked(100, 7));
+        h.push_marked(secs(base, 1.0), marked(100, 7));
+        // A checkpoint record: the position moves, the commit mark does not.
+        h.push_marked(secs(base, 1.5), marked(180, 7));
+        h.push_marked(secs(base, 1.6), marked(180, 7));
+        let lag = h.lag(100, secs(base, 1.7)).unwrap();
+        assert_eq!((lag.bytes, lag.seconds, lag.lower_bound), (80, 0.0, false));
+        // Then a commit: lag counts from the last sample without it.
+        h.push_marked(secs(base, 2.0), marked(300, 8));
+        h.push_marked(secs(base, 2.1), marked(300, 8));
+        let lag = h.lag(100, secs(base, 2.5)).unwrap();
+        assert_eq!(lag.bytes, 200);
+        assert!((lag.seconds - 0.7).abs() < 1e-6, "written between 1.6 s and 2.0 s: {lag:?}");
+        // A replica past the housekeeping, halfway through the commit's bytes.
+        let lag = h.lag(240, secs(base, 2.5)).unwrap();
+        assert!((lag.seconds - 0.6).abs() < 1e-6, "{lag:?}");
+    }
+
+    #[test]
+    fn a_commit_whose_mark_shows_one_sample_late_is_still_data() {
+        let base = t0();
+        let mut h = PositionHistory::default();
+        h.push_marked(secs(base, 0.0), marked(100, 7));
+        // The commit's WAL is in this sample; its transaction completes just after.
+        h.push_marked(secs(base, 1.0), marked(150, 7));
+        h.push_marked(secs(base, 1.1), marked(150, 8));
+        let lag = h.lag(100, secs(base, 1.2)).unwrap();
+        assert!((lag.seconds - 1.2).abs() < 1e-6, "{lag:?}");
+        // The newest sample, before its successor is known, counts as data too.
+        h.push_marked(secs(base, 2.0), marked(170, 8));
+        assert!(h.lag(150, secs(base, 2.0)).unwrap().seconds > 0.0);
+        h.push_marked(secs(base, 2.1), marked(170, 8));
+        assert_eq!(h.lag(150, secs(base, 2.1)).unwrap().seconds, 0.0, "housekeeping after all");
     }
 
     #[test]

@@ -20,6 +20,25 @@ impl<O> Sampled<O> {
     }
 }
 
+/// A source's position in its stream, and a mark that moves whenever what
+/// it wrote since the previous reading includes data (a commit, a write
+/// command), not only housekeeping (a checkpoint or standby-snapshot record,
+/// a master's replication ping). A replica that lacks only housekeeping is
+/// behind in bytes, not in time: its data is current. Systems that cannot
+/// tell the two apart use the position as the mark.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SourcePosition {
+    pub position: u64,
+    pub mark: u64,
+}
+
+impl SourcePosition {
+    /// A position whose every advance is data.
+    pub fn all_data(position: u64) -> Self {
+        SourcePosition { position, mark: position }
+    }
+}
+
 /// A connection to one node that can be polled repeatedly. Implementations
 /// keep their connection between polls and reconnect on the next poll after
 /// a failure; the poller owns timing, timeouts and backoff.
@@ -31,4 +50,12 @@ pub trait Source: Send + 'static {
     fn is_connected(&self) -> bool;
     /// Drop the connection (after a timeout, the next poll reconnects).
     fn reset(&mut self);
+    /// The node's own position as a replication source, read alone between
+    /// polls with a query far smaller than a poll, so that when the source
+    /// wrote what is known to within the sampling interval, not the poll
+    /// interval (docs/architecture.md, "Resolution"). `None`: this kind of
+    /// node is never sampled, or it is not a source now.
+    fn sample_position(&mut self) -> impl Future<Output = Option<Result<Sampled<SourcePosition>, PollFailure>>> + Send {
+        std::future::ready(None)
+    }
 }

@@ -23,7 +23,9 @@ use serde::Serialize;
 use crate::exposition::Families;
 use crate::lag::{Histories, Member, StreamKey};
 use crate::model::config::{ConfigError, RawNode};
-use crate::model::{Heartbeat, Heartbeats, Identity, LinkView, Node, NodeIndex, PollFailure, Sampled, Source, System};
+use crate::model::{
+    Heartbeat, Heartbeats, Identity, LinkView, Node, NodeIndex, PollFailure, Sampled, Source, SourcePosition, System,
+};
 
 /// How to reach a node, per system.
 #[derive(Debug, Clone)]
@@ -175,7 +177,7 @@ impl Observation {
     /// The positions a primary-like node contributes to source streams (one
     /// for a PostgreSQL primary or Redis master; one per direction for a
     /// filer.sync process).
-    pub fn source_positions(&self) -> Vec<(StreamKey, u64)> {
+    pub fn source_positions(&self) -> Vec<(StreamKey, SourcePosition)> {
         match self {
             Observation::Postgres(o) => postgres::source_position(o).into_iter().collect(),
             Observation::Redis(o) => redis::source_position(o).into_iter().collect(),
@@ -231,6 +233,14 @@ impl Source for AnySource {
             AnySource::Redis(s) => s.is_connected(),
             AnySource::RedisTopology(s) => s.is_connected(),
             AnySource::Seaweedfs(s) => s.is_connected(),
+        }
+    }
+
+    async fn sample_position(&mut self) -> Option<Result<Sampled<SourcePosition>, PollFailure>> {
+        match self {
+            AnySource::Postgres(s) => s.sample_position().await,
+            AnySource::Redis(s) => s.sample_position().await,
+            AnySource::RedisTopology(_) | AnySource::Seaweedfs(_) => None,
         }
     }
 

@@ -3,10 +3,15 @@
 //! A subscription's publisher is the node the config names for it, else the
 //! one last seen, else the node (other than the subscriber) holding a logical
 //! slot with the subscription's slot name — preferring one whose walsender for
-//! that slot is named after the subscription. The subscriber's durably
-//! applied position is the slot's `confirmed_flush_lsn` on the publisher;
-//! bytes = publisher's `pg_current_wal_lsn()` − that, seconds through the
-//! publisher's WAL history (the same engine as physical links).
+//! that slot is named after the subscription. The subscriber's applied
+//! position is what it last reported to the publisher's walsender
+//! (`pg_stat_replication.replay_lsn`: the end of the last transaction it
+//! applied, sent right after applying it), read in the same query as the
+//! publisher's `pg_current_wal_lsn()`: one instant, so a caught-up
+//! subscriber reads exactly 0. Without a walsender, the slot's
+//! `confirmed_flush_lsn` (which waits for the subscriber's local flush, a few
+//! hundred ms later). Bytes = publisher's position − that, seconds through
+//! the publisher's WAL history (the same engine as physical links).
 //! `latest_end_lsn` on the subscriber is the publisher's WAL end at the last
 //! keepalive, not an applied position, and is not used.
 
@@ -15,7 +20,8 @@ use std::time::{Duration, Instant};
 
 use super::detail::PgSubscriptionView;
 use super::fleet::{judge_replies, lag_of, stage_detail, PgInputs, PgLink, SYSTEM};
-use super::source::{PgObservation, Slot, Subscription};
+use super::lsn::Lsn;
+use super::source::{PgObservation, Slot, Subscription, WalSender};
 use crate::lag::{label, DiscoveredLinks, LastHeard, Upstream};
 use crate::model::{LinkKind, UNKNOWN_REGION};
 
@@ -120,15 +126,15 @@ pub(super) fn derive(
             });
             let history = publisher.and_then(|p| inputs.root_history(p));
 
-            // Position: the slot's confirmed_flush_lsn on the publisher, or
-            // failing that what the subscriber says it received (ahead of
+            // Position: what the subscriber reported applying, as the
+            // publisher's walsender has it, else the slot's confirmed_flush_lsn,
+            // or failing both what the subscriber says it received (ahead of
             // what it applied, so the lag is then a lower bound).
-            if let Some((_, pub_obs, slot, at)) = publisher_view {
-                link.lag = lag_of(history, slot.confirmed_flush_lsn, at);
+            if let Some((_, _, slot, at)) = publisher_view {
+                let row = walsender.map(|(_, row)| row);
+                link.lag = lag_of(history, applied_position(slot, row), at);
                 link.data_age_seconds = Some(now.saturating_duration_since(at).as_secs_f64());
-                if let Some(row) = slot.active_pid.and_then(|pid| pub_obs.walsenders.iter().find(|w| w.pid == pid)) {
-                    link.detail = Some(stage_detail(history, row, at));
-                }
+                link.detail = row.map(|row| stage_detail(history, row, at));
             } else if let Some(worker) = &sub.apply_worker {
                 link.lag = lag_of(history, worker.received_lsn, at_sub).map(|mut l| {
                     l.lower_bound = l.seconds > 0.0;
@@ -196,6 +202,12 @@ pub(super) fn derive(
     (links, views)
 }
 
+/// A slot consumer's applied position: the newer of what it last reported
+/// applying (its walsender's `replay_lsn`) and what it confirmed flushed.
+fn applied_position(slot: &Slot, walsender: Option<&WalSender>) -> Option<Lsn> {
+    walsender.and_then(|w| w.replay_lsn).max(slot.confirmed_flush_lsn)
+}
+
 /// Remember the apply error count; true if it rose within `ERROR_WINDOW`.
 fn note_errors(mem: &mut LogicalMemory, key: &(usize, String), count: Option<u64>, now: Instant) -> bool {
     let Some(count) = count else { return false };
@@ -253,9 +265,9 @@ fn unclaimed_slots(
                 label(inputs.fleet.nodes, &Upstream::Node(p)),
                 (slot.name.clone(), UNKNOWN_REGION.into()),
             );
-            link.lag = lag_of(history, slot.confirmed_flush_lsn, at);
-            link.data_age_seconds = Some(now.saturating_duration_since(at).as_secs_f64());
             let row = slot.active_pid.and_then(|pid| obs.walsenders.iter().find(|w| w.pid == pid));
+            link.lag = lag_of(history, applied_position(slot, row), at);
+            link.data_age_seconds = Some(now.saturating_duration_since(at).as_secs_f64());
             link.detail = row.map(|row| stage_detail(history, row, at));
             link.up = slot.active;
             link.state = if slot.active { "streaming".into() } else { "inactive slot".into() };

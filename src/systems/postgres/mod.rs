@@ -29,7 +29,7 @@ pub use source::{
 pub use target::{from_config, PgTls, PgTlsMode, PostgresTarget};
 
 use crate::lag::StreamKey;
-use crate::model::Identity;
+use crate::model::{Identity, SourcePosition};
 
 /// What PostgreSQL's link rules remember between snapshots.
 #[derive(Debug, Default)]
@@ -50,13 +50,14 @@ pub fn derive(memory: &mut PgMemory, fleet: Fleet<'_>, now: Instant) -> (Vec<PgL
 
 /// A primary's position in its WAL stream, keyed by (system identifier,
 /// timeline): a new timeline is a new stream.
-pub fn source_position(pg: &PgObservation) -> Option<(StreamKey, u64)> {
+pub fn source_position(pg: &PgObservation) -> Option<(StreamKey, SourcePosition)> {
     if pg.in_recovery {
         return None;
     }
     let key =
         StreamKey { system: SYSTEM, id: pg.system_identifier.clone(), epoch: u64::from(pg.timeline.unwrap_or(0)) };
-    Some((key, pg.current_lsn?.0))
+    let position = pg.current_lsn?.0;
+    Some((key, SourcePosition { position, mark: pg.commit_mark.unwrap_or(position) }))
 }
 
 pub fn identity(pg: &PgObservation) -> Identity {

@@ -10,7 +10,9 @@ use tokio_postgres::{Client, NoTls, Statement};
 
 use super::lsn::Lsn;
 use super::target::PostgresTarget;
-use crate::model::{error_chain, next_sequence, scrub, FailureKind, Heartbeats, PollFailure, Sampled, Source};
+use crate::model::{
+    error_chain, next_sequence, scrub, FailureKind, Heartbeats, PollFailure, Sampled, Source, SourcePosition,
+};
 
 /// Oldest server the query supports (`pg_current_wal_lsn` and friends).
 const MIN_VERSION_NUM: u32 = 100_000;
@@ -26,6 +28,11 @@ pub struct PgObservation {
     pub timeline: Option<u32>,
     /// Primary only: `pg_current_wal_lsn()`.
     pub current_lsn: Option<Lsn>,
+    /// Primary only: the next transaction ID not yet completed (its current
+    /// snapshot's xmax), which moves when a transaction that wrote commits or
+    /// aborts and not for WAL without one (checkpoints, standby snapshots):
+    /// what tells data from housekeeping in the WAL (`SourcePosition::mark`).
+    pub commit_mark: Option<u64>,
     /// Standby only.
     pub receive_lsn: Option<Lsn>,
     pub replay_lsn: Option<Lsn>,
@@ -146,6 +153,13 @@ impl PgObservation {
 /// "Heartbeats"); replag writes one row per (writer, source).
 pub const HEARTBEAT_TABLE: &str = "replag.heartbeat";
 
+/// A primary's commit mark and position alone, between polls (NULL once it
+/// is a standby). The mark first: a transaction completes after its commit
+/// is written, so a mark read before the position never runs ahead of it
+/// (the poll query reads them in the same order).
+const SAMPLE_QUERY: &str = "SELECT txid_snapshot_xmax(txid_current_snapshot()), \
+     CASE WHEN pg_is_in_recovery() THEN NULL ELSE pg_current_wal_lsn()::text END";
+
 /// Upsert this node's heartbeat: $1 writer, $2 source, $3 sequence.
 const HEARTBEAT_WRITE: &str =
     "INSERT INTO replag.heartbeat (writer, source, seq, written_at) VALUES ($1, $2, $3, now()) \
@@ -184,6 +198,7 @@ pub fn poll_query(version_num: u32, heartbeat: bool) -> String {
   'in_recovery', pg_is_in_recovery(),
   'system_identifier', (SELECT system_identifier::text FROM pg_control_system()),
   'walfile', CASE WHEN pg_is_in_recovery() THEN NULL ELSE pg_walfile_name(pg_current_wal_lsn()) END,
+  'commit_mark', CASE WHEN pg_is_in_recovery() THEN NULL ELSE txid_snapshot_xmax(txid_current_snapshot()) END,
   'current_lsn', CASE WHEN pg_is_in_recovery() THEN NULL ELSE pg_current_wal_lsn()::text END,
   'receive_lsn', pg_last_wal_receive_lsn()::text,
   'replay_lsn', pg_last_wal_replay_lsn()::text,
@@ -237,6 +252,7 @@ struct RawObservation {
     system_identifier: Option<String>,
     walfile: Option<String>,
     current_lsn: Option<String>,
+    commit_mark: Option<u64>,
     receive_lsn: Option<String>,
     replay_lsn: Option<String>,
     replay_paused: Option<bool>,
@@ -432,6 +448,7 @@ pub fn decode(json: &str) -> Result<PgObservation, PollFailure> {
             .ok_or_else(|| PollFailure::new(FailureKind::Protocol, "no system identifier"))?,
         timeline,
         current_lsn: lsn("current_lsn", raw.current_lsn)?,
+        commit_mark: raw.commit_mark,
         receive_lsn: lsn("receive_lsn", raw.receive_lsn)?,
         replay_lsn: lsn("replay_lsn", raw.replay_lsn)?,
         replay_paused: raw.replay_paused,
@@ -468,6 +485,7 @@ pub struct PostgresSource {
 struct Session {
     client: Client,
     poll: Statement,
+    sample: Statement,
     /// With heartbeats on: the upsert.
     heartbeat: Option<Statement>,
 }
@@ -543,7 +561,9 @@ impl PostgresSource {
             ));
         }
         let heartbeat = self.target.heartbeat.is_some();
-        let poll = client.prepare(&poll_query(version_num, heartbeat)).await.map_err(|e| self.classify(&e, false))?;
+        let query = poll_query(version_num, heartbeat);
+        let (poll, sample) = tokio::try_join!(client.prepare(&query), client.prepare(SAMPLE_QUERY))
+            .map_err(|e| self.classify(&e, false))?;
         let heartbeat = match heartbeat {
             false => None,
             true => {
@@ -552,7 +572,7 @@ impl PostgresSource {
                 Some(client.prepare(HEARTBEAT_WRITE).await.map_err(|e| self.classify(&e, false))?)
             }
         };
-        Ok(Session { client, poll, heartbeat })
+        Ok(Session { client, poll, sample, heartbeat })
     }
 }
 
@@ -616,6 +636,31 @@ impl Source for PostgresSource {
                 Err(failure)
             }
         }
+    }
+
+    async fn sample_position(&mut self) -> Option<Result<Sampled<SourcePosition>, PollFailure>> {
+        let session = self.session.as_ref().filter(|_| self.was_primary)?;
+        let started = Instant::now();
+        let result = session.client.query_one(&session.sample, &[]).await;
+        let at = started + started.elapsed() / 2;
+        let read = result.and_then(|row| Ok((row.try_get::<_, i64>(0)?, row.try_get::<_, Option<String>>(1)?)));
+        let (mark, text) = match read {
+            Ok(read) => read,
+            Err(e) => {
+                let failure = self.classify(&e, false);
+                self.session = None;
+                return Some(Err(failure));
+            }
+        };
+        let Some(text) = text else {
+            // Demoted: the next poll says so.
+            self.was_primary = false;
+            return None;
+        };
+        Some(match text.parse::<Lsn>() {
+            Ok(position) => Ok(Sampled { at, observation: SourcePosition { position: position.0, mark: mark as u64 } }),
+            Err(e) => Err(PollFailure::new(FailureKind::Protocol, format!("current_lsn: {e}"))),
+        })
     }
 
     fn is_connected(&self) -> bool {

@@ -30,7 +30,7 @@ pub use target::{from_config, RedisRole, RedisTarget};
 pub use topology::{RedisTopology, Revealed, TopologySource};
 
 use crate::lag::StreamKey;
-use crate::model::Identity;
+use crate::model::{Identity, SourcePosition};
 
 /// Replica links, the servers' figures, and the Sentinel groups' and
 /// Cluster shards' view (`topology`: the Sentinel and Cluster entries).
@@ -46,8 +46,8 @@ pub fn derive(
 }
 
 /// A master's `master_repl_offset` in the stream of its replication ID.
-pub fn source_position(r: &RedisObservation) -> Option<(StreamKey, u64)> {
-    r.is_master.then(|| (stream(&r.replid), r.master_repl_offset))
+pub fn source_position(r: &RedisObservation) -> Option<(StreamKey, SourcePosition)> {
+    r.is_master.then(|| (stream(&r.replid), SourcePosition { position: r.master_repl_offset, mark: r.data_mark }))
 }
 
 pub fn topology_identity(t: &RedisTopology) -> Identity {

@@ -9,7 +9,7 @@ use redis::aio::MultiplexedConnection;
 use redis::{AsyncConnectionConfig, Client, ErrorKind, RedisError};
 
 use super::target::RedisTarget;
-use crate::model::{next_sequence, scrub, FailureKind, Heartbeats, PollFailure, Sampled, Source};
+use crate::model::{next_sequence, scrub, FailureKind, Heartbeats, PollFailure, Sampled, Source, SourcePosition};
 
 /// Everything one poll learned about one Redis server.
 #[derive(Debug, Clone, PartialEq)]
@@ -26,6 +26,10 @@ pub struct RedisObservation {
     pub replid2: Option<String>,
     /// The node's replication offset (`master_repl_offset`).
     pub master_repl_offset: u64,
+    /// A master: the offset after the last write that was not one of its
+    /// own replication pings (`SourcePosition::mark`); the offset itself
+    /// until replag has read the master twice.
+    pub data_mark: u64,
     pub backlog_size: Option<u64>,
     pub backlog_histlen: Option<u64>,
     /// Master side: replicas connected now.
@@ -177,6 +181,7 @@ pub fn decode(replication: &str, server: &str, stats: &str) -> Result<RedisObser
             .ok_or_else(|| malformed("INFO has no master_replid"))?,
         replid2,
         master_repl_offset: required(&repl, "master_repl_offset")?,
+        data_mark: required(&repl, "master_repl_offset")?,
         backlog_size: number(&repl, "repl_backlog_size")?,
         backlog_histlen: number(&repl, "repl_backlog_histlen")?,
         replicas,
@@ -214,15 +219,46 @@ pub struct RedisSource {
     last_sequence: u64,
     /// The node was a master at the last poll: heartbeats are written there.
     was_master: bool,
+    /// Its replication ID then: a sample of another ID belongs to no stream
+    /// replag knows yet.
+    replid: String,
+    /// The master's last offset read, and its data mark then.
+    last_offset: Option<(u64, u64)>,
 }
+
+/// What a master's replication ping (`*1\r\n$4\r\nPING\r\n`, every
+/// `repl-ping-replica-period`) adds to its stream. No write command is that
+/// short, so a stream that grew by exactly this much since the last reading
+/// grew by a ping: housekeeping, not data.
+const PING_BYTES: u64 = 14;
 
 impl RedisSource {
     pub fn new(target: RedisTarget, timeout: Duration, connect_timeout: Duration) -> Self {
-        Self { target, timeout, connect_timeout, connection: None, last_sequence: 0, was_master: false }
+        Self {
+            target,
+            timeout,
+            connect_timeout,
+            connection: None,
+            last_sequence: 0,
+            was_master: false,
+            replid: String::new(),
+            last_offset: None,
+        }
     }
 
     fn failure(&self, error: &RedisError, connecting: bool) -> PollFailure {
         redis_failure(error, connecting, self.target.password())
+    }
+
+    /// A master's data mark at `offset` (in the stream of `replid`): kept
+    /// when the stream grew by nothing or by one ping since the last reading.
+    fn data_mark(&mut self, replid: &str, offset: u64) -> u64 {
+        let mark = match self.last_offset {
+            Some((last, mark)) if replid == self.replid && (offset == last || offset == last + PING_BYTES) => mark,
+            _ => offset,
+        };
+        self.last_offset = Some((offset, mark));
+        mark
     }
 }
 
@@ -258,6 +294,39 @@ impl Source for RedisSource {
             Err(f) if had_connection && f.kind == FailureKind::Connect => self.poll_once().await,
             result => result,
         }
+    }
+
+    /// `INFO replication` alone (what the poll's permissions already
+    /// allow): the master's offset, if it is still the master of the same
+    /// replication ID.
+    async fn sample_position(&mut self) -> Option<Result<Sampled<SourcePosition>, PollFailure>> {
+        let connection = self.connection.as_mut().filter(|_| self.was_master)?;
+        let started = Instant::now();
+        let result = redis::cmd("INFO").arg("replication").query_async::<String>(connection).await;
+        let at = started + started.elapsed() / 2;
+        let text = match result {
+            Ok(text) => text,
+            Err(e) => {
+                let failure = self.failure(&e, false);
+                self.connection = None;
+                return Some(Err(failure));
+            }
+        };
+        let fields = match parse_info(&text) {
+            Ok(fields) => fields,
+            Err(failure) => return Some(Err(failure)),
+        };
+        if fields.get("role") != Some(&"master") || fields.get("master_replid") != Some(&self.replid.as_str()) {
+            // Not the source the last poll saw: the next poll says what it is.
+            self.was_master = false;
+            return None;
+        }
+        let offset = match required(&fields, "master_repl_offset") {
+            Ok(offset) => offset,
+            Err(failure) => return Some(Err(failure)),
+        };
+        let mark = self.data_mark(&self.replid.clone(), offset);
+        Some(Ok(Sampled { at, observation: SourcePosition { position: offset, mark } }))
     }
 
     fn is_connected(&self) -> bool {
@@ -332,7 +401,11 @@ impl RedisSource {
                     }
                     None => {}
                 }
+                if observation.is_master {
+                    observation.data_mark = self.data_mark(&observation.replid, observation.master_repl_offset);
+                }
                 self.was_master = observation.is_master;
+                self.replid.clone_from(&observation.replid);
                 Ok(Sampled { at, observation })
             }
             Err(e) => {

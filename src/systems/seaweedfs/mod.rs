@@ -38,7 +38,7 @@ pub use source::{
 pub use target::{from_config, SeaweedRole, SeaweedTarget, DEFAULT_HEARTBEAT_PATH};
 
 use crate::lag::StreamKey;
-use crate::model::{Heartbeats, Identity};
+use crate::model::{Heartbeats, Identity, SourcePosition};
 
 /// Volume links per data center, filer.sync links per direction, and the
 /// clusters' figures.
@@ -52,11 +52,13 @@ pub fn derive(memory: &mut SeaweedMemory, fleet: Fleet<'_>, now: Instant) -> (Ve
 
 /// Volume replication is synchronous: no position stream. A filer.sync
 /// process has one per direction: the events it has received.
-pub fn source_positions(o: &SeaweedObservation) -> Vec<(StreamKey, u64)> {
+pub fn source_positions(o: &SeaweedObservation) -> Vec<(StreamKey, SourcePosition)> {
     match o {
-        SeaweedObservation::FilerSync(sync) => {
-            sync.directions.iter().map(|d| (sync_links::received_stream(d), d.events_received)).collect()
-        }
+        SeaweedObservation::FilerSync(sync) => sync
+            .directions
+            .iter()
+            .map(|d| (sync_links::received_stream(d), SourcePosition::all_data(d.events_received)))
+            .collect(),
         _ => Vec::new(),
     }
 }
