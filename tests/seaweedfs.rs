@@ -54,6 +54,73 @@ async fn healthy_cluster_has_every_copy_and_no_divergence() {
     println!("seaweedfs healthy: {volumes} volumes of placement 100, 0 under-replicated, divergence 0 bytes in both data centers");
 }
 
+/// Case 1b: synchronous replication under continuous uploads reads in sync
+/// in every reading (the master's view of one copy is often a heartbeat
+/// older than the other's); a copy that really lacks a write — one written
+/// to a single volume server as a replica write, which it does not forward —
+/// shows as diverged once it has lacked it for longer than a heartbeat can
+/// explain, with the time it has.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn uploads_read_in_sync_and_a_copy_that_misses_a_write_diverges() {
+    let m = master().await;
+    let _us = volume(&m, "us-east").await;
+    let eu = volume(&m, "eu-west").await;
+    upload(&m, 3).await;
+    let replag = Replag::start(&config(&m, ""), &[]).await;
+    wait_for("both data centers in sync", Duration::from_secs(30), || async {
+        let s = replag.scrape().await;
+        ["us-east", "eu-west"].iter().all(|dc| s.get("replag_lag_bytes", &dc_link(dc)) == Some(0.0)).then_some(())
+    })
+    .await;
+    // 25 s of uploads, 4 a second, read every 250 ms.
+    let (stop, writer) = {
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (flag, m_url) = (stop.clone(), m.url());
+        let writer = tokio::spawn(async move {
+            let mut n = 0;
+            while !flag.load(std::sync::atomic::Ordering::Relaxed) {
+                common::seaweedfs::upload_to(&m_url, 1).await;
+                n += 1;
+                tokio::time::sleep(Duration::from_millis(250)).await;
+            }
+            n
+        });
+        (stop, writer)
+    };
+    let started = std::time::Instant::now();
+    let mut readings = 0;
+    while started.elapsed() < Duration::from_secs(25) {
+        let s = replag.scrape().await;
+        for dc in ["us-east", "eu-west"] {
+            let (bytes, seconds) = (s.get("replag_lag_bytes", &dc_link(dc)), s.get("replag_lag_seconds", &dc_link(dc)));
+            assert_eq!((bytes, seconds), (Some(0.0), Some(0.0)), "{dc} under uploads at {:?}", started.elapsed());
+            readings += 1;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let uploads = writer.await.unwrap();
+
+    // A write only eu-west's copy gets.
+    let fids = common::seaweedfs::upload_to_one(&m, &eu).await;
+    let written = std::time::Instant::now();
+    let s = wait_for("us-east's copy to count as behind", Duration::from_secs(40), || async {
+        let s = replag.scrape().await;
+        s.get("replag_lag_bytes", &dc_link("us-east")).filter(|b| *b > 0.0).map(|_| s)
+    })
+    .await;
+    let shown_after = written.elapsed().as_secs_f64();
+    let seconds = s.get("replag_lag_seconds", &dc_link("us-east")).unwrap();
+    let (_, status) = replag.get("/api/v1/status").await.unwrap();
+    assert!(status.contains("diverged"), "{status}");
+    assert!(seconds > 10.0 && seconds <= shown_after + 0.5, "behind {seconds} s, shown {shown_after:.1} s after the write");
+    assert_eq!(s.get("replag_lag_bytes", &dc_link("eu-west")), Some(0.0), "eu-west has everything");
+    println!(
+        "seaweedfs under {uploads} uploads: {readings} readings of the two data-center links, all 0 bytes / 0 s; \
+         a write only eu-west got ({fids}) showed us-east diverged {shown_after:.1} s after it, reading {seconds:.1} s"
+    );
+}
+
 /// Case 2: one data center's volume server stops: its data center link goes
 /// down and volumes show as under-replicated once the master notices; the
 /// rest keeps working; all recovers when it returns.

@@ -158,28 +158,46 @@ pub async fn wait_for_datacenter(master: &Weed, datacenter: &str, present: bool)
 
 /// Upload `count` small files through the master; returns their file ids.
 pub async fn upload(master: &Weed, count: usize) -> Vec<String> {
+    upload_to(&master.url(), count).await
+}
+
+/// `upload`, to the master at `master_url`.
+pub async fn upload_to(master_url: &str, count: usize) -> Vec<String> {
     let client = reqwest::Client::new();
     let mut fids = Vec::new();
     for i in 0..count {
-        let assign = get_json(&format!("{}/dir/assign", master.url())).await.expect("assign answers");
+        let assign = get_json(&format!("{master_url}/dir/assign")).await.expect("assign answers");
         let (fid, url) = (assign["fid"].as_str().unwrap().to_string(), assign["url"].as_str().unwrap().to_string());
-        let boundary = "replagtestboundary";
-        let body = format!(
-            "--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"f{i}.txt\"\r\n\
-             Content-Type: text/plain\r\n\r\nfile number {i} {}\r\n--{boundary}--\r\n",
-            "x".repeat(100 + i)
-        );
-        let response = client
-            .post(format!("http://{url}/{fid}"))
-            .header("Content-Type", format!("multipart/form-data; boundary={boundary}"))
-            .body(body)
-            .send()
-            .await
-            .expect("upload");
-        assert!(response.status().is_success(), "upload of {fid}: {}", response.status());
+        post_file(&client, &format!("http://{url}/{fid}"), i).await;
         fids.push(fid);
     }
     fids
+}
+
+/// Write one file to `server`'s copy only: a replica write (`type=replicate`),
+/// which a volume server stores without forwarding. Returns its file id.
+pub async fn upload_to_one(master: &Weed, server: &Weed) -> String {
+    let assign = get_json(&format!("{}/dir/assign", master.url())).await.expect("assign answers");
+    let fid = assign["fid"].as_str().unwrap().to_string();
+    post_file(&reqwest::Client::new(), &format!("http://127.0.0.1:{}/{fid}?type=replicate", server.port), 7).await;
+    fid
+}
+
+async fn post_file(client: &reqwest::Client, url: &str, i: usize) {
+    let boundary = "replagtestboundary";
+    let body = format!(
+        "--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"f{i}.txt\"\r\n\
+         Content-Type: text/plain\r\n\r\nfile number {i} {}\r\n--{boundary}--\r\n",
+        "x".repeat(100 + i)
+    );
+    let response = client
+        .post(url)
+        .header("Content-Type", format!("multipart/form-data; boundary={boundary}"))
+        .body(body)
+        .send()
+        .await
+        .expect("upload");
+    assert!(response.status().is_success(), "upload to {url}: {}", response.status());
 }
 
 /// One SeaweedFS cluster: master, one volume server, one filer.

@@ -8,8 +8,8 @@
 //! placement, never one series per volume. A data center that drops out of
 //! the topology stays as a down link.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::time::Instant;
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::time::{Duration, Instant};
 
 use super::detail::{
     SeaweedClusterView, SeaweedDataCenterView, SeaweedDetails, SeaweedMasterView, SeaweedVolumeGroupView,
@@ -27,6 +27,8 @@ const MAX_DATACENTERS: usize = 256;
 #[derive(Debug, Default)]
 pub struct SeaweedMemory {
     datacenters: HashMap<usize, BTreeSet<String>>,
+    /// Per master: how its volumes' largest copies grew.
+    progress: HashMap<usize, VolumeProgress>,
     pub(super) filer_sync: SyncMemory,
 }
 
@@ -56,18 +58,54 @@ impl<'a> SeaweedInputs<'_, 'a> {
     }
 }
 
-/// Per data center: (bytes behind the freshest copies, largest modified-time
-/// gap of a copy that is behind). A copy as large as the freshest is not
-/// behind, whatever its timestamp; a zero timestamp means unknown.
-pub fn divergence(replicas: &[VolumeReplica]) -> BTreeMap<String, (u64, f64)> {
+/// How long a copy may trail another copy of its volume in the master's
+/// view before it counts as behind. Volume servers report their volumes'
+/// sizes in heartbeats every 5 s (`-pulseSeconds`), each on its own phase,
+/// so under writes one copy's report is routinely a heartbeat older than
+/// another's although replication is synchronous: two heartbeats cover that
+/// (and one across a WAN).
+pub const REPORT_ALLOWANCE: Duration = Duration::from_secs(10);
+
+/// Steps remembered per volume (bounds memory under continuous writes).
+const MAX_STEPS: usize = 64;
+
+/// Per volume: when replag first saw its largest copy reach each size, on
+/// replag's clock; only sizes some copy still lacks are kept.
+pub type VolumeProgress = HashMap<u32, VecDeque<(Instant, u64)>>;
+
+/// Per data center: (bytes its copies trail the freshest copy of each
+/// volume, summed; the longest time one of them has trailed it). A copy
+/// counts as behind once it has lacked a size another copy reported for
+/// longer than `REPORT_ALLOWANCE`; until then it is in sync (the master's
+/// view of it is a heartbeat older). Seconds are measured on replag's clock
+/// from when a copy was first seen larger — not from the copies'
+/// modification times, which come from different servers' clocks (and are 0
+/// for some replicas on real masters).
+pub fn divergence(
+    replicas: &[VolumeReplica],
+    progress: &mut VolumeProgress,
+    at: Instant,
+) -> BTreeMap<String, (u64, f64)> {
     let mut by_volume: BTreeMap<u32, Vec<&VolumeReplica>> = BTreeMap::new();
     for r in replicas {
         by_volume.entry(r.id).or_default().push(r);
     }
+    progress.retain(|id, _| by_volume.contains_key(id));
     let mut out: BTreeMap<String, (u64, f64)> = BTreeMap::new();
-    for copies in by_volume.values() {
+    for (id, copies) in &by_volume {
         let max_size = copies.iter().map(|r| r.size).max().unwrap_or(0);
-        let freshest_modified = copies.iter().filter(|r| r.size == max_size).map(|r| r.modified_at).max().unwrap_or(0);
+        let min_size = copies.iter().map(|r| r.size).min().unwrap_or(0);
+        let steps = progress.entry(*id).or_default();
+        if steps.back().is_none_or(|(_, size)| *size < max_size) {
+            steps.push_back((at, max_size));
+        }
+        // Sizes every copy has no longer matter.
+        while steps.front().is_some_and(|(_, size)| *size <= min_size) {
+            steps.pop_front();
+        }
+        while steps.len() > MAX_STEPS {
+            steps.pop_front();
+        }
         // The most-behind copy of the volume in each data center.
         let mut per_dc: BTreeMap<&str, &VolumeReplica> = BTreeMap::new();
         for r in copies {
@@ -78,10 +116,12 @@ pub fn divergence(replicas: &[VolumeReplica]) -> BTreeMap<String, (u64, f64)> {
         }
         for (dc, copy) in per_dc {
             let e = out.entry(dc.to_string()).or_insert((0, 0.0));
-            let behind = max_size.saturating_sub(copy.size);
-            e.0 += behind;
-            if behind > 0 && copy.modified_at > 0 && freshest_modified > 0 {
-                e.1 = e.1.max(freshest_modified.saturating_sub(copy.modified_at) as f64);
+            // Since when some copy has had more than this one.
+            let Some((since, _)) = steps.iter().find(|(_, size)| *size > copy.size) else { continue };
+            let behind_for = at.saturating_duration_since(*since);
+            if behind_for > REPORT_ALLOWANCE {
+                e.0 += max_size - copy.size;
+                e.1 = e.1.max(behind_for.as_secs_f64());
             }
         }
     }
@@ -145,7 +185,7 @@ pub(super) fn derive(
                 known.insert(dc.id.clone());
             }
         }
-        let diverged = divergence(&topology.replicas);
+        let diverged = divergence(&topology.replicas, mem.progress.entry(m).or_default(), at);
         for dc_id in known.iter() {
             let mut link = dc_link(inputs, m, dc_id);
             let present = topology.datacenters.iter().find(|d| &d.id == dc_id && d.data_nodes > 0);
@@ -232,29 +272,46 @@ mod tests {
     }
 
     #[test]
-    fn divergence_sums_bytes_and_takes_the_largest_gap() {
-        let r = [
-            replica(1, "us", "a", 100, 50),
-            replica(1, "eu", "b", 80, 45),
-            replica(2, "us", "a", 10, 60),
-            replica(2, "eu", "b", 20, 60),
-        ];
-        let d = divergence(&r);
-        assert_eq!(d["eu"], (20, 5.0));
-        assert_eq!(d["us"], (10, 0.0));
+    fn a_copy_one_heartbeat_behind_is_in_sync_one_that_stays_behind_is_not() {
+        let t0 = Instant::now();
+        let at = |s: u64| t0 + Duration::from_secs(s);
+        let mut progress = VolumeProgress::new();
+        // Volume 1 grows on "a" first; "b" reports it a heartbeat later.
+        let d = divergence(&[replica(1, "us", "a", 100, 50), replica(1, "eu", "b", 80, 45)], &mut progress, at(0));
+        assert_eq!(d["eu"], (0, 0.0), "one report behind: in sync");
+        let d = divergence(&[replica(1, "us", "a", 120, 55), replica(1, "eu", "b", 100, 50)], &mut progress, at(5));
+        assert_eq!(d["eu"], (0, 0.0), "caught up with the last report, behind the newest: in sync");
+        // Volume 2 on "b" stops growing at 10 while "a" has 20, and stays so.
+        let stuck = [replica(2, "us", "a", 20, 60), replica(2, "eu", "b", 10, 0)];
+        divergence(&stuck, &mut progress, at(5));
+        let d = divergence(&stuck, &mut progress, at(15));
+        assert_eq!(d["eu"], (0, 0.0), "10 s: still within the allowance");
+        let d = divergence(&stuck, &mut progress, at(16));
+        assert_eq!(d["eu"], (10, 11.0), "behind for 11 s, timed on replag's clock, not modified times");
+        assert_eq!(d["us"], (0, 0.0));
+        // It catches up: in sync, and the volume's steps are dropped.
+        let d = divergence(&[replica(2, "us", "a", 20, 60), replica(2, "eu", "b", 20, 0)], &mut progress, at(17));
+        assert_eq!(d["eu"], (0, 0.0));
+        assert!(progress[&2].is_empty());
+        // Volumes gone from the topology are forgotten.
+        divergence(&[], &mut progress, at(18));
+        assert!(progress.is_empty());
     }
 
     #[test]
     fn equal_copies_are_in_sync_whatever_their_timestamps() {
         // Seen on a real master: a replica with ModifiedAtSecond 0.
+        let t0 = Instant::now();
+        let mut progress = VolumeProgress::new();
         let r = [
             replica(1, "us", "a", 8, 1795304231),
             replica(1, "eu", "b", 8, 0),
             replica(2, "eu", "b", 4, 0),
             replica(2, "us", "a", 8, 50),
         ];
-        let d = divergence(&r);
-        assert_eq!(d["eu"], (4, 0.0), "behind by 4 bytes, timestamp unknown");
+        divergence(&r, &mut progress, t0);
+        let d = divergence(&r, &mut progress, t0 + Duration::from_secs(11));
+        assert_eq!(d["eu"], (4, 11.0), "behind by 4 bytes for 11 s, whatever the timestamps say");
         assert_eq!(d["us"], (0, 0.0));
     }
 
