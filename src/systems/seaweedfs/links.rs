@@ -3,8 +3,8 @@
 //! Volume replication is synchronous, so "lag" is divergence: for each data
 //! center, a link `kind="volume"` from the cluster (the master node) to the
 //! data center, with bytes = how far that data center's copies trail the
-//! freshest copy of each volume (summed) and seconds = the largest
-//! modified-time gap. Missing copies are counted per collection and replica
+//! freshest copy of each volume (summed) and seconds = how long a copy has
+//! lacked what another reported (beyond a heartbeat's allowance). Missing copies are counted per collection and replica
 //! placement, never one series per volume. A data center that drops out of
 //! the topology stays as a down link.
 
