@@ -5,12 +5,13 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
+use futures_util::stream::{FuturesOrdered, StreamExt};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use crate::config::PollSettings;
 use crate::lag::StreamKey;
-use crate::model::{FailureKind, PollFailure, Sampled, Source, SourcePosition};
+use crate::model::{FailureKind, PollFailure, PositionReader, Sampled, Source, SourcePosition};
 use crate::systems::{NodeSpec, Observation};
 
 /// What a node's task hands the engine.
@@ -99,7 +100,7 @@ pub fn next_delay(settings: &PollSettings, failures: u32) -> Duration {
 }
 
 /// Poll one node until the report channel closes (or the task is aborted);
-/// while it is a source, sample its position between polls.
+/// while it is a source, a sampler reads its position beside the polls.
 pub async fn run<S: Source<Observation = Observation>>(
     index: usize,
     name: String,
@@ -111,14 +112,8 @@ pub async fn run<S: Source<Observation = Observation>>(
     let mut failures = 0u32;
     let mut last_failure: Option<PollFailure> = None;
     let mut next = tokio::time::Instant::from_std(first_poll);
-    // The stream this node was the source of at its last poll.
-    let mut stream: Option<(StreamKey, SampledSource)> = None;
+    let mut sampler: Option<Sampler> = None;
     loop {
-        if let Some((key, _)) = &stream {
-            if !sample_until(index, key, &mut source, &settings, next, &reports).await {
-                return;
-            }
-        }
         tokio::time::sleep_until(next).await;
         let started = Instant::now();
         // A new connection takes several round trips; a poll on one, one.
@@ -137,20 +132,25 @@ pub async fn run<S: Source<Observation = Observation>>(
         let finished = Instant::now();
         match &result {
             Ok(sampled) => {
-                // One stream (a primary, a master): sampled until the next poll.
-                stream = match (sampled.observation.source_positions().as_slice(), stream.take()) {
-                    _ if settings.sample_interval.is_zero() => None,
-                    ([(key, _)], Some((_, counted))) => Some((key.clone(), counted)),
-                    ([(key, _)], None) => Some((key.clone(), SampledSource::new())),
+                // One stream (a primary, a master): sampled until a poll says otherwise.
+                let stream = match sampled.observation.source_positions().as_slice() {
+                    [(key, _)] if !settings.sample_interval.is_zero() => Some(key.clone()),
                     _ => None,
                 };
+                let running = |s: &Sampler| Some(&s.stream) == stream.as_ref() && !s.task.is_finished();
+                if !sampler.as_ref().is_some_and(running) {
+                    sampler = stream.zip(source.position_reader()).map(|(stream, reader)| Sampler {
+                        stream: stream.clone(),
+                        task: tokio::spawn(sample(index, stream, reader, settings, reports.clone())),
+                    });
+                }
                 if let Some(previous) = last_failure.take() {
                     tracing::info!(node = %name, after_failures = failures, last_error = %previous, "node is reachable again");
                 }
                 failures = 0;
             }
             Err(failure) => {
-                stream = None;
+                sampler = None;
                 source.reset();
                 failures = failures.saturating_add(1);
                 if last_failure.as_ref() != Some(failure) {
@@ -176,35 +176,61 @@ pub async fn run<S: Source<Observation = Observation>>(
     }
 }
 
-/// Sample the source's position every `sample_interval` until the next poll
-/// is due. A sample that fails or says the node is no source (any more) ends
-/// sampling until the next poll, which judges the node. False: the engine is gone.
-async fn sample_until<S: Source<Observation = Observation>>(
+/// A source's sampler task, stopped when dropped (a poll that fails or
+/// finds another stream, the poller's end).
+struct Sampler {
+    stream: StreamKey,
+    task: JoinHandle<()>,
+}
+
+impl Drop for Sampler {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// Reads of one source in flight at most: with 25 ms samples, enough for
+/// a 400 ms round trip; a longer one reads less often.
+const MAX_READS_IN_FLIGHT: usize = 16;
+
+/// Read the source's position every `sample_interval`, beside its polls,
+/// reads overlapping when a round trip is longer than the interval (so a
+/// source across a WAN is read as often as one nearby, with no gap around
+/// its polls). A read that fails or says the node is no source (any more)
+/// ends sampling; the next poll judges the node and starts it again.
+async fn sample(
     node: usize,
-    stream: &StreamKey,
-    source: &mut S,
-    settings: &PollSettings,
-    next_poll: tokio::time::Instant,
-    reports: &mpsc::Sender<Report>,
-) -> bool {
+    stream: StreamKey,
+    reader: PositionReader,
+    settings: PollSettings,
+    reports: mpsc::Sender<Report>,
+) {
+    let _counted = SampledSource::new();
+    let mut in_flight = FuturesOrdered::new();
     let mut tick = tokio::time::Instant::now();
+    let mut stopped = false;
     loop {
-        tick += sample_interval(settings.sample_interval, SAMPLED_SOURCES.load(Ordering::Relaxed));
-        // The poll reads the position too: sample up to it, never in its way.
-        if tick >= next_poll {
-            return true;
+        let next_tick = tick + sample_interval(settings.sample_interval, SAMPLED_SOURCES.load(Ordering::Relaxed));
+        let may_start = !stopped && in_flight.len() < MAX_READS_IN_FLIGHT;
+        if !may_start && in_flight.is_empty() {
+            return;
         }
-        tokio::time::sleep_until(tick).await;
-        let sampled = match tokio::time::timeout(settings.timeout, source.sample_position()).await {
-            Ok(Some(Ok(sampled))) => sampled,
-            _ => return true,
-        };
-        let sample = PositionSample { node, stream: stream.clone(), at: sampled.at, source: sampled.observation };
-        if reports.send(Report::Sampled(sample)).await.is_err() {
-            return false;
+        tokio::select! {
+            () = tokio::time::sleep_until(next_tick), if may_start => {
+                // After a wait for a free slot, the next read starts now, not in a hurry.
+                tick = next_tick.max(tokio::time::Instant::now());
+                in_flight.push_back(tokio::time::timeout(settings.timeout, reader()));
+            }
+            Some(read) = in_flight.next(), if !in_flight.is_empty() => match read {
+                Ok(Ok(Some(sampled))) => {
+                    let sample = PositionSample { node, stream: stream.clone(), at: sampled.at, source: sampled.observation };
+                    if reports.send(Report::Sampled(sample)).await.is_err() {
+                        return;
+                    }
+                }
+                _ => stopped = true,
+            },
         }
-        // A slow sample (a long round trip) does not make the next ones hurry.
-        tick = tick.max(tokio::time::Instant::now());
     }
 }
 

@@ -113,7 +113,10 @@ async fn uploads_read_in_sync_and_a_copy_that_misses_a_write_diverges() {
     let seconds = s.get("replag_lag_seconds", &dc_link("us-east")).unwrap();
     let (_, status) = replag.get("/api/v1/status").await.unwrap();
     assert!(status.contains("diverged"), "{status}");
-    assert!(seconds > 10.0 && seconds <= shown_after + 0.5, "behind {seconds} s, shown {shown_after:.1} s after the write");
+    assert!(
+        seconds > 10.0 && seconds <= shown_after + 0.5,
+        "behind {seconds} s, shown {shown_after:.1} s after the write"
+    );
     assert_eq!(s.get("replag_lag_bytes", &dc_link("eu-west")), Some(0.0), "eu-west has everything");
     println!(
         "seaweedfs under {uploads} uploads: {readings} readings of the two data-center links, all 0 bytes / 0 s; \

@@ -2,6 +2,8 @@
 //! be polled repeatedly and turns each poll into a sampled observation.
 
 use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
 use std::time::Instant;
 
 use super::failure::PollFailure;
@@ -50,12 +52,21 @@ pub trait Source: Send + 'static {
     fn is_connected(&self) -> bool;
     /// Drop the connection (after a timeout, the next poll reconnects).
     fn reset(&mut self);
-    /// The node's own position as a replication source, read alone between
-    /// polls with a query far smaller than a poll, so that when the source
-    /// wrote what is known to within the sampling interval, not the poll
-    /// interval (docs/architecture.md, "Resolution"). `None`: this kind of
-    /// node is never sampled, or it is not a source now.
-    fn sample_position(&mut self) -> impl Future<Output = Option<Result<Sampled<SourcePosition>, PollFailure>>> + Send {
-        std::future::ready(None)
+    /// Reads of the node's own position as a replication source, between
+    /// polls, by a query far smaller than a poll, so that when the source
+    /// wrote is known to within the sampling interval, not the poll interval
+    /// (docs/architecture.md, "Resolution"). `None`: this kind of node is
+    /// never sampled, or it is not a source now.
+    fn position_reader(&mut self) -> Option<PositionReader> {
+        None
     }
 }
+
+/// One read of a source's position: `Ok(None)` when the node is no longer
+/// the source its last poll saw.
+pub type PositionRead = Pin<Box<dyn Future<Output = Result<Option<Sampled<SourcePosition>>, PollFailure>> + Send>>;
+
+/// Reads a source's position, each read on its own: reads may overlap
+/// (pipelined on the poll's connection), so a source across a WAN is still
+/// read every sampling interval, not once per round trip.
+pub type PositionReader = Arc<dyn Fn() -> PositionRead + Send + Sync>;

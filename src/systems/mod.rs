@@ -24,7 +24,8 @@ use crate::exposition::Families;
 use crate::lag::{Histories, Member, StreamKey};
 use crate::model::config::{ConfigError, RawNode};
 use crate::model::{
-    Heartbeat, Heartbeats, Identity, LinkView, Node, NodeIndex, PollFailure, Sampled, Source, SourcePosition, System,
+    Heartbeat, Heartbeats, Identity, LinkView, Node, NodeIndex, PollFailure, PositionReader, Sampled, Source,
+    SourcePosition, System,
 };
 
 /// How to reach a node, per system.
@@ -236,10 +237,10 @@ impl Source for AnySource {
         }
     }
 
-    async fn sample_position(&mut self) -> Option<Result<Sampled<SourcePosition>, PollFailure>> {
+    fn position_reader(&mut self) -> Option<PositionReader> {
         match self {
-            AnySource::Postgres(s) => s.sample_position().await,
-            AnySource::Redis(s) => s.sample_position().await,
+            AnySource::Postgres(s) => s.position_reader(),
+            AnySource::Redis(s) => s.position_reader(),
             AnySource::RedisTopology(_) | AnySource::Seaweedfs(_) => None,
         }
     }

@@ -2,6 +2,7 @@
 //! round trip), whatever the node's role. The query is built for the server's
 //! version so columns a version lacks are simply absent.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde::Deserialize;
@@ -11,7 +12,8 @@ use tokio_postgres::{Client, NoTls, Statement};
 use super::lsn::Lsn;
 use super::target::PostgresTarget;
 use crate::model::{
-    error_chain, next_sequence, scrub, FailureKind, Heartbeats, PollFailure, Sampled, Source, SourcePosition,
+    error_chain, next_sequence, scrub, FailureKind, Heartbeats, PollFailure, PositionReader, Sampled, Source,
+    SourcePosition,
 };
 
 /// Oldest server the query supports (`pg_current_wal_lsn` and friends).
@@ -468,6 +470,44 @@ pub fn decode(json: &str) -> Result<PgObservation, PollFailure> {
 
 // ---- the connection -------------------------------------------------------------
 
+/// A client error as a poll failure, its kind from the SQLSTATE, the
+/// password scrubbed from its text.
+fn classify(error: &tokio_postgres::Error, connecting: bool, password: Option<&[u8]>) -> PollFailure {
+    let kind = match error.code() {
+        Some(c) if *c == SqlState::INVALID_PASSWORD || *c == SqlState::INVALID_AUTHORIZATION_SPECIFICATION => {
+            FailureKind::Auth
+        }
+        Some(c) if *c == SqlState::INSUFFICIENT_PRIVILEGE => FailureKind::Auth,
+        Some(c) if *c == SqlState::QUERY_CANCELED => FailureKind::Timeout,
+        Some(_) => FailureKind::Query,
+        None if connecting => FailureKind::Connect,
+        None => FailureKind::Query,
+    };
+    let message = match error.as_db_error() {
+        Some(db) => format!("{} ({})", db.message(), db.code().code()),
+        None => error_chain(error),
+    };
+    PollFailure::new(kind, scrub(&message, password))
+}
+
+/// One read of a primary's commit mark and position (`SAMPLE_QUERY`).
+async fn read_position(
+    client: &Client,
+    statement: &Statement,
+    password: Option<&[u8]>,
+) -> Result<Option<Sampled<SourcePosition>>, PollFailure> {
+    let started = Instant::now();
+    let result = client.query_one(statement, &[]).await;
+    let at = started + started.elapsed() / 2;
+    let read = result.and_then(|row| Ok((row.try_get::<_, i64>(0)?, row.try_get::<_, Option<String>>(1)?)));
+    let (mark, text) = read.map_err(|e| classify(&e, false, password))?;
+    // NULL: a standby now; the next poll says so.
+    let Some(text) = text else { return Ok(None) };
+    let position =
+        text.parse::<Lsn>().map_err(|e| PollFailure::new(FailureKind::Protocol, format!("current_lsn: {e}")))?;
+    Ok(Some(Sampled { at, observation: SourcePosition { position: position.0, mark: mark as u64 } }))
+}
+
 /// A polled PostgreSQL node: one connection, one prepared statement.
 pub struct PostgresSource {
     target: PostgresTarget,
@@ -483,7 +523,8 @@ pub struct PostgresSource {
 
 /// A connection and its prepared statements.
 struct Session {
-    client: Client,
+    /// Shared with the position reads in flight between polls.
+    client: Arc<Client>,
     poll: Statement,
     sample: Statement,
     /// With heartbeats on: the upsert.
@@ -495,26 +536,8 @@ impl PostgresSource {
         Self { target, timeout, connect_timeout, session: None, last_sequence: 0, was_primary: false }
     }
 
-    fn failure(&self, kind: FailureKind, error: &tokio_postgres::Error) -> PollFailure {
-        let message = match error.as_db_error() {
-            Some(db) => format!("{} ({})", db.message(), db.code().code()),
-            None => error_chain(error),
-        };
-        PollFailure::new(kind, scrub(&message, self.target.password()))
-    }
-
     fn classify(&self, error: &tokio_postgres::Error, connecting: bool) -> PollFailure {
-        let kind = match error.code() {
-            Some(c) if *c == SqlState::INVALID_PASSWORD || *c == SqlState::INVALID_AUTHORIZATION_SPECIFICATION => {
-                FailureKind::Auth
-            }
-            Some(c) if *c == SqlState::INSUFFICIENT_PRIVILEGE => FailureKind::Auth,
-            Some(c) if *c == SqlState::QUERY_CANCELED => FailureKind::Timeout,
-            Some(_) => FailureKind::Query,
-            None if connecting => FailureKind::Connect,
-            None => FailureKind::Query,
-        };
-        self.failure(kind, error)
+        classify(error, connecting, self.target.password())
     }
 
     async fn connect(&self) -> Result<Session, PollFailure> {
@@ -572,7 +595,7 @@ impl PostgresSource {
                 Some(client.prepare(HEARTBEAT_WRITE).await.map_err(|e| self.classify(&e, false))?)
             }
         };
-        Ok(Session { client, poll, sample, heartbeat })
+        Ok(Session { client: Arc::new(client), poll, sample, heartbeat })
     }
 }
 
@@ -638,29 +661,14 @@ impl Source for PostgresSource {
         }
     }
 
-    async fn sample_position(&mut self) -> Option<Result<Sampled<SourcePosition>, PollFailure>> {
+    fn position_reader(&mut self) -> Option<PositionReader> {
         let session = self.session.as_ref().filter(|_| self.was_primary)?;
-        let started = Instant::now();
-        let result = session.client.query_one(&session.sample, &[]).await;
-        let at = started + started.elapsed() / 2;
-        let read = result.and_then(|row| Ok((row.try_get::<_, i64>(0)?, row.try_get::<_, Option<String>>(1)?)));
-        let (mark, text) = match read {
-            Ok(read) => read,
-            Err(e) => {
-                let failure = self.classify(&e, false);
-                self.session = None;
-                return Some(Err(failure));
-            }
-        };
-        let Some(text) = text else {
-            // Demoted: the next poll says so.
-            self.was_primary = false;
-            return None;
-        };
-        Some(match text.parse::<Lsn>() {
-            Ok(position) => Ok(Sampled { at, observation: SourcePosition { position: position.0, mark: mark as u64 } }),
-            Err(e) => Err(PollFailure::new(FailureKind::Protocol, format!("current_lsn: {e}"))),
-        })
+        let (client, statement) = (session.client.clone(), session.sample.clone());
+        let password: Option<Arc<[u8]>> = self.target.password().map(Arc::from);
+        Some(Arc::new(move || {
+            let (client, statement, password) = (client.clone(), statement.clone(), password.clone());
+            Box::pin(async move { read_position(&client, &statement, password.as_deref()).await })
+        }))
     }
 
     fn is_connected(&self) -> bool {

@@ -3,13 +3,16 @@
 //! fields are ignored; a malformed line or value is an error for the node.
 
 use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use redis::aio::MultiplexedConnection;
 use redis::{AsyncConnectionConfig, Client, ErrorKind, RedisError};
 
 use super::target::RedisTarget;
-use crate::model::{next_sequence, scrub, FailureKind, Heartbeats, PollFailure, Sampled, Source, SourcePosition};
+use crate::model::{
+    next_sequence, scrub, FailureKind, Heartbeats, PollFailure, PositionReader, Sampled, Source, SourcePosition,
+};
 
 /// Everything one poll learned about one Redis server.
 #[derive(Debug, Clone, PartialEq)]
@@ -222,8 +225,9 @@ pub struct RedisSource {
     /// Its replication ID then: a sample of another ID belongs to no stream
     /// replag knows yet.
     replid: String,
-    /// The master's last offset read, and its data mark then.
-    last_offset: Option<(u64, u64)>,
+    /// The master's last offset read, and its data mark then; shared with
+    /// the position reads between polls.
+    last_offset: Arc<Mutex<Option<(u64, u64)>>>,
 }
 
 /// What a master's replication ping (`*1\r\n$4\r\nPING\r\n`, every
@@ -242,24 +246,48 @@ impl RedisSource {
             last_sequence: 0,
             was_master: false,
             replid: String::new(),
-            last_offset: None,
+            last_offset: Arc::default(),
         }
     }
 
     fn failure(&self, error: &RedisError, connecting: bool) -> PollFailure {
         redis_failure(error, connecting, self.target.password())
     }
+}
 
-    /// A master's data mark at `offset` (in the stream of `replid`): kept
-    /// when the stream grew by nothing or by one ping since the last reading.
-    fn data_mark(&mut self, replid: &str, offset: u64) -> u64 {
-        let mark = match self.last_offset {
-            Some((last, mark)) if replid == self.replid && (offset == last || offset == last + PING_BYTES) => mark,
-            _ => offset,
-        };
-        self.last_offset = Some((offset, mark));
-        mark
+/// A master's data mark at `offset`, given its last reading (`None` when
+/// there is none in this stream): kept when the stream grew by nothing or by
+/// one ping since, else the offset itself.
+fn data_mark(last: &Mutex<Option<(u64, u64)>>, same_stream: bool, offset: u64) -> u64 {
+    let mut last = last.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let mark = match *last {
+        Some((previous, mark)) if same_stream && (offset == previous || offset == previous + PING_BYTES) => mark,
+        _ => offset,
+    };
+    *last = Some((offset, mark));
+    mark
+}
+
+/// One read of a master's offset (`INFO replication`, what the poll's
+/// permissions already allow): `None` if it is no longer the master of
+/// `replid`.
+async fn read_offset(
+    mut connection: MultiplexedConnection,
+    replid: &str,
+    last: &Mutex<Option<(u64, u64)>>,
+    password: Option<&[u8]>,
+) -> Result<Option<Sampled<SourcePosition>>, PollFailure> {
+    let started = Instant::now();
+    let result = redis::cmd("INFO").arg("replication").query_async::<String>(&mut connection).await;
+    let at = started + started.elapsed() / 2;
+    let text = result.map_err(|e| redis_failure(&e, false, password))?;
+    let fields = parse_info(&text)?;
+    if fields.get("role") != Some(&"master") || fields.get("master_replid") != Some(&replid) {
+        return Ok(None);
     }
+    let offset = required(&fields, "master_repl_offset")?;
+    let mark = data_mark(last, true, offset);
+    Ok(Some(Sampled { at, observation: SourcePosition { position: offset, mark } }))
 }
 
 /// One multiplexed connection to `target` (TLS with its CA when set).
@@ -296,37 +324,15 @@ impl Source for RedisSource {
         }
     }
 
-    /// `INFO replication` alone (what the poll's permissions already
-    /// allow): the master's offset, if it is still the master of the same
-    /// replication ID.
-    async fn sample_position(&mut self) -> Option<Result<Sampled<SourcePosition>, PollFailure>> {
-        let connection = self.connection.as_mut().filter(|_| self.was_master)?;
-        let started = Instant::now();
-        let result = redis::cmd("INFO").arg("replication").query_async::<String>(connection).await;
-        let at = started + started.elapsed() / 2;
-        let text = match result {
-            Ok(text) => text,
-            Err(e) => {
-                let failure = self.failure(&e, false);
-                self.connection = None;
-                return Some(Err(failure));
-            }
-        };
-        let fields = match parse_info(&text) {
-            Ok(fields) => fields,
-            Err(failure) => return Some(Err(failure)),
-        };
-        if fields.get("role") != Some(&"master") || fields.get("master_replid") != Some(&self.replid.as_str()) {
-            // Not the source the last poll saw: the next poll says what it is.
-            self.was_master = false;
-            return None;
-        }
-        let offset = match required(&fields, "master_repl_offset") {
-            Ok(offset) => offset,
-            Err(failure) => return Some(Err(failure)),
-        };
-        let mark = self.data_mark(&self.replid.clone(), offset);
-        Some(Ok(Sampled { at, observation: SourcePosition { position: offset, mark } }))
+    fn position_reader(&mut self) -> Option<PositionReader> {
+        let connection = self.connection.clone().filter(|_| self.was_master)?;
+        let (replid, last) = (Arc::<str>::from(self.replid.as_str()), self.last_offset.clone());
+        let password: Option<Arc<[u8]>> = self.target.password().map(Arc::from);
+        Some(Arc::new(move || {
+            let (connection, replid, last, password) =
+                (connection.clone(), replid.clone(), last.clone(), password.clone());
+            Box::pin(async move { read_offset(connection, &replid, &last, password.as_deref()).await })
+        }))
     }
 
     fn is_connected(&self) -> bool {
@@ -402,7 +408,8 @@ impl RedisSource {
                     None => {}
                 }
                 if observation.is_master {
-                    observation.data_mark = self.data_mark(&observation.replid, observation.master_repl_offset);
+                    let same_stream = observation.replid == self.replid;
+                    observation.data_mark = data_mark(&self.last_offset, same_stream, observation.master_repl_offset);
                 }
                 self.was_master = observation.is_master;
                 self.replid.clone_from(&observation.replid);
