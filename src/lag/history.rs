@@ -26,13 +26,21 @@ pub struct Sample {
     pub mark: u64,
 }
 
+/// A position lower than the latest sample's, stamped less than this after
+/// it, is a reply that overtook another, not a reset: a poll and the
+/// position reads beside it share one connection, and each is stamped with
+/// the middle of its own round trip, so under load a poll answered first can
+/// carry the later stamp.
+pub const REORDER_WINDOW: Duration = Duration::from_secs(1);
+
 /// What a push did to the history.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Pushed {
     Appended,
     /// The position went backwards: not progress (restore, reset). History restarted.
     Reset,
-    /// The sample was not newer than the latest one and was dropped.
+    /// The sample was not newer than the latest one, or went backwards
+    /// within `REORDER_WINDOW` of it, and was dropped.
     OutOfOrder,
 }
 
@@ -101,6 +109,9 @@ impl PositionHistory {
                 return Pushed::OutOfOrder;
             }
             if position < last.position {
+                if at.saturating_duration_since(last.at) < REORDER_WINDOW {
+                    return Pushed::OutOfOrder;
+                }
                 self.samples.clear();
                 outcome = Pushed::Reset;
             }
@@ -341,6 +352,9 @@ mod tests {
         let mut h = PositionHistory::default();
         h.push(secs(base, 0.0), 1_000_000);
         h.push(secs(base, 1.0), 2_000_000);
+        // A reply that overtook another (stamped later, read earlier): dropped.
+        assert_eq!(h.push(secs(base, 1.2), 1_999_000), Pushed::OutOfOrder);
+        assert_eq!(h.len(), 2);
         assert_eq!(h.push(secs(base, 2.0), 10), Pushed::Reset);
         assert_eq!(h.len(), 1);
         assert_eq!(h.lag(10, secs(base, 3.0)), Some(Lag::ZERO));
