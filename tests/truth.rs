@@ -32,6 +32,39 @@ type Commits = Arc<Mutex<BTreeMap<i64, Instant>>>;
 type Visible = Arc<Mutex<Vec<(Instant, i64)>>>;
 
 const PROBE_EVERY: Duration = Duration::from_millis(5);
+
+/// A 10 ms ticker in the test process that wakes this much late saw the
+/// machine stall (two cores shared with the rest of the suite): replag,
+/// its servers and the probers stalled too, and no reading whose moment or
+/// source samples fall in a stall can be judged to tens of milliseconds.
+const STALL: Duration = Duration::from_millis(100);
+
+/// When the machine stalled: (end of the stall, how long).
+type Stalls = Arc<Mutex<Vec<(Instant, Duration)>>>;
+
+fn watch_stalls(stalls: Stalls, stop: Arc<std::sync::atomic::AtomicBool>) {
+    tokio::spawn(async move {
+        let every = Duration::from_millis(10);
+        let mut last = Instant::now();
+        while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+            tokio::time::sleep(every).await;
+            let now = Instant::now();
+            let late = now.duration_since(last).saturating_sub(every);
+            if late > STALL {
+                stalls.lock().unwrap().push((now, late));
+            }
+            last = now;
+        }
+    });
+}
+
+/// A stall overlapped the second before the reading's moment (where the
+/// source samples it is judged by lie) or its poll.
+fn stalled(stalls: &[(Instant, Duration)], at: Instant) -> bool {
+    stalls
+        .iter()
+        .any(|(end, late)| *end + Duration::from_secs(1) >= at && *end - *late <= at + Duration::from_millis(100))
+}
 const GATE_LIMIT: f64 = 0.5;
 
 /// Where a replica's prober reads the highest write it has.
@@ -329,6 +362,8 @@ async fn lag_below_one_second_matches_the_truth_and_the_500ms_gate_is_never_wron
     let observers = [("", &replag), (" (replag 50 ms from the sources)", &far_replag)];
 
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let stalls = Stalls::default();
+    watch_stalls(stalls.clone(), stop.clone());
     for link in &links {
         probe(&link.server, link.visible.clone(), stop.clone());
     }
@@ -393,8 +428,15 @@ async fn lag_below_one_second_matches_the_truth_and_the_500ms_gate_is_never_wron
 
     let rows = writer.rows.lock().unwrap().clone();
     let increments = writer.increments.lock().unwrap().clone();
+    let stalls = stalls.lock().unwrap().clone();
     let mut failures = Vec::new();
-    println!("link | phase | readings | truth median | error p50 / p99 / max (s) | gate wrong");
+    println!(
+        "machine stalls over {} ms during the run: {} (longest {:?})",
+        STALL.as_millis(),
+        stalls.len(),
+        stalls.iter().map(|(_, late)| *late).max().unwrap_or_default()
+    );
+    println!("link | phase | readings (stalled, not judged) | truth median | error p50 / p99 / max (s) | gate wrong");
     for (link, observer) in links.iter().flat_map(|l| observers.iter().map(move |(o, _)| (l, *o))) {
         let label = format!("{}{observer}", link.replica);
         let visible = link.visible.lock().unwrap().clone();
@@ -405,13 +447,20 @@ async fn lag_below_one_second_matches_the_truth_and_the_500ms_gate_is_never_wron
         let mine = readings.get(&label).cloned().unwrap_or_default();
         let far = label.contains("wan") || !observer.is_empty();
         for phase in ["steady", "bursts", "idle"] {
-            let judged: Vec<(Reading, (f64, f64))> = mine
+            let taken: Vec<(Reading, (f64, f64))> = mine
                 .iter()
                 .filter(|r| r.phase == phase)
                 .filter_map(|r| Some((*r, truth(commits, &visible, r.at, r.slack)?)))
                 .collect();
-            if judged.is_empty() {
-                failures.push(format!("{} {phase}: no readings", label));
+            // Idle is judged whatever the machine did: no write, no lag.
+            let (judged, unjudged): (Vec<_>, Vec<_>) =
+                taken.iter().copied().partition(|(r, _)| phase == "idle" || !stalled(&stalls, r.at));
+            if judged.len() < taken.len() / 2 || judged.is_empty() {
+                failures.push(format!(
+                    "{label} {phase}: {} of {} readings in machine stalls: too few to judge",
+                    unjudged.len(),
+                    taken.len()
+                ));
                 continue;
             }
             let mut errors: Vec<f64> = judged.iter().map(|(r, t)| error(r.lag, *t)).collect();
@@ -424,9 +473,10 @@ async fn lag_below_one_second_matches_the_truth_and_the_500ms_gate_is_never_wron
                 .collect();
             let (p50, p99, max) = (quantile(&errors, 0.5), quantile(&errors, 0.99), quantile(&errors, 1.0));
             println!(
-                "{} | {phase} | {} | {:.3} | {p50:.3} / {p99:.3} / {max:.3} | {}",
+                "{} | {phase} | {} ({}) | {:.3} | {p50:.3} / {p99:.3} / {max:.3} | {}",
                 label,
-                judged.len(),
+                taken.len(),
+                unjudged.len(),
                 quantile(&truths, 0.5),
                 wrong.len()
             );
