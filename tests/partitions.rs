@@ -371,17 +371,21 @@ async fn heartbeats_show_a_cut_link_at_idle() {
         })
         .await;
     // Idle: a replica polled as its source is written to may lack that one
-    // heartbeat for the milliseconds it takes to arrive: never a poll's worth.
-    let mut worst = 0.0f64;
+    // heartbeat for the milliseconds it takes to arrive: never a poll's
+    // worth, as heartbeat lag or as position lag (the sources are sampled
+    // every 25 ms, so a heartbeat is in the source's position soon after it
+    // is written: a replica polled before it arrives is that far behind).
+    let (mut worst, mut worst_position) = (0.0f64, 0.0f64);
     for _ in 0..10 {
         let s = replag.scrape().await;
         for r in replicas {
             worst = worst.max(hb(&s, r).unwrap());
-            assert!(is(&s, "replag_lag_seconds", r, 0.0), "heartbeat writes never read as position lag at idle: {r}");
+            worst_position = worst_position.max(value(&s, "replag_lag_seconds", r).unwrap());
         }
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
     assert!(worst < 0.3, "idle heartbeat lag up to {worst:.3} s");
+    assert!(worst_position < 0.1, "heartbeat writes read as position lag at idle: up to {worst_position:.3} s");
 
     let cut = Instant::now();
     repl.black_hole(true);

@@ -609,8 +609,8 @@ impl Source for PostgresSource {
         let Some(session) = &self.session else { unreachable!("session was just set") };
         // On a primary, the heartbeat write follows the poll in the same round
         // trip (the client pipelines what is asked together). After, not
-        // before: the WAL position read is then one the replicas have had a
-        // poll's time to receive, so heartbeats never read as position lag.
+        // before: the poll's position is that before the write (the next
+        // position sample has it).
         let heartbeat = self.target.heartbeat.as_ref();
         let write = heartbeat.zip(session.heartbeat.as_ref()).filter(|_| self.was_primary);
         let sequence = next_sequence(self.last_sequence);

@@ -357,9 +357,8 @@ impl RedisSource {
             pipe.cmd("HGETALL").arg(heartbeat_key(&hb.writer));
         }
         // On a master, the heartbeat write follows INFO on the same
-        // connection: one round trip for both. After, not before: the offset
-        // read is then one the replicas have had a poll's time to receive, so
-        // heartbeats never read as position lag.
+        // connection: one round trip for both. After, not before: the poll's
+        // offset is that before the write (the next position sample has it).
         let sequence = next_sequence(self.last_sequence);
         let mut writer = connection.clone();
         let write = async {
