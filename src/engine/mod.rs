@@ -164,12 +164,12 @@ impl Engine {
         }
     }
 
-    /// A source's position read between polls: a finer history, nothing else.
+    /// A source's position read between polls: a finer history, nothing else
+    /// (only a poll starts a stream's history).
     pub fn ingest_sample(&mut self, sample: PositionSample) {
-        let Some(history) = self.histories.get_mut(&sample.stream) else { return };
-        if history.push_marked(sample.at, sample.source) == Pushed::Reset {
-            tracing::warn!(node = sample.node, stream = ?sample.stream,
-                "source position went backwards; lag history restarted");
+        if self.histories.contains_key(&sample.stream) {
+            let node = self.specs.get(sample.node).map_or("?", |s| s.name.as_str());
+            extend_history(&mut self.histories, node, sample.stream, sample.at, sample.source);
         }
     }
 
@@ -186,11 +186,7 @@ impl Engine {
                 });
                 let revealed = sampled.observation.revealed();
                 for (key, position) in sampled.observation.source_positions().into_iter().chain(heartbeat) {
-                    let history = self.histories.entry(key.clone()).or_default();
-                    if history.push_marked(sampled.at, position) == Pushed::Reset {
-                        tracing::warn!(node = %self.specs[report.node].name, stream = ?key,
-                            "source position went backwards; lag history restarted");
-                    }
+                    extend_history(&mut self.histories, &self.specs[report.node].name, key, sampled.at, position);
                 }
                 state.last_ok = Some((sampled, report.finished_wall));
                 self.admit_revealed(report.node, revealed);
@@ -304,6 +300,13 @@ impl Engine {
     }
 }
 
+/// Push a source's position onto its stream's history (started if new).
+fn extend_history(histories: &mut Histories, node: &str, stream: StreamKey, at: Instant, position: SourcePosition) {
+    if histories.entry(stream.clone()).or_default().push_marked(at, position) == Pushed::Reset {
+        tracing::warn!(node = %node, stream = ?stream, "source position went backwards; lag history restarted");
+    }
+}
+
 fn node_view(spec: &NodeSpec, state: &NodeState) -> NodeView {
     let identity = state.last_ok.as_ref().map(|(s, _)| s.observation.identity());
     let (role, version, identity) = match identity {
@@ -383,12 +386,14 @@ pub async fn run(
                     reports_open = false;
                     continue;
                 };
-                let Report::Polled(report) = report else {
+                match report {
                     // A sample extends a history; the next poll's snapshot reads it.
-                    engine.take(report);
-                    continue;
-                };
-                engine.ingest(*report);
+                    Report::Sampled(sample) => {
+                        engine.ingest_sample(sample);
+                        continue;
+                    }
+                    Report::Polled(report) => engine.ingest(*report),
+                }
                 // Let the reports of this moment gather, then take them all.
                 tokio::time::sleep_until(published + gap).await;
                 while let Ok(report) = reports.try_recv() {
