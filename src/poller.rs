@@ -189,9 +189,11 @@ impl Drop for Sampler {
     }
 }
 
-/// Reads of one source in flight at most: with 25 ms samples, enough for
-/// a 400 ms round trip; a longer one reads less often.
-const MAX_READS_IN_FLIGHT: usize = 16;
+/// Reads of one source in flight at most. They share the poll's connection,
+/// so a poll waits behind those in flight: on a slow server 16 of them made
+/// a poll miss its timeout (the node read down). Two keep 25 ms reads up to
+/// a 50 ms round trip; a longer one is read once per half round trip.
+const MAX_READS_IN_FLIGHT: usize = 2;
 
 /// Read the source's position every `sample_interval`, beside its polls,
 /// reads overlapping when a round trip is longer than the interval (so a
