@@ -11,7 +11,7 @@ use tokio::task::JoinHandle;
 
 use crate::config::PollSettings;
 use crate::lag::StreamKey;
-use crate::model::{FailureKind, PollFailure, PositionReader, Sampled, Source, SourcePosition};
+use crate::model::{FailureKind, OpenPositionReader, PollFailure, PositionReader, Sampled, Source, SourcePosition};
 use crate::systems::{NodeSpec, Observation};
 
 /// What a node's task hands the engine.
@@ -139,9 +139,9 @@ pub async fn run<S: Source<Observation = Observation>>(
                 };
                 let running = |s: &Sampler| Some(&s.stream) == stream.as_ref() && !s.task.is_finished();
                 if !sampler.as_ref().is_some_and(running) {
-                    sampler = stream.zip(source.position_reader()).map(|(stream, reader)| Sampler {
+                    sampler = stream.zip(source.position_reader()).map(|(stream, open)| Sampler {
                         stream: stream.clone(),
-                        task: tokio::spawn(sample(index, stream, reader, settings, reports.clone())),
+                        task: tokio::spawn(sample(index, name.clone(), stream, open, settings, reports.clone())),
                     });
                 }
                 if let Some(previous) = last_failure.take() {
@@ -189,48 +189,108 @@ impl Drop for Sampler {
     }
 }
 
-/// Reads of one source in flight at most. They share the poll's connection,
-/// so a poll waits behind those in flight: on a slow server 16 of them made
-/// a poll miss its timeout (the node read down). Two keep 25 ms reads up to
-/// a 50 ms round trip; a longer one is read once per half round trip.
-const MAX_READS_IN_FLIGHT: usize = 2;
+/// Reads of one source in flight at most: on their own connection, so a
+/// source 100 ms away is still read every 25 ms, and reads sent while a
+/// server is slow to answer are stamped across the stall, not after it.
+const MAX_READS_IN_FLIGHT: usize = 16;
 
-/// Read the source's position every `sample_interval`, beside its polls,
-/// reads overlapping when a round trip is longer than the interval (so a
-/// source across a WAN is read as often as one nearby, with no gap around
-/// its polls). A read that fails or says the node is no source (any more)
-/// ends sampling; the next poll judges the node and starts it again.
+/// Why a source's reads ended.
+enum ReadsEnded {
+    /// The node is no source of the stream any more, or the engine is gone.
+    ForGood,
+    /// A read failed (`had_read`: after at least one that did not).
+    Failed { failure: PollFailure, had_read: bool },
+}
+
+/// Read the source's position on a connection of its own, beside its
+/// polls, until it is no longer the source its last poll saw; a failed
+/// connection or read is retried with the poller's backoff. Failures
+/// never touch the node's polls or `up`: lag is then resolved to the poll
+/// interval, and the log says so once.
 async fn sample(
     node: usize,
+    name: String,
     stream: StreamKey,
-    reader: PositionReader,
+    open: OpenPositionReader,
     settings: PollSettings,
     reports: mpsc::Sender<Report>,
 ) {
+    let mut failures = 0u32;
+    let mut last_failure: Option<PollFailure> = None;
+    loop {
+        if failures > 0 {
+            tokio::time::sleep(next_delay(&settings, failures)).await;
+        }
+        let opened = tokio::time::timeout(settings.connect_timeout + settings.timeout, open()).await;
+        let ended = match opened {
+            Ok(Ok(reader)) => read_every(node, &name, &stream, &reader, settings, &reports, &mut last_failure).await,
+            Ok(Err(failure)) => ReadsEnded::Failed { failure, had_read: false },
+            Err(_) => ReadsEnded::Failed {
+                failure: PollFailure::new(
+                    FailureKind::Timeout,
+                    "no connection within poll.connect_timeout + poll.timeout",
+                ),
+                had_read: false,
+            },
+        };
+        let ReadsEnded::Failed { failure, had_read } = ended else { return };
+        if had_read {
+            failures = 0;
+        }
+        failures = failures.saturating_add(1);
+        if last_failure.as_ref() != Some(&failure) {
+            tracing::warn!(node = %name, reason = failure.kind.as_str(), error = %failure.message,
+                "position reads between polls failed: lag in seconds is resolved to the poll interval until they recover");
+        } else {
+            tracing::debug!(node = %name, error = %failure, "position reads failed again");
+        }
+        last_failure = Some(failure);
+    }
+}
+
+/// Read every `sample_interval`, reads overlapping when a round trip is
+/// longer than the interval (so a source across a WAN is read as often as
+/// one nearby), until a read fails or finds the node no source any more.
+/// The first read says so if reads had failed (`last_failure`).
+async fn read_every(
+    node: usize,
+    name: &str,
+    stream: &StreamKey,
+    reader: &PositionReader,
+    settings: PollSettings,
+    reports: &mpsc::Sender<Report>,
+    last_failure: &mut Option<PollFailure>,
+) -> ReadsEnded {
     let _counted = SampledSource::new();
     let mut in_flight = FuturesOrdered::new();
     let mut tick = tokio::time::Instant::now();
-    let mut stopped = false;
+    let mut had_read = false;
     loop {
         let next_tick = tick + sample_interval(settings.sample_interval, SAMPLED_SOURCES.load(Ordering::Relaxed));
-        let may_start = !stopped && in_flight.len() < MAX_READS_IN_FLIGHT;
-        if !may_start && in_flight.is_empty() {
-            return;
-        }
         tokio::select! {
-            () = tokio::time::sleep_until(next_tick), if may_start => {
+            () = tokio::time::sleep_until(next_tick), if in_flight.len() < MAX_READS_IN_FLIGHT => {
                 // After a wait for a free slot, the next read starts now, not in a hurry.
                 tick = next_tick.max(tokio::time::Instant::now());
                 in_flight.push_back(tokio::time::timeout(settings.timeout, reader()));
             }
             Some(read) = in_flight.next(), if !in_flight.is_empty() => match read {
                 Ok(Ok(Some(sampled))) => {
+                    had_read = true;
+                    if let Some(previous) = last_failure.take() {
+                        tracing::info!(node = %name, last_error = %previous, "position reads are back");
+                    }
                     let sample = PositionSample { node, stream: stream.clone(), at: sampled.at, source: sampled.observation };
                     if reports.send(Report::Sampled(sample)).await.is_err() {
-                        return;
+                        return ReadsEnded::ForGood;
                     }
                 }
-                _ => stopped = true,
+                Ok(Ok(None)) => return ReadsEnded::ForGood,
+                Ok(Err(failure)) => return ReadsEnded::Failed { failure, had_read },
+                Err(_) => {
+                    let limit = humantime::format_duration(settings.timeout);
+                    let failure = PollFailure::new(FailureKind::Timeout, format!("no answer within poll.timeout ({limit})"));
+                    return ReadsEnded::Failed { failure, had_read };
+                }
             },
         }
     }

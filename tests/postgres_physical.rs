@@ -5,7 +5,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::postgres::{pair, pair_config, Workload, MONITOR_PASSWORD};
+use common::postgres::{pair, pair_config, Workload, MONITOR_PASSWORD, MONITOR_USER};
 use common::{free_port, run_replag, wait_for, Replag, Scrape};
 
 const PRIMARY_TO_STANDBY: [(&str, &str); 6] = [
@@ -284,6 +284,42 @@ async fn failing_nodes_are_down_with_a_reason_and_never_leak_the_password() {
             assert!(!text.contains(secret), "the password leaked into the {what}");
         }
     }
+}
+
+/// A primary's position reads between polls take a connection of their
+/// own. When the server refuses it (here: the role's connection limit,
+/// as `max_connections` would), the node stays up and measured at poll
+/// resolution, the log says so once, and reads resume when they can.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refused_position_reads_leave_the_node_up_and_resume() {
+    let (primary, standby) = pair("sampler").await;
+    primary.exec(&format!("ALTER ROLE {MONITOR_USER} CONNECTION LIMIT 1")).await;
+    let config =
+        pair_config(&primary, &standby).replace("timeout = \"400ms\"", "timeout = \"400ms\"\nmax_backoff = \"2s\"");
+    let replag = Replag::start(&config, &[]).await;
+    let _writes = Workload::start(&primary, Duration::from_millis(50), Duration::from_secs(60)).await;
+    wait_for("the refused reads to be logged", Duration::from_secs(20), || async {
+        replag.log().contains("position reads between polls failed").then_some(())
+    })
+    .await;
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_secs(5) {
+        let s = replag.scrape().await;
+        assert_eq!(s.get("replag_node_up", &[("node", "primary")]), Some(1.0), "the poll's connection is fine");
+        assert_eq!(link_up(&s), Some(1.0));
+        let lag = lag_seconds(&s).expect("measured from polls");
+        assert!(lag < 1.5, "a caught-up standby reads within a poll interval or so: {lag}");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let log = replag.log();
+    assert!(log.contains("too many connections for role"), "the server's reason is logged:\n{log}");
+    assert_eq!(log.matches("position reads between polls failed").count(), 1, "said once, not per retry:\n{log}");
+    primary.exec(&format!("ALTER ROLE {MONITOR_USER} CONNECTION LIMIT -1")).await;
+    wait_for("position reads to resume", Duration::from_secs(20), || async {
+        replag.log().contains("position reads are back").then_some(())
+    })
+    .await;
+    assert!(!replag.log().contains(MONITOR_PASSWORD), "no password in the log");
 }
 
 /// Case 7: a bad config file stops start-up with a message naming the key.

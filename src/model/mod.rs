@@ -16,6 +16,6 @@ pub use failure::{error_chain, scrub, FailureKind, PollFailure};
 pub use heartbeat::{next_sequence, Heartbeat, Heartbeats};
 pub use labels::{LinkId, LinkKind, System, UNKNOWN_REGION};
 pub use node::{normalize_host, Node, NodeIndex};
-pub use source::{PositionRead, PositionReader, Sampled, Source, SourcePosition};
+pub use source::{OpenPositionReader, PositionRead, PositionReader, Sampled, Source, SourcePosition};
 pub use text::{quoted, rfc3339, table, to_unix, truncate};
 pub use view::{as_object, Identity, LagView, LinkView, NodeView, SILENT};

@@ -52,12 +52,14 @@ pub trait Source: Send + 'static {
     fn is_connected(&self) -> bool;
     /// Drop the connection (after a timeout, the next poll reconnects).
     fn reset(&mut self);
-    /// Reads of the node's own position as a replication source, between
-    /// polls, by a query far smaller than a poll, so that when the source
-    /// wrote is known to within the sampling interval, not the poll interval
-    /// (docs/architecture.md, "Resolution"). `None`: this kind of node is
-    /// never sampled, or it is not a source now.
-    fn position_reader(&mut self) -> Option<PositionReader> {
+    /// Opens reads of the node's own position as a replication source,
+    /// between polls, by a query far smaller than a poll, so that when the
+    /// source wrote is known to within the sampling interval, not the poll
+    /// interval (docs/architecture.md, "Resolution"). Each opening is a
+    /// connection of its own: a poll never waits behind reads, nor reads
+    /// behind a poll. `None`: this kind of node is never sampled, or it is
+    /// not a source now.
+    fn position_reader(&mut self) -> Option<OpenPositionReader> {
         None
     }
 }
@@ -67,6 +69,10 @@ pub trait Source: Send + 'static {
 pub type PositionRead = Pin<Box<dyn Future<Output = Result<Option<Sampled<SourcePosition>>, PollFailure>> + Send>>;
 
 /// Reads a source's position, each read on its own: reads may overlap
-/// (pipelined on the poll's connection), so a source across a WAN is still
-/// read every sampling interval, not once per round trip.
+/// (pipelined on the reader's connection), so a source across a WAN is
+/// still read every sampling interval, not once per round trip.
 pub type PositionReader = Arc<dyn Fn() -> PositionRead + Send + Sync>;
+
+/// Connects a `PositionReader` (again, after a failure).
+pub type OpenPositionReader =
+    Arc<dyn Fn() -> Pin<Box<dyn Future<Output = Result<PositionReader, PollFailure>> + Send>> + Send + Sync>;

@@ -24,7 +24,7 @@ use crate::exposition::Families;
 use crate::lag::{Histories, Member, StreamKey};
 use crate::model::config::{ConfigError, RawNode};
 use crate::model::{
-    Heartbeat, Heartbeats, Identity, LinkView, Node, NodeIndex, PollFailure, PositionReader, Sampled, Source,
+    Heartbeat, Heartbeats, Identity, LinkView, Node, NodeIndex, OpenPositionReader, PollFailure, Sampled, Source,
     SourcePosition, System,
 };
 
@@ -237,7 +237,7 @@ impl Source for AnySource {
         }
     }
 
-    fn position_reader(&mut self) -> Option<PositionReader> {
+    fn position_reader(&mut self) -> Option<OpenPositionReader> {
         match self {
             AnySource::Postgres(s) => s.position_reader(),
             AnySource::Redis(s) => s.position_reader(),

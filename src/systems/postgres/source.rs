@@ -12,8 +12,8 @@ use tokio_postgres::{Client, NoTls, Statement};
 use super::lsn::Lsn;
 use super::target::PostgresTarget;
 use crate::model::{
-    error_chain, next_sequence, scrub, FailureKind, Heartbeats, PollFailure, PositionReader, Sampled, Source,
-    SourcePosition,
+    error_chain, next_sequence, scrub, FailureKind, Heartbeats, OpenPositionReader, PollFailure, PositionReader,
+    Sampled, Source, SourcePosition,
 };
 
 /// Oldest server the query supports (`pg_current_wal_lsn` and friends).
@@ -508,6 +508,62 @@ async fn read_position(
     Ok(Some(Sampled { at, observation: SourcePosition { position: position.0, mark: mark as u64 } }))
 }
 
+/// A connection to `target` whose queries the server itself ends after
+/// `timeout`, so a stuck one holds no lock; `application_name` unless the
+/// target sets its own.
+async fn open_client(
+    target: &PostgresTarget,
+    timeout: Duration,
+    connect_timeout: Duration,
+    application_name: &str,
+) -> Result<Client, PollFailure> {
+    let mut config = target.config().clone();
+    if config.get_application_name().is_none() {
+        config.application_name(application_name);
+    }
+    let ms = timeout.as_millis().max(1);
+    let options = format!(
+        "{} -c statement_timeout={ms} -c lock_timeout={ms} -c idle_in_transaction_session_timeout={}",
+        config.get_options().unwrap_or(""),
+        ms * 10
+    );
+    config.options(options.trim());
+    config.connect_timeout(connect_timeout);
+    let fail = |e: tokio_postgres::Error| classify(&e, true, target.password());
+    // The connection task ends when the client is dropped or the server
+    // goes away; the next query then fails and the caller reconnects.
+    let client = match &target.tls {
+        None => {
+            let (client, connection) = config.connect(NoTls).await.map_err(fail)?;
+            tokio::spawn(connection);
+            client
+        }
+        Some(tls) => {
+            let tls_config = super::tls::client_config(tls).map_err(|e| PollFailure::new(FailureKind::Connect, e))?;
+            let connector = tokio_postgres_rustls::MakeRustlsConnect::new(tls_config);
+            let (client, connection) = config.connect(connector).await.map_err(fail)?;
+            tokio::spawn(connection);
+            client
+        }
+    };
+    Ok(client)
+}
+
+/// A connection of its own for a primary's position reads (`SAMPLE_QUERY`).
+async fn open_position_reader(
+    target: PostgresTarget,
+    timeout: Duration,
+    connect_timeout: Duration,
+) -> Result<PositionReader, PollFailure> {
+    let client = Arc::new(open_client(&target, timeout, connect_timeout, "replag-sampler").await?);
+    let password: Option<Arc<[u8]>> = target.password().map(Arc::from);
+    let statement = client.prepare(SAMPLE_QUERY).await.map_err(|e| classify(&e, false, password.as_deref()))?;
+    Ok(Arc::new(move || {
+        let (client, statement, password) = (client.clone(), statement.clone(), password.clone());
+        Box::pin(async move { read_position(&client, &statement, password.as_deref()).await })
+    }))
+}
+
 /// A polled PostgreSQL node: one connection, one prepared statement.
 pub struct PostgresSource {
     target: PostgresTarget,
@@ -523,10 +579,8 @@ pub struct PostgresSource {
 
 /// A connection and its prepared statements.
 struct Session {
-    /// Shared with the position reads in flight between polls.
-    client: Arc<Client>,
+    client: Client,
     poll: Statement,
-    sample: Statement,
     /// With heartbeats on: the upsert.
     heartbeat: Option<Statement>,
 }
@@ -541,36 +595,7 @@ impl PostgresSource {
     }
 
     async fn connect(&self) -> Result<Session, PollFailure> {
-        let mut config = self.target.config().clone();
-        if config.get_application_name().is_none() {
-            config.application_name("replag");
-        }
-        // The server gives up on its own too, so a stuck poll holds no lock.
-        let ms = self.timeout.as_millis().max(1);
-        let options = format!(
-            "{} -c statement_timeout={ms} -c lock_timeout={ms} -c idle_in_transaction_session_timeout={}",
-            config.get_options().unwrap_or(""),
-            ms * 10
-        );
-        config.options(options.trim());
-        config.connect_timeout(self.connect_timeout);
-        // The connection task ends when the client is dropped or the server
-        // goes away; the next query then fails and the poller reconnects.
-        let client = match &self.target.tls {
-            None => {
-                let (client, connection) = config.connect(NoTls).await.map_err(|e| self.classify(&e, true))?;
-                tokio::spawn(connection);
-                client
-            }
-            Some(tls) => {
-                let tls_config =
-                    super::tls::client_config(tls).map_err(|e| PollFailure::new(FailureKind::Connect, e))?;
-                let connector = tokio_postgres_rustls::MakeRustlsConnect::new(tls_config);
-                let (client, connection) = config.connect(connector).await.map_err(|e| self.classify(&e, true))?;
-                tokio::spawn(connection);
-                client
-            }
-        };
+        let client = open_client(&self.target, self.timeout, self.connect_timeout, "replag").await?;
         let row = client.query_one("SHOW server_version_num", &[]).await.map_err(|e| self.classify(&e, false))?;
         let version_num: u32 = row
             .try_get::<_, String>(0)
@@ -585,8 +610,7 @@ impl PostgresSource {
         }
         let heartbeat = self.target.heartbeat.is_some();
         let query = poll_query(version_num, heartbeat);
-        let (poll, sample) = tokio::try_join!(client.prepare(&query), client.prepare(SAMPLE_QUERY))
-            .map_err(|e| self.classify(&e, false))?;
+        let poll = client.prepare(&query).await.map_err(|e| self.classify(&e, false))?;
         let heartbeat = match heartbeat {
             false => None,
             true => {
@@ -595,7 +619,7 @@ impl PostgresSource {
                 Some(client.prepare(HEARTBEAT_WRITE).await.map_err(|e| self.classify(&e, false))?)
             }
         };
-        Ok(Session { client: Arc::new(client), poll, sample, heartbeat })
+        Ok(Session { client, poll, heartbeat })
     }
 }
 
@@ -661,14 +685,12 @@ impl Source for PostgresSource {
         }
     }
 
-    fn position_reader(&mut self) -> Option<PositionReader> {
-        let session = self.session.as_ref().filter(|_| self.was_primary)?;
-        let (client, statement) = (session.client.clone(), session.sample.clone());
-        let password: Option<Arc<[u8]>> = self.target.password().map(Arc::from);
-        Some(Arc::new(move || {
-            let (client, statement, password) = (client.clone(), statement.clone(), password.clone());
-            Box::pin(async move { read_position(&client, &statement, password.as_deref()).await })
-        }))
+    fn position_reader(&mut self) -> Option<OpenPositionReader> {
+        if self.session.is_none() || !self.was_primary {
+            return None;
+        }
+        let (target, timeout, connect_timeout) = (self.target.clone(), self.timeout, self.connect_timeout);
+        Some(Arc::new(move || Box::pin(open_position_reader(target.clone(), timeout, connect_timeout))))
     }
 
     fn is_connected(&self) -> bool {

@@ -11,7 +11,8 @@ use redis::{AsyncConnectionConfig, Client, ErrorKind, RedisError};
 
 use super::target::RedisTarget;
 use crate::model::{
-    next_sequence, scrub, FailureKind, Heartbeats, PollFailure, PositionReader, Sampled, Source, SourcePosition,
+    next_sequence, scrub, FailureKind, Heartbeats, OpenPositionReader, PollFailure, PositionReader, Sampled, Source,
+    SourcePosition,
 };
 
 /// Everything one poll learned about one Redis server.
@@ -257,10 +258,12 @@ impl RedisSource {
 
 /// A master's data mark at `offset`, given its last reading (`None` when
 /// there is none in this stream): kept when the stream grew by nothing or by
-/// one ping since, else the offset itself.
+/// one ping since, else the offset itself. A reply overtaken by a newer one
+/// (polls and reads come on two connections) changes nothing.
 fn data_mark(last: &Mutex<Option<(u64, u64)>>, same_stream: bool, offset: u64) -> u64 {
     let mut last = last.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
     let mark = match *last {
+        Some((previous, mark)) if same_stream && offset < previous => return mark.min(offset),
         Some((previous, mark)) if same_stream && (offset == previous || offset == previous + PING_BYTES) => mark,
         _ => offset,
     };
@@ -324,14 +327,25 @@ impl Source for RedisSource {
         }
     }
 
-    fn position_reader(&mut self) -> Option<PositionReader> {
-        let connection = self.connection.clone().filter(|_| self.was_master)?;
+    fn position_reader(&mut self) -> Option<OpenPositionReader> {
+        if self.connection.is_none() || !self.was_master {
+            return None;
+        }
+        let (target, timeout, connect_timeout) = (self.target.clone(), self.timeout, self.connect_timeout);
         let (replid, last) = (Arc::<str>::from(self.replid.as_str()), self.last_offset.clone());
-        let password: Option<Arc<[u8]>> = self.target.password().map(Arc::from);
         Some(Arc::new(move || {
-            let (connection, replid, last, password) =
-                (connection.clone(), replid.clone(), last.clone(), password.clone());
-            Box::pin(async move { read_offset(connection, &replid, &last, password.as_deref()).await })
+            let (target, replid, last) = (target.clone(), replid.clone(), last.clone());
+            Box::pin(async move {
+                // A connection of its own: a poll never waits behind reads.
+                let connection = connect(&target, timeout, connect_timeout).await?;
+                let password: Option<Arc<[u8]>> = target.password().map(Arc::from);
+                let reader: PositionReader = Arc::new(move || {
+                    let (connection, replid, last, password) =
+                        (connection.clone(), replid.clone(), last.clone(), password.clone());
+                    Box::pin(async move { read_offset(connection, &replid, &last, password.as_deref()).await })
+                });
+                Ok(reader)
+            })
         }))
     }
 
@@ -443,6 +457,19 @@ mod tests {
         master_repl_offset:4000\r\n";
     const SERVER: &str = "# Server\r\nredis_version:7.0.15\r\nrun_id:abc\r\ntcp_port:6379\r\n";
     const STATS: &str = "# Stats\r\nsync_full:2\r\nsync_partial_ok:1\r\nsync_partial_err:0\r\n";
+
+    #[test]
+    fn a_ping_keeps_the_data_mark_and_an_overtaken_reply_changes_nothing() {
+        let last = Mutex::new(None);
+        assert_eq!(data_mark(&last, true, 100), 100);
+        assert_eq!(data_mark(&last, true, 100 + PING_BYTES), 100, "a ping is housekeeping");
+        // A reply read before the ping, handled after it (another connection).
+        assert_eq!(data_mark(&last, true, 100), 100);
+        assert_eq!(data_mark(&last, true, 100 + 2 * PING_BYTES), 100, "the next ping still follows the newest");
+        assert_eq!(data_mark(&last, true, 200), 200, "a write is data");
+        assert_eq!(data_mark(&last, true, 150), 150, "an overtaken reply's mark is never above its offset");
+        assert_eq!(data_mark(&last, false, 10), 10, "another stream starts afresh");
+    }
 
     #[test]
     fn decodes_a_master() {
