@@ -50,22 +50,23 @@ pub struct NodeReport {
 /// fleet (docs/performance.md).
 pub const SAMPLES_PER_SECOND: f64 = 1000.0;
 
-/// Sources this process samples now.
-static SAMPLED_SOURCES: AtomicUsize = AtomicUsize::new(0);
+/// Nodes of this process that were a source (one stream) at their last
+/// poll, sampled or not: they share the budget.
+static SOURCES: AtomicUsize = AtomicUsize::new(0);
 
-/// Counts one sampled source while it lives.
-struct SampledSource;
+/// Counts one source while its poller says it is one.
+struct CountedSource;
 
-impl SampledSource {
+impl CountedSource {
     fn new() -> Self {
-        SAMPLED_SOURCES.fetch_add(1, Ordering::Relaxed);
-        SampledSource
+        SOURCES.fetch_add(1, Ordering::Relaxed);
+        CountedSource
     }
 }
 
-impl Drop for SampledSource {
+impl Drop for CountedSource {
     fn drop(&mut self) {
-        SAMPLED_SOURCES.fetch_sub(1, Ordering::Relaxed);
+        SOURCES.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
@@ -73,6 +74,13 @@ impl Drop for SampledSource {
 /// longer when the process's budget is shared by many sources.
 pub fn sample_interval(configured: Duration, sources: usize) -> Duration {
     configured.max(Duration::from_secs_f64(sources as f64 / SAMPLES_PER_SECOND))
+}
+
+/// Sampling pays while each source is still read at least twice a poll
+/// interval: beyond that (500 sources at 1 s polls) its samples would come
+/// no more often than its polls, for a connection and a read each.
+pub fn sampling_pays(settings: &PollSettings, sources: usize) -> bool {
+    !settings.sample_interval.is_zero() && sample_interval(settings.sample_interval, sources) * 2 <= settings.interval
 }
 
 /// Start polling every node; reports go to `reports`. Tasks end when the
@@ -113,6 +121,7 @@ pub async fn run<S: Source<Observation = Observation>>(
     let mut last_failure: Option<PollFailure> = None;
     let mut next = tokio::time::Instant::from_std(first_poll);
     let mut sampler: Option<Sampler> = None;
+    let mut counted: Option<CountedSource> = None;
     loop {
         tokio::time::sleep_until(next).await;
         let started = Instant::now();
@@ -137,6 +146,10 @@ pub async fn run<S: Source<Observation = Observation>>(
                     [(key, _)] if !settings.sample_interval.is_zero() => Some(key.clone()),
                     _ => None,
                 };
+                if stream.is_some() != counted.is_some() {
+                    counted = stream.as_ref().map(|_| CountedSource::new());
+                }
+                let stream = stream.filter(|_| sampling_pays(&settings, SOURCES.load(Ordering::Relaxed)));
                 let running = |s: &Sampler| Some(&s.stream) == stream.as_ref() && !s.task.is_finished();
                 if !sampler.as_ref().is_some_and(running) {
                     sampler = stream.zip(source.position_reader()).map(|(stream, open)| Sampler {
@@ -151,6 +164,7 @@ pub async fn run<S: Source<Observation = Observation>>(
             }
             Err(failure) => {
                 sampler = None;
+                counted = None;
                 source.reset();
                 failures = failures.saturating_add(1);
                 if last_failure.as_ref() != Some(failure) {
@@ -261,12 +275,11 @@ async fn read_every(
     reports: &mpsc::Sender<Report>,
     last_failure: &mut Option<PollFailure>,
 ) -> ReadsEnded {
-    let _counted = SampledSource::new();
     let mut in_flight = FuturesOrdered::new();
     let mut tick = tokio::time::Instant::now();
     let mut had_read = false;
     loop {
-        let next_tick = tick + sample_interval(settings.sample_interval, SAMPLED_SOURCES.load(Ordering::Relaxed));
+        let next_tick = tick + sample_interval(settings.sample_interval, SOURCES.load(Ordering::Relaxed));
         tokio::select! {
             () = tokio::time::sleep_until(next_tick), if in_flight.len() < MAX_READS_IN_FLIGHT => {
                 // After a wait for a free slot, the next read starts now, not in a hurry.
@@ -307,6 +320,24 @@ mod tests {
         assert_eq!(sample_interval(configured, 25), configured);
         assert_eq!(sample_interval(configured, 100), Duration::from_millis(100));
         assert_eq!(sample_interval(configured, 1000), Duration::from_secs(1));
+    }
+
+    #[test]
+    fn sampling_stops_paying_once_samples_come_no_faster_than_polls() {
+        let mut s = PollSettings {
+            interval: Duration::from_secs(1),
+            timeout: Duration::from_millis(800),
+            connect_timeout: Duration::from_secs(5),
+            max_backoff: Duration::from_secs(10),
+            sample_interval: Duration::from_millis(25),
+        };
+        assert!(sampling_pays(&s, 1));
+        assert!(sampling_pays(&s, 500), "every 500 ms: twice a poll");
+        assert!(!sampling_pays(&s, 501));
+        s.interval = Duration::from_secs(10);
+        assert!(sampling_pays(&s, 5000));
+        s.sample_interval = Duration::ZERO;
+        assert!(!sampling_pays(&s, 1), "0s turns sampling off");
     }
 
     #[test]

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use tokio::sync::{mpsc, watch};
 
-use crate::lag::{Histories, Pushed, StreamKey};
+use crate::lag::{capacity_for, Histories, PositionHistory, Pushed, StreamKey};
 use crate::model::{FailureKind, LinkId, Node, NodeIndex, NodeView, PollFailure, Sampled, SourcePosition};
 use crate::poller::{NodeReport, PositionSample, Report};
 use crate::snapshot::Snapshot;
@@ -302,7 +302,11 @@ impl Engine {
 
 /// Push a source's position onto its stream's history (started if new).
 fn extend_history(histories: &mut Histories, node: &str, stream: StreamKey, at: Instant, position: SourcePosition) {
-    if histories.entry(stream.clone()).or_default().push_marked(at, position) == Pushed::Reset {
+    // Every history's share of the process's samples, as the fleet grows.
+    let capacity = capacity_for(histories.len() + usize::from(!histories.contains_key(&stream)));
+    let history = histories.entry(stream.clone()).or_insert_with(|| PositionHistory::with_capacity(capacity));
+    history.set_capacity(capacity);
+    if history.push_marked(at, position) == Pushed::Reset {
         tracing::warn!(node = %node, stream = ?stream, "source position went backwards; lag history restarted");
     }
 }
@@ -366,6 +370,18 @@ pub fn publish_gap(poll_interval: Duration) -> Duration {
     (poll_interval / 10).min(Duration::from_millis(100))
 }
 
+/// A snapshot's build time times this is the least gap before the next: a
+/// large fleet's snapshots (and the gate tracks and renders that follow
+/// each) then cost at most a few percent of a core, however large — at
+/// 2,000 nodes a build takes ~5 ms, so ~4 snapshots a second instead of 10.
+/// A small fleet's builds take microseconds and keep `publish_gap`.
+const BUILD_TIME_TO_GAP: u32 = 50;
+
+/// The gap before the next snapshot, given the last one's build time.
+pub fn next_gap(gap: Duration, built_in: Duration) -> Duration {
+    gap.max(built_in.saturating_mul(BUILD_TIME_TO_GAP))
+}
+
 /// Feed reports into the engine and publish a snapshot after each batch (at
 /// most one per `gap`); switch to a new configuration when one arrives.
 pub async fn run(
@@ -379,6 +395,7 @@ pub async fn run(
     // the new one arrives: only both channels closed ends the engine.
     let (mut reports_open, mut reconfigure_open) = (true, true);
     let mut published = tokio::time::Instant::now() - gap;
+    let mut wait = gap;
     loop {
         tokio::select! {
             report = reports.recv(), if reports_open => {
@@ -395,7 +412,7 @@ pub async fn run(
                     Report::Polled(report) => engine.ingest(*report),
                 }
                 // Let the reports of this moment gather, then take them all.
-                tokio::time::sleep_until(published + gap).await;
+                tokio::time::sleep_until(published + wait).await;
                 while let Ok(report) = reports.try_recv() {
                     engine.take(report);
                 }
@@ -411,7 +428,9 @@ pub async fn run(
             }
             else => return,
         }
+        let started = Instant::now();
         let snapshot = crate::offload::heavy(|| engine.snapshot(Instant::now(), SystemTime::now()));
+        wait = next_gap(gap, started.elapsed());
         publish.send_replace(Arc::new(snapshot));
         published = tokio::time::Instant::now();
     }
@@ -670,6 +689,14 @@ mod tests {
         let s = engine.snapshot(t0, SystemTime::now());
         assert_eq!(s.links.len(), 1, "{:?}", s.links);
         assert!(find(&s, "a", "b").up);
+    }
+
+    #[test]
+    fn slow_snapshots_are_published_less_often() {
+        let gap = publish_gap(Duration::from_secs(1));
+        assert_eq!(gap, Duration::from_millis(100));
+        assert_eq!(next_gap(gap, Duration::from_micros(50)), gap, "a small fleet keeps the gap");
+        assert_eq!(next_gap(gap, Duration::from_millis(5)), Duration::from_millis(250));
     }
 
     #[test]

@@ -17,6 +17,24 @@ use crate::model::SourcePosition;
 /// that far back.
 pub const DEFAULT_CAPACITY: usize = 4096;
 
+/// Samples kept over every history of the process (32 bytes each: 16 MiB):
+/// with more than 128 streams each keeps fewer, so memory stays bounded
+/// however large the fleet (docs/performance.md), at the cost of coarser
+/// resolution far back.
+pub const FLEET_SAMPLES: usize = 1 << 19;
+
+/// Fewest samples a history keeps, whatever the fleet: a minute of a busy
+/// source at full resolution, and an hour still reached.
+pub const MIN_CAPACITY: usize = 128;
+
+/// The capacity of each of `streams` histories: their share of
+/// `FLEET_SAMPLES`, a power of two (a full history then fills its buffer
+/// exactly) between `MIN_CAPACITY` and `DEFAULT_CAPACITY`.
+pub fn capacity_for(streams: usize) -> usize {
+    let share = (FLEET_SAMPLES / streams.max(1)).clamp(MIN_CAPACITY, DEFAULT_CAPACITY);
+    1 << share.ilog2()
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Sample {
     pub at: Instant,
@@ -84,6 +102,12 @@ impl PositionHistory {
         self.samples.len()
     }
 
+    /// Keep at most `capacity` samples from the next push on (a smaller
+    /// one thins the history then).
+    pub fn set_capacity(&mut self, capacity: usize) {
+        self.capacity = capacity.max(2);
+    }
+
     pub fn is_empty(&self) -> bool {
         self.samples.is_empty()
     }
@@ -124,10 +148,12 @@ impl PositionHistory {
             self.samples[n - 1].at = at;
             return outcome;
         }
-        self.samples.push_back(Sample { at, position, mark });
-        if self.samples.len() > self.capacity {
+        // Thinned before the push, not after: the buffer never grows past
+        // the capacity (a power of two) into the next doubling.
+        while self.samples.len() >= self.capacity {
             self.thin_older_half();
         }
+        self.samples.push_back(Sample { at, position, mark });
         outcome
     }
 
@@ -148,7 +174,7 @@ impl PositionHistory {
     /// Drop every other sample of the older half, keeping the oldest: how far
     /// back the history reaches keeps growing, only at a coarser resolution.
     fn thin_older_half(&mut self) {
-        let half = self.samples.len() / 2;
+        let half = (self.samples.len() / 2).max(2);
         let mut index = 0;
         self.samples.retain(|_| {
             index += 1;
@@ -322,6 +348,25 @@ mod tests {
         assert!(lag.lower_bound);
         assert!((lag.seconds - 9.0).abs() < 1e-6, "oldest sample is t=6: {lag:?}");
         assert_eq!(lag.bytes, 250 - 50);
+    }
+
+    #[test]
+    fn many_streams_share_the_fleet_samples_and_a_smaller_share_thins() {
+        assert_eq!(capacity_for(1), DEFAULT_CAPACITY);
+        assert_eq!(capacity_for(128), DEFAULT_CAPACITY);
+        assert_eq!(capacity_for(1000), 512, "2^19 / 1000 = 524, down to a power of two");
+        assert_eq!(capacity_for(1_000_000), MIN_CAPACITY);
+        let base = t0();
+        let mut h = PositionHistory::with_capacity(DEFAULT_CAPACITY);
+        for i in 0..3000u64 {
+            h.push(base + Duration::from_millis(25 * i), 1_000 * i);
+        }
+        assert_eq!(h.len(), 3000);
+        h.set_capacity(512);
+        h.push(base + Duration::from_millis(25 * 3000), 1_000 * 3000);
+        assert!(h.len() <= 512, "{}", h.len());
+        assert_eq!(h.oldest().unwrap().at, base, "still reaching back");
+        assert!(h.samples.capacity() <= 4096, "the buffer never doubles past the capacity");
     }
 
     #[test]

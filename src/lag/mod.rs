@@ -11,5 +11,5 @@ pub mod liveness;
 
 pub use discovered::DiscoveredLinks;
 pub use fleet::{label, lag_of, Fleet, Histories, Member, StreamKey, Upstream};
-pub use history::{Lag, PositionHistory, Pushed};
+pub use history::{capacity_for, Lag, PositionHistory, Pushed};
 pub use liveness::{silence_margin, LastHeard};
