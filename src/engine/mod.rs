@@ -372,14 +372,19 @@ pub fn publish_gap(poll_interval: Duration) -> Duration {
 
 /// A snapshot's build time times this is the least gap before the next: a
 /// large fleet's snapshots (and the gate tracks and renders that follow
-/// each) then cost at most a few percent of a core, however large — at
-/// 2,000 nodes a build takes ~5 ms, so ~4 snapshots a second instead of 10.
-/// A small fleet's builds take microseconds and keep `publish_gap`.
-const BUILD_TIME_TO_GAP: u32 = 50;
+/// each) then cost little — at 2,000 nodes a build takes ~5 ms, so 2
+/// snapshots a second instead of 10. A small fleet's builds take
+/// microseconds and keep `publish_gap`.
+const BUILD_TIME_TO_GAP: u32 = 100;
+
+/// The gap never grows past this many `publish_gap`s (half a poll
+/// interval): a build slowed by a loaded machine must not leave gates and
+/// scrapes on data seconds old.
+const MAX_GAPS: u32 = 5;
 
 /// The gap before the next snapshot, given the last one's build time.
 pub fn next_gap(gap: Duration, built_in: Duration) -> Duration {
-    gap.max(built_in.saturating_mul(BUILD_TIME_TO_GAP))
+    gap.max(built_in.saturating_mul(BUILD_TIME_TO_GAP)).min(gap * MAX_GAPS)
 }
 
 /// Feed reports into the engine and publish a snapshot after each batch (at
@@ -696,7 +701,8 @@ mod tests {
         let gap = publish_gap(Duration::from_secs(1));
         assert_eq!(gap, Duration::from_millis(100));
         assert_eq!(next_gap(gap, Duration::from_micros(50)), gap, "a small fleet keeps the gap");
-        assert_eq!(next_gap(gap, Duration::from_millis(5)), Duration::from_millis(250));
+        assert_eq!(next_gap(gap, Duration::from_millis(3)), Duration::from_millis(300));
+        assert_eq!(next_gap(gap, Duration::from_millis(60)), Duration::from_millis(500), "at most half a poll");
     }
 
     #[test]

@@ -5,10 +5,12 @@
 
 use std::io::Write;
 use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
 
 use flate2::write::GzEncoder;
 use flate2::Compression;
 use hyper::body::Bytes;
+use tokio::sync::watch;
 
 use super::in_force::InForce;
 use crate::exposition::{bool_value, with, Families, LINK_LABELS, NODE_LABELS};
@@ -24,13 +26,64 @@ pub fn build_revision() -> &'static str {
 /// The last `/metrics` text, for the snapshot and config it was rendered
 /// from: every scrape of the same snapshot shares it without a copy, and
 /// its gzip form, made once by the first scrape that asks for it.
+///
+/// A large fleet's render takes longer than a scrape should (56k series:
+/// ~60 ms, more under load). When renders are that slow, the next scrape's
+/// render is made just ahead of it (Prometheus scrapes at a steady pace;
+/// `render_ahead`), and a scrape may be served a render of a snapshot up to
+/// `AHEAD_STALENESS` older than the newest.
 #[derive(Debug, Default)]
 pub struct RenderCache {
     last: Mutex<Option<Made>>,
+    pace: Mutex<ScrapePace>,
+}
+
+/// Renders slower than this are made ahead of the scrapes.
+pub const SLOW_RENDER: Duration = Duration::from_millis(20);
+
+/// How much older than the newest snapshot a render made ahead may be: a
+/// poll interval, what a snapshot's data may be old anyway.
+pub const AHEAD_STALENESS: Duration = Duration::from_secs(1);
+
+/// The pace of the scrapes, and of the renders.
+#[derive(Debug, Default, Clone, Copy)]
+struct ScrapePace {
+    last_scrape: Option<Instant>,
+    /// Between the last two scrapes.
+    interval: Option<Duration>,
+    /// How long the last render took.
+    render_time: Duration,
+    /// A render was made ahead of the scrape after `last_scrape`.
+    ahead_made: bool,
+}
+
+impl ScrapePace {
+    /// When to render ahead of the next scrape: a few render times and a
+    /// margin before it is due, if renders are slow and scrapes regular.
+    fn ahead_at(&self) -> Option<Instant> {
+        let (last, interval) = (self.last_scrape?, self.interval?);
+        if self.render_time < SLOW_RENDER || self.ahead_made {
+            return None;
+        }
+        let lead = self.render_time * 3 + Duration::from_millis(100);
+        Some((last + interval).checked_sub(lead).unwrap_or(last))
+    }
 }
 
 /// A render and what it was made from.
 type Made = (Arc<Tracked>, Arc<InForce>, Arc<Rendered>);
+
+/// May a scrape of `tracked` under `in_force` be served `made`? Made from
+/// them; or, when renders are slow, from a snapshot at most
+/// `AHEAD_STALENESS` older under the same config.
+fn serves(made: &Made, tracked: &Arc<Tracked>, in_force: &Arc<InForce>, slow: bool) -> bool {
+    let (t, f, _) = made;
+    if !Arc::ptr_eq(f, in_force) {
+        return false;
+    }
+    Arc::ptr_eq(t, tracked)
+        || (slow && tracked.snapshot.taken.saturating_duration_since(t.snapshot.taken) <= AHEAD_STALENESS)
+}
 
 /// One render: the text, and (once asked for) the same text gzipped.
 #[derive(Debug)]
@@ -69,11 +122,43 @@ pub fn gzip(text: &[u8]) -> Bytes {
 /// Texts this large take milliseconds to compress: off the async workers.
 const HEAVY_BYTES: usize = 256 << 10;
 
+/// A text this large is gzipped as soon as it is rendered (~20 ms at 6 MB).
+fn slow_to_gzip(text: &[u8]) -> bool {
+    text.len() >= 8 * HEAVY_BYTES
+}
+
 impl RenderCache {
-    /// The render for `tracked` under `in_force`, made once.
+    /// The render for a scrape of `tracked` under `in_force`, made once.
     pub fn get(&self, tracked: &Arc<Tracked>, in_force: &Arc<InForce>) -> Arc<Rendered> {
+        let slow = {
+            let mut pace = self.pace.lock().unwrap_or_else(|e| e.into_inner());
+            let now = Instant::now();
+            pace.interval = pace.last_scrape.map(|last| now.saturating_duration_since(last));
+            pace.last_scrape = Some(now);
+            pace.ahead_made = false;
+            pace.render_time >= SLOW_RENDER
+        };
+        self.render(tracked, in_force, slow)
+    }
+
+    /// Render the newest snapshot now if the next scrape is due soon and
+    /// renders are slow (`render_ahead` asks every `AHEAD_TICK`).
+    fn render_if_due(&self, tracked: &Arc<Tracked>, in_force: &Arc<InForce>) {
+        let due = {
+            let mut pace = self.pace.lock().unwrap_or_else(|e| e.into_inner());
+            let due = pace.ahead_at().is_some_and(|at| Instant::now() >= at);
+            pace.ahead_made |= due;
+            due
+        };
+        if due {
+            // Exact: the newest snapshot, not one a little older.
+            self.render(tracked, in_force, false);
+        }
+    }
+
+    fn render(&self, tracked: &Arc<Tracked>, in_force: &Arc<InForce>, slow: bool) -> Arc<Rendered> {
         let hit = |last: &Option<Made>| match last {
-            Some((t, f, rendered)) if Arc::ptr_eq(t, tracked) && Arc::ptr_eq(f, in_force) => Some(rendered.clone()),
+            Some(made) if serves(made, tracked, in_force, slow) => Some(made.2.clone()),
             _ => None,
         };
         // Most scrapes find it rendered: no lock wait, no thread hand-off.
@@ -89,11 +174,37 @@ impl RenderCache {
                 return rendered;
             }
             // The process' own figures ride along, as fresh as the render.
+            let started = Instant::now();
             let text = Bytes::from(render(tracked, in_force) + &crate::exposition::process_metrics());
             let rendered = Arc::new(Rendered::new(text));
+            if slow_to_gzip(&rendered.text) {
+                // Made ahead or not, the next scrape of a large fleet asks gzip.
+                rendered.gzipped();
+            }
+            self.pace.lock().unwrap_or_else(|e| e.into_inner()).render_time = started.elapsed();
             *last = Some((tracked.clone(), in_force.clone(), rendered.clone()));
             rendered
         })
+    }
+}
+
+/// How often `render_ahead` looks whether a scrape is due.
+const AHEAD_TICK: Duration = Duration::from_millis(50);
+
+/// Renders the newest snapshot just before the next scrape is due, when
+/// renders are slow (`RenderCache`): the scrape then finds it made.
+pub async fn render_ahead(
+    cache: Arc<RenderCache>,
+    snapshots: watch::Receiver<Arc<Tracked>>,
+    gates: watch::Receiver<Arc<InForce>>,
+) {
+    let mut tick = tokio::time::interval(AHEAD_TICK);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let (tracked, in_force) = (snapshots.borrow().clone(), gates.borrow().clone());
+        // Off the async workers, as a scrape's render (`offload::heavy`).
+        cache.render_if_due(&tracked, &in_force);
     }
 }
 
@@ -327,6 +438,43 @@ mod tests {
         assert_eq!(back.as_bytes(), &rendered.text[..]);
         let again = cache.get(&tracked, &in_force).gzipped();
         assert_eq!(again.as_ptr(), zipped.as_ptr(), "compressed once per render, then shared");
+    }
+
+    #[test]
+    fn slow_renders_are_made_ahead_of_a_steady_scraper() {
+        let now = Instant::now();
+        let mut pace = ScrapePace {
+            last_scrape: Some(now),
+            interval: Some(Duration::from_secs(15)),
+            render_time: Duration::from_millis(60),
+            ahead_made: false,
+        };
+        assert_eq!(pace.ahead_at(), Some(now + Duration::from_secs(15) - Duration::from_millis(280)));
+        pace.ahead_made = true;
+        assert_eq!(pace.ahead_at(), None, "once per scrape");
+        pace.ahead_made = false;
+        pace.render_time = Duration::from_millis(5);
+        assert_eq!(pace.ahead_at(), None, "fast renders are made when asked");
+        pace.render_time = Duration::from_millis(60);
+        pace.interval = None;
+        assert_eq!(pace.ahead_at(), None, "one scrape tells no pace");
+    }
+
+    #[test]
+    fn only_slow_renders_serve_a_snapshot_a_little_older_under_the_same_config() {
+        let old = Arc::new(Tracked::new(Arc::new(Snapshot::empty(SystemTime::now()))));
+        let in_force = Arc::new(InForce::default());
+        let made: Made = (old.clone(), in_force.clone(), Arc::new(Rendered::new(Bytes::new())));
+        let newer_by = |d: Duration| {
+            let mut snapshot = Snapshot::empty(SystemTime::now());
+            snapshot.taken = old.snapshot.taken + d;
+            Arc::new(Tracked::new(Arc::new(snapshot)))
+        };
+        assert!(serves(&made, &old, &in_force, false));
+        assert!(!serves(&made, &newer_by(Duration::from_millis(300)), &in_force, false));
+        assert!(serves(&made, &newer_by(Duration::from_millis(300)), &in_force, true));
+        assert!(!serves(&made, &newer_by(AHEAD_STALENESS + Duration::from_millis(1)), &in_force, true));
+        assert!(!serves(&made, &old, &Arc::new(InForce::default()), true), "another config: rendered anew");
     }
 
     #[test]

@@ -191,6 +191,8 @@ pub async fn serve(
     let mut shutdown = std::pin::pin!(shutdown);
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let cache = Arc::new(RenderCache::default());
+    let ahead = tokio::spawn(metrics::render_ahead(cache.clone(), snapshots.clone(), gates.clone()));
+    let _ahead = AbortOnDrop(ahead);
     loop {
         let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
@@ -247,6 +249,15 @@ pub async fn serve(
         tracing::warn!("requests still in flight after {} s; stopping anyway", DRAIN.as_secs());
     }
     Ok(())
+}
+
+/// Stops a task when the function that started it returns.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 /// `/healthz` stays open; everything else needs the web config's basic auth
