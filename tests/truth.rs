@@ -25,8 +25,19 @@ use common::redis::RedisServer;
 use common::Replag;
 use serde_json::Value;
 
-/// A row's commit time (midpoint of its INSERT's round trip), by id.
-type Commits = Arc<Mutex<BTreeMap<i64, Instant>>>;
+/// When a write committed, by id: somewhere in its round trip. Usually a
+/// millisecond; a write that took a second (a server stalled mid-commit,
+/// seen in CI: an INSERT of 2 s) leaves the truth that uncertain, and the
+/// truth range says so rather than guess the midpoint.
+#[derive(Debug, Clone, Copy)]
+struct Committed {
+    /// The write was sent.
+    early: Instant,
+    /// Its reply came.
+    late: Instant,
+}
+
+type Commits = Arc<Mutex<BTreeMap<i64, Committed>>>;
 
 /// A replica's visibility over time: (probe moment, highest id visible).
 type Visible = Arc<Mutex<Vec<(Instant, i64)>>>;
@@ -93,25 +104,27 @@ fn visible_after(visible: &[(Instant, i64)], at: Instant) -> Option<i64> {
 
 /// How long the oldest row committed by `at` and not among the first `seen`
 /// has been committed (0 when every row committed by then is seen).
-fn lag_of_missing(commits: &BTreeMap<i64, Instant>, seen: i64, at: Instant) -> f64 {
-    match commits.range(seen + 1..).next() {
-        Some((_, committed)) if *committed <= at => at.duration_since(*committed).as_secs_f64(),
+/// `when` picks the commit's earliest or latest possible moment.
+fn lag_of_missing(commits: &BTreeMap<i64, Committed>, seen: i64, at: Instant, when: fn(&Committed) -> Instant) -> f64 {
+    match commits.range(seen + 1..).next().map(|(_, c)| when(c)) {
+        Some(committed) if committed <= at => at.duration_since(committed).as_secs_f64(),
         _ => 0.0,
     }
 }
 
 /// The truth at `at`, as a range: the prober sees each change only at its
 /// next probe, and a reading's moment is known to within half its poll's
-/// round trip, so both are allowed for (`slack` either side).
+/// round trip, so both are allowed for (`slack` either side); a write
+/// committed somewhere in its own round trip.
 fn truth(
-    commits: &BTreeMap<i64, Instant>,
+    commits: &BTreeMap<i64, Committed>,
     visible: &[(Instant, i64)],
     at: Instant,
     slack: Duration,
 ) -> Option<(f64, f64)> {
     let fewest = visible_before(visible, at - slack)?;
     let most = visible_after(visible, at + slack)?;
-    Some((lag_of_missing(commits, most, at), lag_of_missing(commits, fewest, at)))
+    Some((lag_of_missing(commits, most, at, |c| c.late), lag_of_missing(commits, fewest, at, |c| c.early)))
 }
 
 /// How far a reading is from the truth range.
@@ -210,12 +223,12 @@ impl Writer {
             let started = Instant::now();
             let sql = "INSERT INTO writes (payload) VALUES (repeat('x', 200)) RETURNING id";
             let row = self.postgres.query_one(sql, &[]).await.expect("insert");
-            self.rows.lock().unwrap().insert(row.get(0), started + started.elapsed() / 2);
+            self.rows.lock().unwrap().insert(row.get(0), Committed { early: started, late: Instant::now() });
         };
         let increment = async {
             let started = Instant::now();
             let value: i64 = redis::cmd("INCR").arg("truth").query_async(&mut self.redis.clone()).await.expect("INCR");
-            self.increments.lock().unwrap().insert(value, started + started.elapsed() / 2);
+            self.increments.lock().unwrap().insert(value, Committed { early: started, late: Instant::now() });
         };
         tokio::join!(row, increment);
     }
@@ -488,7 +501,10 @@ async fn lag_below_one_second_matches_the_truth_and_the_500ms_gate_is_never_wron
                 let seen = visible_before(&visible, r.at).unwrap_or(0);
                 let next: Vec<String> = commits
                     .range(seen + 1..seen + 3)
-                    .map(|(id, c)| format!("{id} committed at {:+.3}", c.duration_since(start).as_secs_f64()))
+                    .map(|(id, c)| {
+                        let since = |t: Instant| t.saturating_duration_since(start).as_secs_f64();
+                        format!("{id} committed in {:+.3}..{:+.3}", since(c.early), since(c.late))
+                    })
                     .collect();
                 println!(
                     "    off: at {:+.3} read {:.3} s, truth {:.3}–{:.3} s; visible up to {seen}, next {next:?}",
