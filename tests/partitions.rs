@@ -375,17 +375,28 @@ async fn heartbeats_show_a_cut_link_at_idle() {
     // worth, as heartbeat lag or as position lag (the sources are sampled
     // every 25 ms, so a heartbeat is in the source's position soon after it
     // is written: a replica polled before it arrives is that far behind).
-    let (mut worst, mut worst_position) = (0.0f64, 0.0f64);
+    // A reading's moment is the middle of the replica's poll, so it is
+    // known to within half that poll's round trip (long on a loaded CI
+    // machine): that much more is allowed, and every reading is shown.
+    let (mut over, mut readings) = (Vec::new(), Vec::new());
     for _ in 0..10 {
         let s = replag.scrape().await;
         for r in replicas {
-            worst = worst.max(hb(&s, r).unwrap());
-            worst_position = worst_position.max(value(&s, "replag_lag_seconds", r).unwrap());
+            let (heartbeat, position) = (hb(&s, r).unwrap(), value(&s, "replag_lag_seconds", r).unwrap());
+            let node = if r == "standby" { "standby" } else { "replica" };
+            let half_poll = s.get("replag_poll_duration_seconds", &[("node", node)]).unwrap_or(0.0) / 2.0;
+            let reading =
+                format!("{r}: heartbeat {heartbeat:.3} s, position {position:.3} s, poll {:.3} s", 2.0 * half_poll);
+            if heartbeat >= 0.3 + half_poll || position >= 0.1 + half_poll {
+                over.push(reading.clone());
+            }
+            readings.push(reading);
         }
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
-    assert!(worst < 0.3, "idle heartbeat lag up to {worst:.3} s");
-    assert!(worst_position < 0.1, "heartbeat writes read as position lag at idle: up to {worst_position:.3} s");
+    // Position lag: heartbeat writes read as lag at idle only for the
+    // milliseconds one takes to arrive.
+    assert!(over.is_empty(), "idle readings over 0.3 s (heartbeat) / 0.1 s (position): {over:?}\nall: {readings:#?}");
 
     let cut = Instant::now();
     repl.black_hole(true);
