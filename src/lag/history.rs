@@ -85,6 +85,8 @@ impl Lag {
 pub struct PositionHistory {
     samples: VecDeque<Sample>,
     capacity: usize,
+    /// The source's mark may trail its position (`SourcePosition::mark_trails`).
+    mark_trails: bool,
 }
 
 impl Default for PositionHistory {
@@ -95,7 +97,7 @@ impl Default for PositionHistory {
 
 impl PositionHistory {
     pub fn with_capacity(capacity: usize) -> Self {
-        Self { samples: VecDeque::new(), capacity: capacity.max(2) }
+        Self { samples: VecDeque::new(), capacity: capacity.max(2), mark_trails: false }
     }
 
     pub fn len(&self) -> usize {
@@ -126,7 +128,8 @@ impl PositionHistory {
     }
 
     pub fn push_marked(&mut self, at: Instant, source: SourcePosition) -> Pushed {
-        let SourcePosition { position, mark } = source;
+        let SourcePosition { position, mark, mark_trails } = source;
+        self.mark_trails = mark_trails;
         let mut outcome = Pushed::Appended;
         if let Some(last) = self.samples.back() {
             if at <= last.at {
@@ -158,17 +161,21 @@ impl PositionHistory {
     }
 
     /// Did the source write data between sample `i - 1` and sample `i`?
-    /// Its position moved and its mark moved there — or at the next sample: a
-    /// PostgreSQL commit is in the WAL position a moment before its
-    /// transaction counts as completed, so a sample can catch it in between.
-    /// The newest sample, with no next one yet, counts as data.
+    /// Its position moved and its mark moved there — or, where the mark
+    /// trails (PostgreSQL: a commit is in the WAL position a moment before
+    /// its transaction counts as completed, so a sample can catch it in
+    /// between), at the next sample, and the newest sample, with no next one
+    /// yet, counts as data. Redis' marks are exact: a ping seen in the newest
+    /// sample is housekeeping at once (else a replica polled in the 25 ms
+    /// before the next sample read that long behind at idle; seen in CI).
     fn data_into(&self, i: usize) -> bool {
         let s = &self.samples;
         if i == 0 {
             return true;
         }
         s[i].position > s[i - 1].position
-            && (s[i].mark != s[i - 1].mark || s.get(i + 1).is_none_or(|next| next.mark != s[i].mark))
+            && (s[i].mark != s[i - 1].mark
+                || (self.mark_trails && s.get(i + 1).is_none_or(|next| next.mark != s[i].mark)))
     }
 
     /// Drop every other sample of the older half, keeping the oldest: how far
@@ -422,7 +429,26 @@ mod tests {
     }
 
     fn marked(position: u64, mark: u64) -> SourcePosition {
-        SourcePosition { position, mark }
+        SourcePosition { position, mark, mark_trails: true }
+    }
+
+    #[test]
+    fn an_exact_mark_makes_the_newest_housekeeping_known_at_once() {
+        let base = t0();
+        let exact = |position, mark| SourcePosition { position, mark, mark_trails: false };
+        let mut h = PositionHistory::default();
+        h.push_marked(secs(base, 0.0), exact(100, 100));
+        h.push_marked(secs(base, 1.0), exact(100, 100));
+        // A ping: the newest sample, its mark unchanged.
+        h.push_marked(secs(base, 1.025), exact(114, 100));
+        let lag = h.lag(100, secs(base, 1.04)).unwrap();
+        assert_eq!((lag.bytes, lag.seconds), (14, 0.0), "behind by a ping: in bytes, not in time");
+        // Where the mark trails, the same newest advance is data until the next sample.
+        let mut t = PositionHistory::default();
+        t.push_marked(secs(base, 0.0), marked(100, 100));
+        t.push_marked(secs(base, 1.0), marked(100, 100));
+        t.push_marked(secs(base, 1.025), marked(114, 100));
+        assert!(t.lag(100, secs(base, 1.04)).unwrap().seconds > 0.0);
     }
 
     #[test]

@@ -32,12 +32,18 @@ impl<O> Sampled<O> {
 pub struct SourcePosition {
     pub position: u64,
     pub mark: u64,
+    /// The mark may trail the position by one reading (PostgreSQL: a commit
+    /// is in the WAL a moment before its transaction counts as completed),
+    /// so an advance is housekeeping only once the next reading confirms
+    /// it. Redis' mark is exact (judged from the offset alone): a ping is
+    /// housekeeping at once.
+    pub mark_trails: bool,
 }
 
 impl SourcePosition {
     /// A position whose every advance is data.
     pub fn all_data(position: u64) -> Self {
-        SourcePosition { position, mark: position }
+        SourcePosition { position, mark: position, mark_trails: false }
     }
 }
 

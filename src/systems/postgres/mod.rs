@@ -57,7 +57,7 @@ pub fn source_position(pg: &PgObservation) -> Option<(StreamKey, SourcePosition)
     let key =
         StreamKey { system: SYSTEM, id: pg.system_identifier.clone(), epoch: u64::from(pg.timeline.unwrap_or(0)) };
     let position = pg.current_lsn?.0;
-    Some((key, SourcePosition { position, mark: pg.commit_mark.unwrap_or(position) }))
+    Some((key, SourcePosition { position, mark: pg.commit_mark.unwrap_or(position), mark_trails: true }))
 }
 
 pub fn identity(pg: &PgObservation) -> Identity {

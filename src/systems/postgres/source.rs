@@ -505,7 +505,7 @@ async fn read_position(
     let Some(text) = text else { return Ok(None) };
     let position =
         text.parse::<Lsn>().map_err(|e| PollFailure::new(FailureKind::Protocol, format!("current_lsn: {e}")))?;
-    Ok(Some(Sampled { at, observation: SourcePosition { position: position.0, mark: mark as u64 } }))
+    Ok(Some(Sampled { at, observation: SourcePosition { position: position.0, mark: mark as u64, mark_trails: true } }))
 }
 
 /// A connection to `target` whose queries the server itself ends after

@@ -47,7 +47,9 @@ pub fn derive(
 
 /// A master's `master_repl_offset` in the stream of its replication ID.
 pub fn source_position(r: &RedisObservation) -> Option<(StreamKey, SourcePosition)> {
-    r.is_master.then(|| (stream(&r.replid), SourcePosition { position: r.master_repl_offset, mark: r.data_mark }))
+    r.is_master.then(|| {
+        (stream(&r.replid), SourcePosition { position: r.master_repl_offset, mark: r.data_mark, mark_trails: false })
+    })
 }
 
 pub fn topology_identity(t: &RedisTopology) -> Identity {

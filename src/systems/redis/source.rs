@@ -290,7 +290,7 @@ async fn read_offset(
     }
     let offset = required(&fields, "master_repl_offset")?;
     let mark = data_mark(last, true, offset);
-    Ok(Some(Sampled { at, observation: SourcePosition { position: offset, mark } }))
+    Ok(Some(Sampled { at, observation: SourcePosition { position: offset, mark, mark_trails: false } }))
 }
 
 /// One multiplexed connection to `target` (TLS with its CA when set).
