@@ -121,7 +121,7 @@ pub fn redis_info(data: &[u8]) {
     let stats = parts.next().unwrap_or("");
 
     if let Ok(fields) = parse_info(replication) {
-        for (key, value) in &fields {
+        for (key, value) in fields.iter() {
             assert!(!key.contains(':'), "key {key:?} holds the separator");
             assert!(!key.starts_with('#'), "comment line {key:?} parsed as a field");
             assert!(!key.contains('\n') && !value.contains('\n'), "field spans lines: {key:?}:{value:?}");

@@ -80,7 +80,7 @@ pub fn decode(info: &str, nodes: &str) -> Result<ClusterView, PollFailure> {
         u32::try_from(num(key)?).map_err(|_| malformed(format!("CLUSTER INFO {key} is out of range")))
     };
     let mut view = ClusterView {
-        state_ok: *state == "ok",
+        state_ok: state == "ok",
         slots_assigned: small("cluster_slots_assigned")?,
         slots_ok: small("cluster_slots_ok")?,
         slots_pfail: small("cluster_slots_pfail")?,
