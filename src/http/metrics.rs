@@ -34,16 +34,26 @@ pub fn build_revision() -> &'static str {
 /// `AHEAD_STALENESS` older than the newest.
 #[derive(Debug, Default)]
 pub struct RenderCache {
+    /// Locked only to look or to swap, never while rendering: a scrape that
+    /// a render in progress would not serve better is served at once.
     last: Mutex<Option<Made>>,
+    /// Held while a render is made: one at a time, the others wait for it.
+    rendering: Mutex<()>,
     pace: Mutex<ScrapePace>,
 }
 
 /// Renders slower than this are made ahead of the scrapes.
 pub const SLOW_RENDER: Duration = Duration::from_millis(20);
 
-/// How much older than the newest snapshot a render made ahead may be: a
-/// poll interval, what a snapshot's data may be old anyway.
-pub const AHEAD_STALENESS: Duration = Duration::from_secs(1);
+/// How much older than the newest snapshot a render may be when renders are
+/// slow: one made ahead (at most `MAX_LEAD` before the scrape, of a snapshot
+/// up to half a poll interval old), or the last one while the next is being
+/// made. Two poll intervals at the default 1 s; a scrape of older waits.
+pub const AHEAD_STALENESS: Duration = Duration::from_secs(2);
+
+/// A render made ahead starts at most this long before the scrape is due,
+/// so that the scrape can still be served it (`AHEAD_STALENESS`).
+const MAX_LEAD: Duration = Duration::from_secs(1);
 
 /// The pace of the scrapes, and of the renders.
 #[derive(Debug, Default, Clone, Copy)]
@@ -65,7 +75,7 @@ impl ScrapePace {
         if self.render_time < SLOW_RENDER || self.ahead_made {
             return None;
         }
-        let lead = self.render_time * 3 + Duration::from_millis(100);
+        let lead = (self.render_time * 3 + Duration::from_millis(100)).min(MAX_LEAD);
         Some((last + interval).checked_sub(lead).unwrap_or(last))
     }
 }
@@ -157,20 +167,20 @@ impl RenderCache {
     }
 
     fn render(&self, tracked: &Arc<Tracked>, in_force: &Arc<InForce>, slow: bool) -> Arc<Rendered> {
-        let hit = |last: &Option<Made>| match last {
+        let hit = || match &*self.last.lock().unwrap_or_else(|e| e.into_inner()) {
             Some(made) if serves(made, tracked, in_force, slow) => Some(made.2.clone()),
             _ => None,
         };
-        // Most scrapes find it rendered: no lock wait, no thread hand-off.
-        if let Ok(last) = self.last.try_lock() {
-            if let Some(rendered) = hit(&last) {
-                return rendered;
-            }
+        // Most scrapes find it rendered: no thread hand-off.
+        if let Some(rendered) = hit() {
+            return rendered;
         }
-        // Render (or wait for the scrape that is rendering) off the workers.
+        // Render (or wait for the render in progress) off the workers.
         crate::offload::heavy(|| {
-            let mut last = self.last.lock().unwrap_or_else(|e| e.into_inner());
-            if let Some(rendered) = hit(&last) {
+            let asked = Instant::now();
+            let _one_at_a_time = self.rendering.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(rendered) = hit() {
+                tracing::debug!(waited_ms = asked.elapsed().as_millis() as u64, "served a render made meanwhile");
                 return rendered;
             }
             // The process' own figures ride along, as fresh as the render.
@@ -181,8 +191,18 @@ impl RenderCache {
                 // Made ahead or not, the next scrape of a large fleet asks gzip.
                 rendered.gzipped();
             }
-            self.pace.lock().unwrap_or_else(|e| e.into_inner()).render_time = started.elapsed();
-            *last = Some((tracked.clone(), in_force.clone(), rendered.clone()));
+            let render_time = started.elapsed();
+            tracing::debug!(
+                waited_ms = started.saturating_duration_since(asked).as_millis() as u64,
+                render_ms = render_time.as_millis() as u64,
+                bytes = rendered.text.len(),
+                age_ms = tracked.snapshot.taken.elapsed().as_millis() as u64,
+                exact_snapshot = !slow,
+                "rendered /metrics"
+            );
+            self.pace.lock().unwrap_or_else(|e| e.into_inner()).render_time = render_time;
+            *self.last.lock().unwrap_or_else(|e| e.into_inner()) =
+                Some((tracked.clone(), in_force.clone(), rendered.clone()));
             rendered
         })
     }
@@ -455,6 +475,8 @@ mod tests {
         pace.ahead_made = false;
         pace.render_time = Duration::from_millis(5);
         assert_eq!(pace.ahead_at(), None, "fast renders are made when asked");
+        pace.render_time = Duration::from_millis(600);
+        assert_eq!(pace.ahead_at(), Some(now + Duration::from_secs(15) - MAX_LEAD), "never so early it goes stale");
         pace.render_time = Duration::from_millis(60);
         pace.interval = None;
         assert_eq!(pace.ahead_at(), None, "one scrape tells no pace");
@@ -475,6 +497,36 @@ mod tests {
         assert!(serves(&made, &newer_by(Duration::from_millis(300)), &in_force, true));
         assert!(!serves(&made, &newer_by(AHEAD_STALENESS + Duration::from_millis(1)), &in_force, true));
         assert!(!serves(&made, &old, &Arc::new(InForce::default()), true), "another config: rendered anew");
+    }
+
+    #[test]
+    fn a_scrape_served_by_the_last_render_does_not_wait_for_one_in_progress() {
+        let old = Arc::new(Tracked::new(Arc::new(Snapshot::empty(SystemTime::now()))));
+        let in_force = Arc::new(InForce::default());
+        let cache = Arc::new(RenderCache::default());
+        let made = cache.get(&old, &in_force);
+        cache.pace.lock().unwrap().render_time = SLOW_RENDER;
+        let mut newer = Snapshot::empty(SystemTime::now());
+        newer.taken = old.snapshot.taken + Duration::from_millis(300);
+        let newer = Arc::new(Tracked::new(Arc::new(newer)));
+
+        // A render (made ahead, or another scrape's) is in progress...
+        let rendering = cache.rendering.lock().unwrap();
+        let (sent, got) = std::sync::mpsc::channel();
+        std::thread::spawn({
+            let (cache, newer, in_force) = (cache.clone(), newer.clone(), in_force.clone());
+            move || sent.send(cache.get(&newer, &in_force)).unwrap()
+        });
+        // ...and the scrape is served the last one, a little older, at once.
+        let served = got.recv_timeout(Duration::from_secs(10)).expect("served without waiting for the render");
+        assert!(Arc::ptr_eq(&served, &made));
+        drop(rendering);
+
+        // Beyond AHEAD_STALENESS the scrape waits for a render of its own.
+        let mut stale = Snapshot::empty(SystemTime::now());
+        stale.taken = old.snapshot.taken + AHEAD_STALENESS * 2;
+        let fresh = cache.get(&Arc::new(Tracked::new(Arc::new(stale))), &in_force);
+        assert!(!Arc::ptr_eq(&fresh, &made));
     }
 
     #[test]
