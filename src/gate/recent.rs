@@ -4,6 +4,7 @@
 //! buckets a link) and a short spike or outage is never averaged away.
 
 use std::collections::VecDeque;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// How long a bucket covers.
@@ -22,9 +23,15 @@ pub struct Bucket {
     pub down: bool,
 }
 
+/// Cheap to clone, as the gates' memory does for every link on every
+/// snapshot that a reader still holds the last one of: the closed buckets
+/// are shared (copied once per bucket, every 10 s, not per snapshot), only
+/// the open one is the link's own.
 #[derive(Debug, Clone, Default)]
 pub struct RecentLag {
-    buckets: VecDeque<Bucket>,
+    /// Closed buckets, oldest first; with `open`, at most `BUCKETS`.
+    closed: Arc<VecDeque<Bucket>>,
+    open: Option<Bucket>,
 }
 
 impl RecentLag {
@@ -34,7 +41,7 @@ impl RecentLag {
         let index = at.saturating_duration_since(origin).as_secs() / BUCKET.as_secs();
         let start = origin + BUCKET * u32::try_from(index).unwrap_or(u32::MAX);
         let lag_seconds = lag_seconds.filter(|l| l.is_finite());
-        match self.buckets.back_mut() {
+        match &mut self.open {
             Some(last) if last.start == start => {
                 last.max_lag_seconds = match (last.max_lag_seconds, lag_seconds) {
                     (Some(a), Some(b)) => Some(a.max(b)),
@@ -44,9 +51,13 @@ impl RecentLag {
             }
             Some(last) if last.start > start => {} // out of order: ignore
             _ => {
-                self.buckets.push_back(Bucket { start, max_lag_seconds: lag_seconds, down: !up });
-                while self.buckets.len() > BUCKETS {
-                    self.buckets.pop_front();
+                let opened = Bucket { start, max_lag_seconds: lag_seconds, down: !up };
+                if let Some(closed) = self.open.replace(opened) {
+                    let buckets = Arc::make_mut(&mut self.closed);
+                    buckets.push_back(closed);
+                    while buckets.len() >= BUCKETS {
+                        buckets.pop_front();
+                    }
                 }
             }
         }
@@ -56,7 +67,7 @@ impl RecentLag {
     /// (buckets without a snapshot are absent).
     pub fn window(&self, now: Instant) -> impl Iterator<Item = &Bucket> {
         let horizon = now.checked_sub(BUCKET * BUCKETS as u32);
-        self.buckets.iter().filter(move |b| horizon.is_none_or(|h| b.start >= h))
+        self.closed.iter().chain(&self.open).filter(move |b| horizon.is_none_or(|h| b.start >= h))
     }
 
     /// Since when the link has been healthy by `healthy` (a bucket's test),
@@ -93,8 +104,26 @@ mod tests {
         for i in 0..200 {
             r.push(t0, s(20 + i * 10), Some(0.0), true);
         }
-        assert_eq!(r.buckets.len(), BUCKETS, "bounded");
+        assert_eq!(r.closed.len() + 1, BUCKETS, "bounded");
+        assert_eq!(r.window(s(2010)).last().map(|b| b.start), Some(s(2010)), "the open bucket is in the window");
         assert!(r.window(s(2000)).count() <= BUCKETS);
+    }
+
+    #[test]
+    fn a_copy_shares_the_closed_buckets_and_keeps_its_own_open_one() {
+        let t0 = Instant::now();
+        let s = |secs: u64| t0 + Duration::from_secs(secs);
+        let mut r = RecentLag::default();
+        for at in [1, 11, 21, 25] {
+            r.push(t0, s(at), Some(1.0), true);
+        }
+        let copy = r.clone();
+        assert!(Arc::ptr_eq(&copy.closed, &r.closed), "no copy of the closed buckets per snapshot");
+        r.push(t0, s(27), Some(9.0), false);
+        let worst = |l: &RecentLag| l.window(s(28)).last().map(|b| (b.max_lag_seconds, b.down));
+        assert_eq!(worst(&copy), Some((Some(1.0), false)), "a copy handed out does not change");
+        assert_eq!(worst(&r), Some((Some(9.0), true)));
+        assert_eq!(r.window(s(28)).count(), 3);
     }
 
     #[test]
