@@ -278,3 +278,52 @@ async fn rediss_verifies_the_server_certificate() {
     let _ = server.kill();
     let _ = server.wait();
 }
+
+/// `INFO server` and `INFO stats` are read on a connection's first poll and
+/// every `SERVER_FACTS_EVERY` polls, not on every poll: the resync counters
+/// of a running master still follow (a replica's reconnection, a partial
+/// resync), and a restarted master — another process, a new connection —
+/// is read anew at once (its run ID).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_facts_follow_a_running_master_and_a_restart() {
+    let (mut master, _replica, replag) = start_pair().await;
+    let field = |info: &str, key: &str| {
+        let prefix = format!("{key}:");
+        info.lines().find_map(|l| l.strip_prefix(prefix.as_str())).map(|v| v.trim().to_string()).unwrap()
+    };
+    // The run ID is in /api/v1/status (the node's identity), not a label.
+    let run_id_seen = |run_id: String| {
+        let replag = &replag;
+        async move {
+            let (_, body) = replag.get("/api/v1/status").await.ok()?;
+            let status: serde_json::Value = serde_json::from_str(&body).ok()?;
+            let nodes = status["nodes"].as_array()?;
+            let node = nodes.iter().find(|n| n["name"] == "master")?;
+            (node["identity"]["run_id"] == run_id.as_str()).then_some(())
+        }
+    };
+    let first = field(&master.info("server").await, "run_id");
+    common::wait_for("the master's run ID", Duration::from_secs(20), || run_id_seen(first.clone())).await;
+
+    // The replica drops and resumes its stream: a partial resync, counted
+    // on the master while replag's connection to it stays.
+    let before = field(&master.info("stats").await, "sync_partial_ok").parse::<u64>().unwrap();
+    master.command(&["CLIENT", "KILL", "TYPE", "replica"]).await;
+    let partial = common::wait_for("the replica's partial resync", Duration::from_secs(20), || async {
+        let now = field(&master.info("stats").await, "sync_partial_ok").parse::<u64>().unwrap();
+        (now > before).then_some(now)
+    })
+    .await;
+    let started = Instant::now();
+    replag
+        .wait_until("replag to count the partial resync", Duration::from_secs(30), |s| {
+            s.get("replag_redis_sync_partial_ok_total", &[("node", "master")]) == Some(partial as f64)
+        })
+        .await;
+    println!("server facts: a partial resync counted by replag {:?} after the master did", started.elapsed());
+
+    master.restart().await;
+    let second = field(&master.info("server").await, "run_id");
+    assert_ne!(first, second);
+    common::wait_for("the restarted master's run ID", Duration::from_secs(20), || run_id_seen(second.clone())).await;
+}

@@ -1,6 +1,8 @@
-//! Redis (and Valkey): `INFO replication`, `INFO server` and `INFO stats` in
-//! one pipelined round trip per poll, parsed into an observation. Unknown
-//! fields are ignored; a malformed line or value is an error for the node.
+//! Redis (and Valkey): `INFO replication` every poll, with `INFO server` and
+//! `INFO stats` on a connection's first poll and every
+//! `SERVER_FACTS_EVERY` polls, in one pipelined round trip, parsed into an
+//! observation. Unknown fields are ignored; a malformed line or value is an
+//! error for the node.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -157,11 +159,60 @@ fn parse_replica_line(value: &str) -> Result<ConnectedReplica, PollFailure> {
     })
 }
 
-/// Build an observation from the three INFO sections.
-pub fn decode(replication: &str, server: &str, stats: &str) -> Result<RedisObservation, PollFailure> {
-    let repl = parse_info(replication)?;
+/// What `INFO server` and `INFO stats` tell replag: fixed for a server
+/// process's life (version, run ID, port — a restart closes every
+/// connection, and a new connection reads them again) or counters only
+/// exported (resyncs served). Most of the three sections' text is theirs,
+/// so they are not read on every poll.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ServerFacts {
+    pub version: String,
+    pub run_id: String,
+    pub tcp_port: Option<u16>,
+    pub sync_full: Option<u64>,
+    pub sync_partial_ok: Option<u64>,
+    pub sync_partial_err: Option<u64>,
+}
+
+/// `INFO server` and `INFO stats` read again every this many polls on one
+/// connection (the resync counters then trail by up to that many polls).
+pub const SERVER_FACTS_EVERY: u32 = 10;
+
+/// Read the facts from `INFO server` and `INFO stats`.
+pub fn decode_server(server: &str, stats: &str) -> Result<ServerFacts, PollFailure> {
     let srv = parse_info(server)?;
     let st = parse_info(stats)?;
+    Ok(ServerFacts {
+        version: srv.get("redis_version").or(srv.get("valkey_version")).map(|s| s.to_string()).unwrap_or_default(),
+        run_id: srv.get("run_id").map(|s| s.to_string()).unwrap_or_default(),
+        tcp_port: srv.get("tcp_port").and_then(|p| p.parse().ok()),
+        sync_full: number(&st, "sync_full")?,
+        sync_partial_ok: number(&st, "sync_partial_ok")?,
+        sync_partial_err: number(&st, "sync_partial_err")?,
+    })
+}
+
+/// Build an observation from the three INFO sections.
+pub fn decode(replication: &str, server: &str, stats: &str) -> Result<RedisObservation, PollFailure> {
+    let facts = decode_server(server, stats);
+    // The replication section's errors first, as when all three were one.
+    let observation = decode_replication(replication, &ServerFacts::default())?;
+    let facts = facts?;
+    Ok(RedisObservation {
+        version: facts.version,
+        run_id: facts.run_id,
+        tcp_port: facts.tcp_port,
+        sync_full: facts.sync_full,
+        sync_partial_ok: facts.sync_partial_ok,
+        sync_partial_err: facts.sync_partial_err,
+        ..observation
+    })
+}
+
+/// Build an observation from `INFO replication` and the server's facts as
+/// last read.
+pub fn decode_replication(replication: &str, facts: &ServerFacts) -> Result<RedisObservation, PollFailure> {
+    let repl = parse_info(replication)?;
     let role = repl.get("role").ok_or_else(|| malformed("INFO replication has no role"))?;
     let is_master = match role {
         "master" => true,
@@ -193,9 +244,9 @@ pub fn decode(replication: &str, server: &str, stats: &str) -> Result<RedisObser
     };
     let replid2 = repl.get("master_replid2").filter(|v| v.bytes().any(|b| b != b'0')).map(|v| v.to_string());
     Ok(RedisObservation {
-        version: srv.get("redis_version").or(srv.get("valkey_version")).map(|s| s.to_string()).unwrap_or_default(),
-        run_id: srv.get("run_id").map(|s| s.to_string()).unwrap_or_default(),
-        tcp_port: srv.get("tcp_port").and_then(|p| p.parse().ok()),
+        version: facts.version.clone(),
+        run_id: facts.run_id.clone(),
+        tcp_port: facts.tcp_port,
         is_master,
         replid: repl
             .get("master_replid")
@@ -208,9 +259,9 @@ pub fn decode(replication: &str, server: &str, stats: &str) -> Result<RedisObser
         backlog_histlen: number(&repl, "repl_backlog_histlen")?,
         replicas,
         replica,
-        sync_full: number(&st, "sync_full")?,
-        sync_partial_ok: number(&st, "sync_partial_ok")?,
-        sync_partial_err: number(&st, "sync_partial_err")?,
+        sync_full: facts.sync_full,
+        sync_partial_ok: facts.sync_partial_ok,
+        sync_partial_err: facts.sync_partial_err,
         heartbeats: Heartbeats::default(),
     })
 }
@@ -247,6 +298,9 @@ pub struct RedisSource {
     /// The master's last offset read, and its data mark then; shared with
     /// the position reads between polls.
     last_offset: Arc<Mutex<Option<(u64, u64)>>>,
+    /// `INFO server` and `INFO stats` as last read on this connection, and
+    /// the polls since (`SERVER_FACTS_EVERY`).
+    facts: Option<(ServerFacts, u32)>,
 }
 
 /// What a master's replication ping (`*1\r\n$4\r\nPING\r\n`, every
@@ -266,6 +320,7 @@ impl RedisSource {
             was_master: false,
             replid: String::new(),
             last_offset: Arc::default(),
+            facts: None,
         }
     }
 
@@ -380,11 +435,17 @@ impl RedisSource {
     async fn poll_once(&mut self) -> Result<Sampled<RedisObservation>, PollFailure> {
         if self.connection.is_none() {
             self.connection = Some(connect(&self.target, self.timeout, self.connect_timeout).await?);
+            // Perhaps another server process now: read what it is.
+            self.facts = None;
         }
         let Some(connection) = self.connection.as_mut() else { unreachable!("connection was just set") };
         let heartbeat = self.target.heartbeat.as_ref();
+        let facts_due = self.facts.as_ref().is_none_or(|(_, polls)| polls + 1 >= SERVER_FACTS_EVERY);
         let mut pipe = redis::pipe();
-        pipe.cmd("INFO").arg("replication").cmd("INFO").arg("server").cmd("INFO").arg("stats");
+        pipe.cmd("INFO").arg("replication");
+        if facts_due {
+            pipe.cmd("INFO").arg("server").cmd("INFO").arg("stats");
+        }
         if let Some(hb) = heartbeat {
             pipe.cmd("HGETALL").arg(heartbeat_key(&hb.writer));
         }
@@ -407,21 +468,31 @@ impl RedisSource {
             }
         };
         let started = Instant::now();
-        let (result, written) = tokio::join!(
-            async {
-                if heartbeat.is_some() {
-                    pipe.query_async::<(String, String, String, HashMap<String, u64>)>(connection).await
-                } else {
-                    let sections = pipe.query_async::<(String, String, String)>(connection).await;
-                    sections.map(|(r, s, t)| (r, s, t, HashMap::new()))
-                }
-            },
-            write
-        );
+        let (result, written) = tokio::join!(pipe.query_async::<Vec<redis::Value>>(connection), write);
         let at = started + started.elapsed() / 2;
-        match result {
-            Ok((replication, server, stats, seen)) => {
-                let mut observation = decode(&replication, &server, &stats)?;
+        let replies = result.and_then(|replies| {
+            let mut replies = replies.into_iter();
+            let mut next = || replies.next().ok_or_else(|| RedisError::from((ErrorKind::TypeError, "reply missing")));
+            let replication: String = redis::from_redis_value(&next()?)?;
+            let facts = if facts_due {
+                let (server, stats): (String, String) =
+                    (redis::from_redis_value(&next()?)?, redis::from_redis_value(&next()?)?);
+                Some((server, stats))
+            } else {
+                None
+            };
+            let seen: HashMap<String, u64> =
+                if heartbeat.is_some() { redis::from_redis_value(&next()?)? } else { HashMap::new() };
+            Ok((replication, facts, seen))
+        });
+        match replies {
+            Ok((replication, facts, seen)) => {
+                let facts = match facts {
+                    Some((server, stats)) => (decode_server(&server, &stats)?, 0),
+                    None => self.facts.take().map(|(facts, polls)| (facts, polls + 1)).unwrap_or_default(),
+                };
+                let mut observation = decode_replication(&replication, &facts.0)?;
+                self.facts = Some(facts);
                 observation.heartbeats.seen = seen.into_iter().collect();
                 observation.heartbeats.seen.sort();
                 match written {
