@@ -28,10 +28,11 @@ pub fn build_revision() -> &'static str {
 /// its gzip form, made once by the first scrape that asks for it.
 ///
 /// A large fleet's render takes longer than a scrape should (56k series:
-/// ~13 ms of CPU with its gzip, 60–900 ms of wall time on a loaded host). When renders are that slow, the next scrape's
-/// render is made just ahead of it (Prometheus scrapes at a steady pace;
-/// `render_ahead`), and a scrape may be served a render of a snapshot up to
-/// `AHEAD_STALENESS` older than the newest.
+/// ~13 ms of CPU with its gzip, 60–900 ms of wall time on a loaded host).
+/// When renders are that slow, the next scrape's render is made just ahead
+/// of it (Prometheus scrapes at a steady pace; `render_ahead`), and a scrape
+/// may be served a render of a snapshot up to `AHEAD_STALENESS` older than
+/// the newest.
 #[derive(Debug, Default)]
 pub struct RenderCache {
     /// Locked only to look or to swap, never while rendering: a scrape that

@@ -95,7 +95,7 @@ fn malformed(what: impl Into<String>) -> PollFailure {
 /// The `key:value` fields of an INFO reply, in reply order, borrowed from
 /// its text. A list, not a map: a poll reads a dozen of a hundred fields, and
 /// hashing every key was a tenth of the CPU of a 2,000-node fleet.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct InfoFields<'a>(Vec<(&'a str, &'a str)>);
 
 impl<'a> InfoFields<'a> {
@@ -194,19 +194,7 @@ pub fn decode_server(server: &str, stats: &str) -> Result<ServerFacts, PollFailu
 
 /// Build an observation from the three INFO sections.
 pub fn decode(replication: &str, server: &str, stats: &str) -> Result<RedisObservation, PollFailure> {
-    let facts = decode_server(server, stats);
-    // The replication section's errors first, as when all three were one.
-    let observation = decode_replication(replication, &ServerFacts::default())?;
-    let facts = facts?;
-    Ok(RedisObservation {
-        version: facts.version,
-        run_id: facts.run_id,
-        tcp_port: facts.tcp_port,
-        sync_full: facts.sync_full,
-        sync_partial_ok: facts.sync_partial_ok,
-        sync_partial_err: facts.sync_partial_err,
-        ..observation
-    })
+    decode_replication(replication, &decode_server(server, stats)?)
 }
 
 /// Build an observation from `INFO replication` and the server's facts as
@@ -487,12 +475,13 @@ impl RedisSource {
         });
         match replies {
             Ok((replication, facts, seen)) => {
-                let facts = match facts {
-                    Some((server, stats)) => (decode_server(&server, &stats)?, 0),
-                    None => self.facts.take().map(|(facts, polls)| (facts, polls + 1)).unwrap_or_default(),
-                };
-                let mut observation = decode_replication(&replication, &facts.0)?;
-                self.facts = Some(facts);
+                if let Some((server, stats)) = facts {
+                    self.facts = Some((decode_server(&server, &stats)?, 0));
+                } else if let Some((_, polls)) = &mut self.facts {
+                    *polls += 1;
+                }
+                let Some((facts, _)) = &self.facts else { unreachable!("read on a connection's first poll") };
+                let mut observation = decode_replication(&replication, facts)?;
                 observation.heartbeats.seen = seen.into_iter().collect();
                 observation.heartbeats.seen.sort();
                 match written {
