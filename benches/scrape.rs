@@ -194,7 +194,7 @@ fn lag_and_track(health: Health, now: Instant, noise: &mut Noise) -> (LagView, A
         track.seconds.push(at, seconds);
         track.bytes.push(at, seconds * 2e6);
     }
-    let lag = LagView { bytes: (seconds * 2e6) as u64, seconds, lower_bound: false };
+    let lag = LagView { bytes: (seconds * 2e6) as u64, seconds, lower_bound: false, resolution_seconds: Some(0.025) };
     (lag, Arc::new(track))
 }
 
@@ -258,7 +258,7 @@ fn add_postgres_cluster(
             let stage = |fraction: f64| LagView {
                 bytes: (lag.bytes as f64 * fraction) as u64,
                 seconds: lag.seconds * fraction,
-                lower_bound: false,
+                ..lag
             };
             link.detail.postgres = Some(PgLinkDetail {
                 state: "streaming".into(),

@@ -78,6 +78,10 @@ fn stalled(stalls: &[(Instant, Duration)], at: Instant) -> bool {
 }
 const GATE_LIMIT: f64 = 0.5;
 
+/// A resolution that shows a source sampled between polls (every 25 ms,
+/// its replies 100 ms away at most), not placed by 1 s polls alone.
+const FINE: f64 = 0.15;
+
 /// Where a replica's prober reads the highest write it has.
 enum Replica {
     Postgres(PgServer),
@@ -242,6 +246,8 @@ struct Reading {
     /// or the publisher's for a logical link), plus the prober's interval.
     slack: Duration,
     lag: f64,
+    /// How finely replag says it placed the reading.
+    resolution: f64,
     pass: bool,
     phase: &'static str,
 }
@@ -272,6 +278,7 @@ async fn read_gate(
         let at = asked - Duration::from_secs_f64(age);
         let replica = link["replica"].as_str().unwrap();
         let pass = link["pass"].as_bool().unwrap();
+        let resolution = link["lag_resolution_seconds"].as_f64().expect("a position-history lag has a resolution");
         // A logical link's reading is the publisher's poll.
         let source = link["source"].as_str().unwrap();
         let round_trip = [replica, source]
@@ -284,7 +291,7 @@ async fn read_gate(
         if seen.last().is_some_and(|r| r.at + Duration::from_millis(100) > at) {
             continue;
         }
-        seen.push(Reading { at, slack, lag, pass, phase });
+        seen.push(Reading { at, slack, lag, resolution, pass, phase });
     }
 }
 
@@ -387,7 +394,9 @@ async fn lag_below_one_second_matches_the_truth_and_the_500ms_gate_is_never_wron
         increments: Commits::default(),
     };
     // Until every link is measured (not a lower bound: replag's history
-    // reaches back past each replica), under writes.
+    // reaches back past each replica) and finely (each source sampled
+    // between polls: in the first second or so only polls place the lag, to
+    // within a poll interval, as replag's resolution says), under writes.
     common::wait_for("every link measured by both", Duration::from_secs(30), || async {
         writer.write().await;
         for (_, replag) in &observers {
@@ -397,6 +406,7 @@ async fn lag_below_one_second_matches_the_truth_and_the_500ms_gate_is_never_wron
                 .as_array()?
                 .iter()
                 .filter(|l| l["lag_seconds"].is_number() && l["lag_is_lower_bound"] == false && l["up"] == true)
+                .filter(|l| l["lag_resolution_seconds"].as_f64().is_some_and(|r| r < FINE))
                 .count();
             (measured == links.len()).then_some(())?;
         }
@@ -507,9 +517,10 @@ async fn lag_below_one_second_matches_the_truth_and_the_500ms_gate_is_never_wron
                     })
                     .collect();
                 println!(
-                    "    off: at {:+.3} read {:.3} s, truth {:.3}–{:.3} s; visible up to {seen}, next {next:?}",
+                    "    off: at {:+.3} read {:.3} s (resolution {:.3} s), truth {:.3}–{:.3} s; visible up to {seen}, next {next:?}",
                     r.at.duration_since(start).as_secs_f64(),
                     r.lag,
+                    r.resolution,
                     t.0,
                     t.1
                 );

@@ -720,7 +720,7 @@ mod tests {
         let s = engine.snapshot(t1, SystemTime::now());
         assert_eq!(
             find(&s, "a", "b").lag.unwrap(),
-            crate::model::LagView { bytes: 0, seconds: 0.0, lower_bound: false }
+            crate::model::LagView { bytes: 0, seconds: 0.0, lower_bound: false, resolution_seconds: Some(0.0) }
         );
         assert_eq!(engine.histories.len(), 2, "one stream per timeline");
     }

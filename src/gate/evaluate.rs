@@ -27,6 +27,10 @@ pub struct LinkVerdict {
     pub lag_seconds: Option<f64>,
     pub lag_bytes: Option<u64>,
     pub lag_is_lower_bound: bool,
+    /// How finely the lag is known (`LagView::resolution_seconds`): a
+    /// pipeline can ask for a margin where it is coarse.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lag_resolution_seconds: Option<f64>,
     pub data_age_seconds: Option<f64>,
     /// When the current breach of a limit began (RFC 3339), if over a limit.
     pub breach_since: Option<String>,
@@ -45,6 +49,7 @@ impl LinkVerdict {
             lag_seconds: None,
             lag_bytes: None,
             lag_is_lower_bound: false,
+            lag_resolution_seconds: None,
             data_age_seconds: None,
             breach_since: None,
             breach_seconds: None,
@@ -124,6 +129,7 @@ fn judge(
         lag_seconds: link.gate_lag().map(|l| l.seconds),
         lag_bytes: link.lag.map(|l| l.bytes),
         lag_is_lower_bound: link.gate_lag().is_some_and(|l| l.lower_bound),
+        lag_resolution_seconds: link.lag.and_then(|l| l.resolution_seconds),
         data_age_seconds: link.data_age_seconds.map(|a| a + snapshot_age),
         ..LinkVerdict::failing(Subject::Link(link.id.clone()))
     };
@@ -327,7 +333,8 @@ mod tests {
             snap.taken = now - Duration::from_secs((n - 1 - i) as u64);
             let mut link =
                 Link::new(System::Postgres, LinkKind::Physical, ("p".into(), "us".into()), ("s".into(), "eu".into()));
-            link.lag = Some(LagView { bytes: (v * 1000.0) as u64, seconds: *v, lower_bound: false });
+            link.lag =
+                Some(LagView { bytes: (v * 1000.0) as u64, seconds: *v, lower_bound: false, resolution_seconds: None });
             link.up = up;
             link.state = if up { "streaming".into() } else { "down".into() };
             link.data_age_seconds = Some(0.1);
@@ -370,7 +377,7 @@ mod tests {
     fn a_lower_bound_cannot_pass_a_lag_limit() {
         let now = Instant::now();
         let (mut snap, tracks) = snapshot_with(&[0.0], true, now);
-        snap.links[0].lag = Some(LagView { bytes: 5000, seconds: 0.002, lower_bound: true });
+        snap.links[0].lag = Some(LagView { bytes: 5000, seconds: 0.002, lower_bound: true, resolution_seconds: None });
         let v = evaluate(&spec("max_lag=1s&for=60s"), &snap, &tracks, now, SystemTime::now());
         assert!(!v.pass);
         assert!(v.links[0].reason.as_deref().unwrap().contains("at least"), "{v:?}");

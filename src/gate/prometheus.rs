@@ -28,6 +28,7 @@ const LINK_METRICS: &[&str] = &[
     "replag_lag_bytes",
     "replag_link_up",
     "replag_lag_lower_bound",
+    "replag_lag_resolution_seconds",
     "replag_link_data_age_seconds",
     // A link's group and shard, for a gate scoped by them.
     "replag_link_group_info",
@@ -234,6 +235,7 @@ struct LinkSeries<'a> {
     lag_bytes: Option<&'a Series>,
     up: Option<&'a Series>,
     lower_bound: Option<&'a Series>,
+    resolution: Option<&'a Series>,
     data_age: Option<&'a Series>,
     /// `replag_link_group_info`: the link's group and shard labels.
     group: Option<&'a Series>,
@@ -274,6 +276,7 @@ fn judge(
         lag_seconds: lag.map(|(_, v)| v),
         lag_bytes: last(series.lag_bytes).map(|(_, v)| v.max(0.0) as u64),
         lag_is_lower_bound: last(series.lower_bound).is_some_and(|(_, v)| v == 1.0),
+        lag_resolution_seconds: last(series.resolution).map(|(_, v)| v),
         data_age_seconds: Some(last(series.data_age).map_or(0.0, |(_, a)| a) + sample_age),
         ..LinkVerdict::failing(Subject::Link(link.clone()))
     };
@@ -334,6 +337,7 @@ pub fn evaluate(spec: &GateSpec, fetched: &Fetched, now: f64, wall: SystemTime) 
             "replag_lag_bytes" => &mut entry.lag_bytes,
             "replag_link_up" => &mut entry.up,
             "replag_lag_lower_bound" => &mut entry.lower_bound,
+            "replag_lag_resolution_seconds" => &mut entry.resolution,
             "replag_link_data_age_seconds" => &mut entry.data_age,
             "replag_link_group_info" => &mut entry.group,
             _ => continue,

@@ -352,6 +352,13 @@ pub fn render(tracked: &Tracked, in_force: &InForce) -> String {
         "1 if replag_lag_seconds is a lower bound: the replica is older than the source history replag keeps.",
         LINK_LABELS,
     );
+    let resolution = f.gauge(
+        "replag_lag_resolution_seconds",
+        "How finely the source's position history placed the replica's reading: the replica may trail by up to this \
+         much more than replag_lag_seconds (behind, by as much less). About the sampling interval while the source is \
+         sampled between polls; up to the poll interval when it is not.",
+        LINK_LABELS,
+    );
     let link_up = f.gauge("replag_link_up", "1 if the link is connected and streaming, else 0.", LINK_LABELS);
     let data_age = f.gauge(
         "replag_link_data_age_seconds",
@@ -404,6 +411,9 @@ pub fn render(tracked: &Tracked, in_force: &InForce) -> String {
             lag_seconds.with_label_values(&v).set(lag.seconds);
             lag_bytes.with_label_values(&v).set(lag.bytes as f64);
             lower_bound.with_label_values(&v).set(bool_value(lag.lower_bound));
+            if let Some(r) = lag.resolution_seconds {
+                resolution.with_label_values(&v).set(r);
+            }
         }
         if let Some(age) = l.data_age_seconds {
             data_age.with_label_values(&v).set(age);

@@ -69,16 +69,32 @@ pub struct Lag {
     pub seconds: f64,
     /// The replica is older than the oldest sample: `seconds` is a lower bound.
     pub lower_bound: bool,
+    /// How finely the history placed the reading, in seconds
+    /// (`PositionHistory::lag`): the replica may trail by up to this much
+    /// more (or, when behind, less) than `seconds` says.
+    pub resolution: f64,
 }
 
 impl From<Lag> for crate::model::LagView {
     fn from(lag: Lag) -> Self {
-        crate::model::LagView { bytes: lag.bytes, seconds: lag.seconds, lower_bound: lag.lower_bound }
+        crate::model::LagView {
+            bytes: lag.bytes,
+            seconds: lag.seconds,
+            lower_bound: lag.lower_bound,
+            resolution_seconds: Some(lag.resolution),
+        }
     }
 }
 
 impl Lag {
-    pub const ZERO: Lag = Lag { bytes: 0, seconds: 0.0, lower_bound: false };
+    /// Caught up, as far as samples `resolution` seconds apart can tell.
+    pub fn caught_up(resolution: f64) -> Lag {
+        Lag { bytes: 0, seconds: 0.0, lower_bound: false, resolution }
+    }
+
+    pub fn is_zero(&self) -> bool {
+        self.bytes == 0 && self.seconds == 0.0 && !self.lower_bound
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -200,6 +216,22 @@ impl PositionHistory {
         Some(if idx == 0 { first.position } else { self.samples[idx - 1].position })
     }
 
+    /// How long before `at` the source's position was last known: 0 inside
+    /// a plateau (samples either side at the same position), else `at` − the
+    /// last sample at or before it (the first sample's distance when `at`
+    /// precedes the history). A replica read at `at` that looks caught up may
+    /// have missed what the source wrote in that gap.
+    fn unknown_before(&self, at: Instant) -> f64 {
+        let idx = self.samples.partition_point(|s| s.at <= at);
+        let Some(before) = idx.checked_sub(1).map(|i| self.samples[i]) else {
+            return self.samples.front().map_or(0.0, |first| first.at.duration_since(at).as_secs_f64());
+        };
+        match self.samples.get(idx) {
+            Some(after) if after.position == before.position => 0.0,
+            _ => at.duration_since(before.at).as_secs_f64(),
+        }
+    }
+
     /// Lag of a replica that was at `position` at time `at`.
     ///
     /// Caught up (position at or past the source's known position at `at`) is 0.
@@ -209,10 +241,17 @@ impl PositionHistory {
     /// after a plateau), else the middle of the first interval that carried
     /// data. Missing only housekeeping is 0 s (the bytes still count). A position older than the whole history
     /// yields a lower bound. `None` without samples.
+    ///
+    /// The resolution says how well the samples pin this down: for a replica
+    /// behind, the span of the interval the source passed `position` in; for
+    /// one that looks caught up, how long before `at` the source's position
+    /// was last known (`unknown_before`). 25 ms while a source is sampled
+    /// between polls; up to a poll interval when it is not (the first poll
+    /// after a start, sampling off at large fleets or failing).
     pub fn lag(&self, position: u64, at: Instant) -> Option<Lag> {
         let source_now = self.position_at(at)?;
         if position >= source_now {
-            return Some(Lag::ZERO);
+            return Some(Lag::caught_up(self.unknown_before(at)));
         }
         let bytes = source_now - position;
         // Index of the first sample beyond `position`; it exists because
@@ -221,15 +260,15 @@ impl PositionHistory {
         if idx == 0 {
             let oldest = self.samples[0].at;
             let seconds = at.saturating_duration_since(oldest).as_secs_f64();
-            return Some(Lag { bytes, seconds, lower_bound: true });
+            return Some(Lag { bytes, seconds, lower_bound: true, resolution: self.unknown_before(at) });
         }
         // The sample `source_now` came from.
         let known = self.samples.partition_point(|s| s.at <= at).max(idx + 1);
         let Some(first_data) = (idx..known).find(|&i| self.data_into(i)) else {
-            return Some(Lag { bytes, seconds: 0.0, lower_bound: false });
+            return Some(Lag { bytes, seconds: 0.0, lower_bound: false, resolution: self.unknown_before(at) });
         };
+        let (a, b) = (self.samples[first_data - 1], self.samples[first_data]);
         let passed_at = if first_data == idx {
-            let (a, b) = (self.samples[idx - 1], self.samples[idx]);
             let fraction = (position - a.position) as f64 / (b.position - a.position) as f64;
             let span = (b.at - a.at).as_secs_f64();
             // Writing that resumed after a plateau (an idle source) began
@@ -241,11 +280,10 @@ impl PositionHistory {
             a.at + Duration::from_secs_f64(offset)
         } else {
             // Data came after housekeeping, somewhere in this interval.
-            let (a, b) = (self.samples[first_data - 1], self.samples[first_data]);
             a.at + (b.at - a.at) / 2
         };
         let seconds = at.saturating_duration_since(passed_at).as_secs_f64();
-        Some(Lag { bytes, seconds, lower_bound: false })
+        Some(Lag { bytes, seconds, lower_bound: false, resolution: (b.at - a.at).as_secs_f64() })
     }
 }
 
@@ -257,13 +295,17 @@ impl PositionHistory {
     /// has every write up to the last one replag made is caught up: 0.
     pub fn lag_in_steps(&self, position: u64, at: Instant) -> Option<Lag> {
         let source_now = self.position_at(at)?;
+        // The resolution assumes steps seen by polls (filer.sync events): the
+        // first missed one was made in the interval before the sample that
+        // showed it. Heartbeats' samples are the writes; they use `seconds`.
         if position >= source_now {
-            return Some(Lag::ZERO);
+            return Some(Lag::caught_up(self.unknown_before(at)));
         }
         let idx = self.samples.partition_point(|s| s.position <= position);
         let first_missed = self.samples[idx];
         let seconds = at.saturating_duration_since(first_missed.at).as_secs_f64();
-        Some(Lag { bytes: source_now - position, seconds, lower_bound: idx == 0 })
+        let resolution = idx.checked_sub(1).map_or(0.0, |i| (first_missed.at - self.samples[i].at).as_secs_f64());
+        Some(Lag { bytes: source_now - position, seconds, lower_bound: idx == 0, resolution })
     }
 }
 
@@ -295,7 +337,9 @@ mod tests {
             h.push(secs(base, i as f64), 1000);
         }
         assert_eq!(h.len(), 2, "a plateau keeps only its two ends");
-        assert_eq!(h.lag(1000, secs(base, 3600.0)), Some(Lag::ZERO));
+        let lag = h.lag(1000, secs(base, 3600.0)).unwrap();
+        // Read a second after the source's last sample.
+        assert!(lag.is_zero() && lag.resolution == 1.0, "{lag:?}");
     }
 
     #[test]
@@ -338,9 +382,9 @@ mod tests {
         assert!((h.lag_in_steps(1_008, secs(base, 9.1)).unwrap().seconds - 0.1).abs() < 1e-6);
         // Stuck at the write of 5 s: behind since the write of 6 s.
         assert!((h.lag_in_steps(1_005, secs(base, 9.0)).unwrap().seconds - 3.0).abs() < 1e-6);
-        assert_eq!(h.lag_in_steps(1_009, secs(base, 9.5)).unwrap(), Lag::ZERO);
+        assert!(h.lag_in_steps(1_009, secs(base, 9.5)).unwrap().is_zero());
         // Observed before the last write was made: caught up.
-        assert_eq!(h.lag_in_steps(1_008, secs(base, 8.5)).unwrap(), Lag::ZERO);
+        assert!(h.lag_in_steps(1_008, secs(base, 8.5)).unwrap().is_zero());
         assert!(h.lag_in_steps(0, secs(base, 9.0)).unwrap().lower_bound);
     }
 
@@ -409,7 +453,7 @@ mod tests {
         assert_eq!(h.len(), 2);
         assert_eq!(h.push(secs(base, 2.0), 10), Pushed::Reset);
         assert_eq!(h.len(), 1);
-        assert_eq!(h.lag(10, secs(base, 3.0)), Some(Lag::ZERO));
+        assert_eq!(h.lag(10, secs(base, 3.0)), Some(Lag::caught_up(1.0)));
     }
 
     #[test]
@@ -421,7 +465,7 @@ mod tests {
         // A background record lands at t=1.9995; the replica is polled at
         // t=1.999 (before it), the source at t=2.0 (after it).
         h.push(secs(base, 2.0), 180);
-        assert_eq!(h.lag(100, secs(base, 1.999)), Some(Lag::ZERO));
+        assert!(h.lag(100, secs(base, 1.999)).unwrap().is_zero());
         // The next replica poll, if it had not replayed it, would be lag.
         let lag = h.lag(100, secs(base, 3.0)).unwrap();
         assert_eq!(lag.bytes, 80);
@@ -507,7 +551,39 @@ mod tests {
         h.push(secs(base, 10.0), 100);
         h.push(secs(base, 11.0), 200);
         // Observed at t=10.5 at position 150: the source was at 150 then.
-        assert_eq!(h.lag(150, secs(base, 10.5)), Some(Lag::ZERO));
+        let lag = h.lag(150, secs(base, 10.5)).unwrap();
+        assert!(lag.is_zero(), "{lag:?}");
+        // It may have missed a write made in the 0.5 s since the source's last sample.
+        assert!((lag.resolution - 0.5).abs() < 1e-9, "{lag:?}");
+    }
+
+    #[test]
+    fn resolution_is_the_sample_spacing_where_the_reading_falls() {
+        let base = t0();
+        let mut h = PositionHistory::default();
+        // Polled every second (no samples between polls), writing all along.
+        for i in 0..=3 {
+            h.push(secs(base, i as f64), 1000 * i);
+        }
+        // A standby read at 3.7 s at the source's 3 s position looks caught
+        // up, but the source's position has not been known for 0.7 s.
+        let lag = h.lag(3000, secs(base, 3.7)).unwrap();
+        assert!(lag.is_zero());
+        assert!((lag.resolution - 0.7).abs() < 1e-9, "{lag:?}");
+        // Behind: placed within the 1 s between the polls around it.
+        let lag = h.lag(1500, secs(base, 3.0)).unwrap();
+        assert!((lag.seconds - 1.5).abs() < 1e-9 && (lag.resolution - 1.0).abs() < 1e-9, "{lag:?}");
+        // Sampled every 25 ms from 3 s on: both are 25 ms.
+        for i in 1..=40 {
+            h.push(secs(base, 3.0 + 0.025 * i as f64), 3000 + 25 * i);
+        }
+        let lag = h.lag(3500, secs(base, 3.9)).unwrap();
+        assert!((lag.resolution - 0.025).abs() < 1e-6, "{lag:?}");
+        let lag = h.lag(4000, secs(base, 4.01)).unwrap();
+        assert!(lag.is_zero() && (lag.resolution - 0.01).abs() < 1e-6, "{lag:?}");
+        // Inside an idle plateau the position was known throughout.
+        h.push(secs(base, 6.0), 4000);
+        assert_eq!(h.lag(4000, secs(base, 5.0)).unwrap().resolution, 0.0);
     }
 
     proptest! {
@@ -534,7 +610,12 @@ mod tests {
             prop_assert!(lag.seconds >= 0.0 && lag.seconds.is_finite());
             prop_assert_eq!(lag.bytes == 0, lag.seconds == 0.0 || lag.bytes == 0);
             if replica >= pos {
-                prop_assert_eq!(lag, Lag::ZERO);
+                prop_assert!(lag.is_zero());
+            }
+            // Never more precise than the samples, never beyond the whole history.
+            prop_assert!(lag.resolution >= 0.0 && lag.resolution <= (at - base).as_secs_f64() + 1e-6);
+            if at > base + Duration::from_millis(t_ms) && replica >= pos {
+                prop_assert!((lag.resolution - obs_offset_ms as f64 / 1000.0).abs() < 1e-6);
             }
             // The lag can never exceed the time since the first sample ever pushed
             // (here the start of the stream).

@@ -66,6 +66,11 @@ pub struct LagView {
     pub bytes: u64,
     pub seconds: f64,
     pub lower_bound: bool,
+    /// How finely the source's position history placed this reading
+    /// (`lag::Lag::resolution`); None where lag is not measured against a
+    /// position history (SeaweedFS volume copies, heartbeats alone).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub resolution_seconds: Option<f64>,
 }
 
 /// The state of a link whose periodic messages stopped arriving (a silent
@@ -182,9 +187,9 @@ mod tests {
             LinkView::new(System::Postgres, LinkKind::Physical, ("a".into(), "r1".into()), ("b".into(), "r2".into()));
         link.heartbeat_lag_seconds = Some(4.0);
         assert_eq!(link.gate_lag(), None, "heartbeats add to a measured link, they do not replace it");
-        link.lag = Some(LagView { bytes: 0, seconds: 0.0, lower_bound: false });
+        link.lag = Some(LagView { bytes: 0, seconds: 0.0, lower_bound: false, resolution_seconds: None });
         assert_eq!(link.gate_lag().map(|l| l.seconds), Some(4.0), "a cut link at idle");
-        link.lag = Some(LagView { bytes: 900, seconds: 6.0, lower_bound: false });
+        link.lag = Some(LagView { bytes: 900, seconds: 6.0, lower_bound: false, resolution_seconds: None });
         assert_eq!(link.gate_lag(), link.lag, "position lag when it is the larger");
     }
 }

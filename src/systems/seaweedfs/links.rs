@@ -195,7 +195,7 @@ pub(super) fn derive(
                     let (bytes, seconds) = diverged.get(dc_id).copied().unwrap_or((0, 0.0));
                     link.up = true;
                     link.state = if bytes == 0 { "in sync".into() } else { "diverged".into() };
-                    link.lag = Some(LagView { bytes, seconds, lower_bound: false });
+                    link.lag = Some(LagView { bytes, seconds, lower_bound: false, resolution_seconds: None });
                 }
                 None => {
                     link.state = "no volume servers".into();

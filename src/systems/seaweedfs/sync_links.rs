@@ -132,9 +132,9 @@ fn direction(
         // the oldest one not applied (up to a poll late), never
         // interpolated back to the poll before — an event in flight for a
         // few ms at a poll would read as a poll of lag.
-        let lag = history.and_then(|h| h.lag_in_steps(d.events_done, at)).unwrap_or(Lag::ZERO);
+        let lag = history.and_then(|h| h.lag_in_steps(d.events_done, at)).unwrap_or(Lag::caught_up(0.0));
         let bytes = d.bytes_received.saturating_sub(d.bytes_done);
-        backlog = Some((LagView { bytes, seconds: lag.seconds, lower_bound: lag.lower_bound }, at));
+        backlog = Some((LagView { bytes, ..lag.into() }, at));
         view = Some(SeaweedFilerSyncView {
             sync: name(p),
             source: name(s),
@@ -154,7 +154,7 @@ fn direction(
     link.lag = match (backlog, heartbeat) {
         (Some((lag, _)), Some((hb, _))) => Some(LagView { seconds: lag.seconds.max(hb), ..lag }),
         (Some((lag, _)), None) => Some(lag),
-        (None, Some((hb, _))) => Some(LagView { bytes: 0, seconds: hb, lower_bound: false }),
+        (None, Some((hb, _))) => Some(LagView { bytes: 0, seconds: hb, lower_bound: false, resolution_seconds: None }),
         (None, None) => None,
     };
     let ages = [backlog.map(|(_, at)| at), heartbeat.map(|(_, at)| at)];
