@@ -164,6 +164,7 @@ fn node_view(system: System, name: &str, region: &str, role: &str, version: &str
         last_poll_duration_seconds: Some(0.003),
         last_success: Some(wall),
         polls_total: 86_400,
+        position_reads_total: 0,
         failures_total: [2, 0, 1, 0, 0],
     }
 }

@@ -365,11 +365,21 @@ async fn heartbeats_show_a_cut_link_at_idle() {
     let replag = Replag::start(&config, &[]).await;
     let replicas = ["standby", "replica"];
     let hb = |s: &Scrape, r: &str| value(s, "replag_heartbeat_lag_seconds", r);
-    replag
-        .wait_until("heartbeat lag measured on both links", Duration::from_secs(30), |s| {
-            replicas.iter().all(|r| hb(s, r).is_some_and(|l| l < 0.3) && is(s, "replag_link_up", r, 1.0))
-        })
-        .await;
+    // Measured, and finely: the sources read between polls (in CI a first
+    // reading, placed by 500 ms polls alone, read 0.4 s at idle).
+    common::wait_for("heartbeat lag measured finely on both links", Duration::from_secs(30), || async {
+        replag.sampling(&["primary", "master"]).await.then_some(())?;
+        let s = replag.scrape().await;
+        replicas
+            .iter()
+            .all(|r| {
+                hb(&s, r).is_some_and(|l| l < 0.3)
+                    && is(&s, "replag_link_up", r, 1.0)
+                    && value(&s, "replag_lag_resolution_seconds", r).is_some_and(|res| res < 0.1)
+            })
+            .then_some(())
+    })
+    .await;
     // Idle: a replica polled as its source is written to may lack that one
     // heartbeat for the milliseconds it takes to arrive: never a poll's
     // worth, as heartbeat lag or as position lag (the sources are sampled

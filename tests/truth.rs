@@ -400,6 +400,7 @@ async fn lag_below_one_second_matches_the_truth_and_the_500ms_gate_is_never_wron
     common::wait_for("every link measured by both", Duration::from_secs(30), || async {
         writer.write().await;
         for (_, replag) in &observers {
+            replag.sampling(&["primary", "redis-master"]).await.then_some(())?;
             let (_, body) = replag.get("/gate?max_lag=500ms&always_200=true").await.ok()?;
             let verdict: Value = serde_json::from_str(&body).ok()?;
             let measured = verdict["links"]

@@ -40,6 +40,7 @@ pub struct NodeState {
     pub last_ok: Option<(Sampled<Observation>, SystemTime)>,
     pub failure: Option<PollFailure>,
     pub polls_total: u64,
+    pub position_reads_total: u64,
     pub failures_total: [u64; FailureKind::ALL.len()],
 }
 
@@ -168,6 +169,9 @@ impl Engine {
     /// (only a poll starts a stream's history).
     pub fn ingest_sample(&mut self, sample: PositionSample) {
         if self.histories.contains_key(&sample.stream) {
+            if let Some(state) = self.states.get_mut(sample.node) {
+                state.position_reads_total += 1;
+            }
             let node = self.specs.get(sample.node).map_or("?", |s| s.name.as_str());
             extend_history(&mut self.histories, node, sample.stream, sample.at, sample.source);
         }
@@ -329,6 +333,7 @@ fn node_view(spec: &NodeSpec, state: &NodeState) -> NodeView {
         last_poll_duration_seconds: state.last_report.map(|r| r.duration.as_secs_f64()),
         last_success: state.last_ok.as_ref().map(|(_, wall)| *wall),
         polls_total: state.polls_total,
+        position_reads_total: state.position_reads_total,
         failures_total: state.failures_total,
     }
 }

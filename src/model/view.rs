@@ -27,6 +27,10 @@ pub struct NodeView {
     #[serde(serialize_with = "opt_unix_seconds")]
     pub last_success: Option<SystemTime>,
     pub polls_total: u64,
+    /// Reads of the node's position between polls that replag took (a
+    /// source sampled every `poll.sample_interval`): growing while lag is
+    /// resolved finer than the poll interval.
+    pub position_reads_total: u64,
     /// Failed polls by reason, in `FailureKind::ALL` order; a JSON object
     /// by reason (`{"connect": 3, "auth": 0, …}`).
     #[serde(serialize_with = "failures_as_object")]

@@ -221,6 +221,19 @@ impl Replag {
         .await
     }
 
+    /// Are `sources` read between polls yet (`position_reads_total` in
+    /// `/api/v1/status`)? Until then, right after a start, only polls place
+    /// lag, to within a poll interval.
+    pub async fn sampling(&self, sources: &[&str]) -> bool {
+        let Ok((200, body)) = self.get("/api/v1/status").await else { return false };
+        let Ok(status) = serde_json::from_str::<serde_json::Value>(&body) else { return false };
+        let reads = |name: &str| {
+            status["nodes"].as_array().into_iter().flatten().find(|n| n["name"] == name)?["position_reads_total"]
+                .as_u64()
+        };
+        sources.iter().all(|s| reads(s).is_some_and(|n| n > 0))
+    }
+
     pub async fn scrape(&self) -> Scrape {
         let (status, text) = self.get("/metrics").await.expect("scrape succeeds");
         assert_eq!(status, 200);
