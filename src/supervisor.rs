@@ -170,12 +170,41 @@ pub async fn serve(
     );
     let (tracked, in_force) = (running.tracked.clone(), running.in_force());
     let reloader = tokio::spawn(reload_on_hangup(running, config_path));
-    let result = http::serve(listener, tracked, in_force, security, telemetry_path.into(), shutdown_signal()).await;
+    let listener = listener.into_std().map_err(Error::Server)?;
+    let (done, served) = tokio::sync::oneshot::channel();
+    std::thread::Builder::new()
+        .name("replag-http".into())
+        .spawn(move || {
+            let result = http_runtime().and_then(|runtime| {
+                runtime.block_on(async move {
+                    let listener = tokio::net::TcpListener::from_std(listener)?;
+                    http::serve(listener, tracked, in_force, security, telemetry_path.into(), shutdown_signal()).await
+                })
+            });
+            let _ = done.send(result);
+        })
+        .map_err(Error::Server)?;
+    let result = served.await.unwrap_or_else(|_| Err(std::io::Error::other("the HTTP server's thread ended")));
     // Aborting the reloader drops `Running`: pollers and engine stop with it.
     reloader.abort();
     result.map_err(Error::Server)?;
     tracing::info!("shut down");
     Ok(())
+}
+
+/// The HTTP server's own runtime. Every poll of a large fleet fires at the
+/// same moment (so a primary and its standbys are read together), and on
+/// the pollers' runtime a scrape arriving then queued behind 2,000 replies'
+/// decoding; here it waits only for the OS. One worker: serving is light,
+/// and a render (`offload::heavy`) hands the worker's other requests to a
+/// blocking thread meanwhile.
+fn http_runtime() -> std::io::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .max_blocking_threads(4)
+        .thread_name("replag-http")
+        .enable_all()
+        .build()
 }
 
 /// SIGHUP: load the config again; take it whole or keep the old one.
