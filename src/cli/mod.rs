@@ -152,10 +152,16 @@ fn load(arg: &ConfigArg) -> Result<Config, Error> {
     Ok(config::load(arg.config.as_deref())?)
 }
 
-/// Run a parsed command line on a two-worker runtime.
+/// Run a parsed command line on a one-worker runtime (the HTTP server has
+/// its own: `supervisor::serve`). A poll costs replag ~45 µs of CPU, so one
+/// worker carries ~20,000 node-polls a second, far past where a process
+/// should shard (docs/performance.md); a second worker cost 1–2 points of a
+/// core more at 2,000 nodes in three A/B runs (tasks stolen and woken
+/// across threads). Snapshots and renders run in `offload::heavy`, which
+/// hands the worker's tasks to another thread meanwhile.
 pub fn run(cli: Cli) -> ExitCode {
     let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
+        .worker_threads(1)
         .max_blocking_threads(4)
         .enable_all()
         .build()
