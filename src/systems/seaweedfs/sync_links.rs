@@ -32,7 +32,7 @@ use super::filer_sync::{SyncDirection, SyncObservation};
 use super::fleet::{Fleet, SeaweedLink, SYSTEM};
 use super::source::SeaweedObservation;
 use super::target::SeaweedRole;
-use crate::lag::{silence_margin, Lag, LastHeard, StreamKey};
+use crate::lag::{silence_margin, LastHeard, StreamKey};
 use crate::model::{normalize_host, LagView, LinkKind, SILENT};
 
 /// How often the checkpoint moves at least while the subscription is
@@ -132,9 +132,12 @@ fn direction(
         // the oldest one not applied (up to a poll late), never
         // interpolated back to the poll before — an event in flight for a
         // few ms at a poll would read as a poll of lag.
-        let lag = history.and_then(|h| h.lag_in_steps(d.events_done, at)).unwrap_or(Lag::caught_up(0.0));
+        // No history yet: nothing seen behind, and no resolution to claim.
+        let lag = history
+            .and_then(|h| h.lag_in_steps(d.events_done, at))
+            .map_or(LagView { bytes: 0, seconds: 0.0, lower_bound: false, resolution_seconds: None }, LagView::from);
         let bytes = d.bytes_received.saturating_sub(d.bytes_done);
-        backlog = Some((LagView { bytes, ..lag.into() }, at));
+        backlog = Some((LagView { bytes, ..lag }, at));
         view = Some(SeaweedFilerSyncView {
             sync: name(p),
             source: name(s),
