@@ -309,6 +309,7 @@ async fn refused_position_reads_leave_the_node_up_and_resume() {
         assert_eq!(link_up(&s), Some(1.0));
         let lag = lag_seconds(&s).expect("measured from polls");
         assert!(lag < 1.5, "a caught-up standby reads within a poll interval or so: {lag}");
+        assert!(!replag.sampling(&["primary"]).await, "no position read got through the connection limit");
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
     let log = replag.log();
@@ -317,6 +318,14 @@ async fn refused_position_reads_leave_the_node_up_and_resume() {
     primary.exec(&format!("ALTER ROLE {MONITOR_USER} CONNECTION LIMIT -1")).await;
     wait_for("position reads to resume", Duration::from_secs(20), || async {
         replag.log().contains("position reads are back").then_some(())
+    })
+    .await;
+    // And the lag is placed finely again: the standby's readings now fall
+    // between samples 25 ms apart, not polls.
+    let resolution = |s: &Scrape| s.get("replag_lag_resolution_seconds", &PRIMARY_TO_STANDBY);
+    wait_for("readings resolved by the position reads", Duration::from_secs(10), || async {
+        let s = replag.scrape().await;
+        (replag.sampling(&["primary"]).await && resolution(&s).is_some_and(|r| r < 0.1)).then_some(())
     })
     .await;
     assert!(!replag.log().contains(MONITOR_PASSWORD), "no password in the log");
