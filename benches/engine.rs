@@ -248,6 +248,7 @@ fn pg_primary(system_identifier: String, position: u64) -> PgObservation {
         subscriptions: Vec::new(),
         status_interval: Some(10.0),
         heartbeats: Default::default(),
+        timeline_switch: None,
     }
 }
 
@@ -326,6 +327,7 @@ fn redis_node(replid: &str, offset: u64, is_master: bool) -> RedisObservation {
         is_master,
         replid: replid.into(),
         replid2: None,
+        second_repl_offset: None,
         master_repl_offset: offset,
         data_mark: offset,
         backlog_size: Some(1 << 20),

@@ -8,6 +8,7 @@
 //! - `exposition`: writing Prometheus text;
 //! - `offload`: heavy work off the async workers;
 //! - `systems`: one folder per system, and the one place that lists them;
+//! - `failover`: role facts → events, data at risk, promotion verdicts;
 //! - `snapshot`: what the engine saw, as plain data;
 //! - `gate`: gate parameters, memory, semantics, Prometheus gate, client;
 //! - `config`: the TOML file and environment, validated (and sharding);
@@ -24,6 +25,7 @@ pub mod config;
 pub mod engine;
 pub mod error;
 pub mod exposition;
+pub mod failover;
 pub mod gate;
 pub mod http;
 pub mod lag;

@@ -8,7 +8,8 @@ use std::time::{Instant, SystemTime};
 
 use serde::Serialize;
 
-use crate::model::{to_unix, NodeView};
+use crate::failover::FailoverView;
+use crate::model::{to_unix, NodeView, RoleFact};
 use crate::systems::{Details, Link};
 
 #[derive(Debug, Serialize)]
@@ -22,6 +23,11 @@ pub struct Snapshot {
     /// Each system's own figures, under the system's name.
     #[serde(flatten)]
     pub details: Details,
+    /// Primaries unreachable, what their replicas lack, split brains.
+    pub failover: FailoverView,
+    /// Every node's role facts (what `/promote` judges by).
+    #[serde(skip)]
+    pub roles: Vec<RoleFact>,
     /// The moment (monotonic) the snapshot describes.
     #[serde(skip)]
     pub taken: Instant,
@@ -36,6 +42,8 @@ impl Snapshot {
             nodes: Vec::new(),
             links: Vec::new(),
             details: Details::default(),
+            failover: FailoverView::default(),
+            roles: Vec::new(),
             taken: Instant::now(),
         }
     }

@@ -51,7 +51,10 @@ impl Running {
         let joiner = tokio::spawn(poll_joined(joins_rx, cfg.poll, report_tx.clone()));
         let pollers = poller::spawn_all(&cfg.nodes, cfg.poll, report_tx);
         let engine = tokio::spawn(engine::run(
-            Engine::new(cfg.nodes.clone(), started).with_poll_interval(cfg.poll.interval).with_joins(joins_tx),
+            Engine::new(cfg.nodes.clone(), started)
+                .with_poll_interval(cfg.poll.interval)
+                .with_joins(joins_tx)
+                .with_failover(failover_tracker(cfg)),
             report_rx,
             reconfigure_rx,
             snapshot_tx,
@@ -115,6 +118,29 @@ impl Running {
             }
         }
     }
+}
+
+/// The failover tracker, with the events its journal kept. An unreadable
+/// journal or a corrupt line is reported and skipped: events are figures
+/// people keep, never a reason not to start.
+fn failover_tracker(cfg: &Config) -> crate::failover::Tracker {
+    let journal = crate::failover::Journal::new(cfg.events_journal.clone());
+    let loaded = match journal.load() {
+        Ok(loaded) => loaded,
+        Err(e) => {
+            let path = journal.path().map(|p| p.display().to_string()).unwrap_or_default();
+            tracing::error!(path = %path, error = %e, "cannot read the events journal; starting without its events");
+            Default::default()
+        }
+    };
+    for (line, why) in &loaded.skipped {
+        let path = journal.path().map(|p| p.display().to_string()).unwrap_or_default();
+        tracing::warn!(path = %path, line, error = %why, "events journal: skipped a line that does not parse (a torn write?)");
+    }
+    if !loaded.events.is_empty() {
+        tracing::info!(events = loaded.events.len(), "failover events read back from the journal");
+    }
+    crate::failover::Tracker::new(journal, loaded.events)
 }
 
 /// Dropping a `Running` stops its pollers, engine and gates' memory.

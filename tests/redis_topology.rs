@@ -56,12 +56,16 @@ fn worst_up_lag(s: &Scrape) -> f64 {
 struct FollowingWrites {
     stop: Arc<AtomicBool>,
     written: Arc<AtomicU64>,
+    /// Every acknowledged write: the master's port and the key's number
+    /// (`k<n>`, each written once): what a failover may have lost.
+    acked: Arc<std::sync::Mutex<Vec<(u16, u64)>>>,
 }
 
 impl FollowingWrites {
     fn start(sentinel_port: u16) -> FollowingWrites {
         let (stop, written) = (Arc::new(AtomicBool::new(false)), Arc::new(AtomicU64::new(0)));
-        let (flag, count) = (stop.clone(), written.clone());
+        let acked = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let (flag, count, log) = (stop.clone(), written.clone(), acked.clone());
         tokio::spawn(async move {
             let deadline = Instant::now() + Duration::from_secs(240);
             let mut n = 0u64;
@@ -74,7 +78,8 @@ impl FollowingWrites {
                     .query_async(&mut s)
                     .await
                     .unwrap_or_default();
-                let url = format!("redis://:{PASSWORD}@127.0.0.1:{}", master.get(1).cloned().unwrap_or_default());
+                let port: u16 = master.get(1).and_then(|p| p.parse().ok()).unwrap_or_default();
+                let url = format!("redis://:{PASSWORD}@127.0.0.1:{port}");
                 let connection = async { redis::Client::open(url).ok()?.get_multiplexed_async_connection().await.ok() };
                 let Some(mut c) = tokio::time::timeout(Duration::from_secs(1), connection).await.ok().flatten() else {
                     tokio::time::sleep(Duration::from_millis(50)).await;
@@ -84,18 +89,49 @@ impl FollowingWrites {
                 while !flag.load(Ordering::Relaxed) {
                     n += 1;
                     let mut command = redis::cmd("SET");
-                    command.arg(format!("k{}", n % 1000)).arg(n);
+                    command.arg(format!("k{n}")).arg(n);
                     let set = command.query_async::<()>(&mut c);
                     match tokio::time::timeout(Duration::from_millis(500), set).await {
-                        Ok(Ok(())) => count.fetch_add(1, Ordering::Relaxed),
+                        Ok(Ok(())) => {
+                            log.lock().unwrap().push((port, n));
+                            count.fetch_add(1, Ordering::Relaxed)
+                        }
                         _ => break,
                     };
                     tokio::time::sleep(Duration::from_millis(5)).await;
                 }
             }
         });
-        FollowingWrites { stop, written }
+        FollowingWrites { stop, written, acked }
     }
+
+    /// Writes `port` acknowledged that the server on `now` lacks.
+    async fn missing_on(&self, port: u16, now: &common::redis::RedisServer) -> usize {
+        let keys: Vec<u64> = self.acked.lock().unwrap().iter().filter(|(p, _)| *p == port).map(|(_, n)| *n).collect();
+        let mut c = now.client().await;
+        let mut missing = 0;
+        for chunk in keys.chunks(500) {
+            let mut pipe = redis::pipe();
+            for n in chunk {
+                pipe.cmd("EXISTS").arg(format!("k{n}"));
+            }
+            let found: Vec<u8> = pipe.query_async(&mut c).await.unwrap();
+            missing += found.iter().filter(|f| **f == 0).count();
+        }
+        missing
+    }
+}
+
+/// The newest event of `kind` from `from` to `to`, if replag recorded one
+/// (`promotion`: a failover or a switchover).
+async fn event(replag: &Replag, kind: &str, from: &str, to: &str) -> Option<serde_json::Value> {
+    let (_, body) = replag.get("/api/v1/events").await.ok()?;
+    let events: serde_json::Value = serde_json::from_str(&body).ok()?;
+    events["events"]
+        .as_array()?
+        .iter()
+        .find(|e| e["kind"] == kind && e["from"]["node"] == from && e["to"]["node"] == to)
+        .cloned()
 }
 
 impl Drop for FollowingWrites {
@@ -287,6 +323,19 @@ async fn sentinel_failovers_are_followed_without_bogus_lag() {
         writes.written.load(Ordering::Relaxed) - before
     );
     assert!(f.delay <= POLL * 2 + Duration::from_millis(400), "links follow within 2 polls, not {:?}", f.delay);
+    let planned = wait_for("the first failover's event", Duration::from_secs(10), || async {
+        let promotion = event(&replag, "failover", &addr(first), &addr(promoted)).await;
+        promotion.or(event(&replag, "switchover", &addr(first), &addr(promoted)).await)
+    })
+    .await;
+    println!("SENTINEL FAILOVER event: {planned}");
+    // The old master took writes until Sentinel demoted it: when it did
+    // for two seconds or more, that was a split brain, and replag says so.
+    if let Some(split) = event(&replag, "split_brain", &addr(first), &addr(promoted)).await {
+        println!("SENTINEL FAILOVER split brain: {split}");
+        assert!(split["diverged_bytes"].as_u64().is_some_and(|b| b > 0), "{split}");
+    }
+    assert_eq!(planned["switch_exact"], true);
     let s = replag
         .wait_until("the failover counted", Duration::from_secs(10), |s| {
             s.get("replag_redis_group_failovers_total", &[("group", GROUP)]) >= Some(1.0)
@@ -324,6 +373,21 @@ async fn sentinel_failovers_are_followed_without_bogus_lag() {
         f.worst_lag
     );
     assert!(f.delay <= POLL * 2 + Duration::from_millis(400), "links follow within 2 polls, not {:?}", f.delay);
+    // The event, against the writes the dead master acknowledged that the
+    // new one lacks. Each is a `SET k<n> <n>` of 29 to 45 bytes in the
+    // replication stream; replag last read the master's offset up to a
+    // sample (25 ms, ~5 writes) before it died, so its figure may fall
+    // short by that much, and never exceeds what was lost but for pings.
+    let lost = wait_for("the kill's failover event", Duration::from_secs(10), || async {
+        event(&replag, "failover", &addr(killed_port), &addr(second)).await
+    })
+    .await;
+    let missing = writes.missing_on(killed_port, group.server(second)).await;
+    let lost_bytes = lost["lost_bytes"].as_u64().expect("lost bytes known");
+    println!("master killed: {missing} acknowledged writes missing on the new master; replag: {lost}");
+    assert_eq!(lost["switch_exact"], true, "Redis' second_repl_offset is the switch point");
+    assert!(lost_bytes + 5 * 45 >= missing as u64 * 29, "{lost_bytes} bytes cannot hold {missing} lost writes");
+    assert!(lost_bytes <= (missing as u64 + 1) * 45 + 5 * 14, "{lost_bytes} bytes for {missing} lost writes");
     replag
         .wait_until("the second failover counted", Duration::from_secs(10), |s| {
             s.get("replag_redis_group_failovers_total", &[("group", GROUP)]) == Some(2.0)

@@ -1,6 +1,8 @@
-//! The `replag` command line: `serve`, `check`, `gate`, `healthcheck`.
+//! The `replag` command line: `serve`, `check`, `gate`, `promote`,
+//! `drill-report`, `healthcheck`.
 
 pub mod check;
+mod failover;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -84,6 +86,11 @@ enum Command {
     },
     /// Ask a running replag (or Prometheus) whether a gate passes: exit 0 pass, 1 fail, 2 cannot evaluate.
     Gate(Box<GateArgs>),
+    /// Ask a running replag whether a replica can be promoted (it has everything its primary was seen to
+    /// write): exit 0 yes, 1 no (with reasons), 2 cannot tell.
+    Promote(failover::PromoteArgs),
+    /// Print a markdown record of the failovers in a window (from a running replag, or its events journal).
+    DrillReport(failover::DrillReportArgs),
     /// Exit 0 if a running replag answers /healthz (for container health checks).
     Healthcheck {
         #[arg(long, env = "REPLAG_URL", default_value = "http://127.0.0.1:8439")]
@@ -186,6 +193,8 @@ pub fn run(cli: Cli) -> ExitCode {
                 Err(e) => fail("replag gate", e),
             },
             Command::Healthcheck { url } => healthcheck(&url).await,
+            Command::Promote(args) => failover::promote(args).await,
+            Command::DrillReport(args) => failover::drill_report(args).await,
             Command::Check { config, config_only: true } => match load(&config) {
                 Ok(cfg) => {
                     print!("{}", check::config_summary(&cfg));
@@ -216,7 +225,8 @@ fn fail(command: &str, error: Error) -> ExitCode {
 
 /// `--web.telemetry-path`: absolute, and not one of replag's other routes.
 fn telemetry_path(value: &str) -> Result<String, String> {
-    let taken = ["/", "/healthz", "/gate", "/ui/live", "/api/v1/status", "/api/v1/history"];
+    let taken =
+        ["/", "/healthz", "/gate", "/promote", "/ui/live", "/api/v1/status", "/api/v1/events", "/api/v1/history"];
     if !value.starts_with('/') || value.contains(['?', '#']) || value.len() > 256 {
         return Err("must be an absolute path like /metrics".into());
     }

@@ -22,7 +22,9 @@ use shard::Shard;
 
 pub const DEFAULT_LISTEN: &str = "0.0.0.0:8439";
 const DEFAULT_INTERVAL: Duration = Duration::from_secs(1);
-const DEFAULT_MAX_BACKOFF: Duration = Duration::from_secs(30);
+/// A failed node is retried at least this often: a primary that comes back
+/// (beside the one promoted in its place) is seen within seconds.
+const DEFAULT_MAX_BACKOFF: Duration = Duration::from_secs(5);
 const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// How often a source's position is read between polls: the resolution of
 /// lag in seconds (docs/architecture.md, "Resolution"; its cost in
@@ -44,6 +46,9 @@ pub struct Config {
     /// This instance's share of the nodes, when sharded; `nodes` holds only
     /// that share.
     pub shard: Option<ShardSettings>,
+    /// Where failover events are kept across restarts (`events.journal`);
+    /// None: in memory only.
+    pub events_journal: Option<std::path::PathBuf>,
 }
 
 /// What `[shard]` selected.
@@ -98,6 +103,15 @@ struct RawConfig {
     shard: Option<RawShard>,
     #[serde(default)]
     heartbeat: RawHeartbeat,
+    #[serde(default)]
+    events: RawEvents,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawEvents {
+    /// A file failover events are appended to and read back from at start.
+    journal: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -257,7 +271,8 @@ fn validate(raw: RawConfig, env: &HashMap<String, String>) -> Result<Config, Con
     }
     let connect_timeout =
         parse_duration("poll.connect_timeout", raw.poll.connect_timeout.as_deref(), DEFAULT_CONNECT_TIMEOUT)?;
-    let max_backoff = parse_duration("poll.max_backoff", raw.poll.max_backoff.as_deref(), DEFAULT_MAX_BACKOFF)?;
+    let max_backoff =
+        parse_duration("poll.max_backoff", raw.poll.max_backoff.as_deref(), DEFAULT_MAX_BACKOFF.max(interval))?;
     if max_backoff < interval {
         return Err(key_error("poll.max_backoff", "must not be shorter than poll.interval"));
     }
@@ -359,7 +374,12 @@ fn validate(raw: RawConfig, env: &HashMap<String, String>) -> Result<Config, Con
             (owned, Some(ShardSettings { shard, nodes_total, groups }))
         }
     };
-    Ok(Config { listen, poll, nodes, gates, shard })
+    let events_journal = match raw.events.journal.as_deref() {
+        None => None,
+        Some("") => return Err(key_error("events.journal", "is empty; leave it out to keep events in memory only")),
+        Some(path) => Some(std::path::PathBuf::from(path)),
+    };
+    Ok(Config { listen, poll, nodes, gates, shard, events_journal })
 }
 
 fn shard_of(raw: &RawShard) -> Result<Shard, ConfigError> {

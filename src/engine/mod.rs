@@ -10,6 +10,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use tokio::sync::{mpsc, watch};
 
+use crate::failover::Tracker;
 use crate::lag::{capacity_for, Histories, PositionHistory, Pushed, StreamKey};
 use crate::model::{FailureKind, LinkId, Node, NodeIndex, NodeView, PollFailure, Sampled, SourcePosition};
 use crate::poller::{NodeReport, PositionSample, Report};
@@ -82,6 +83,8 @@ pub struct Engine {
     joined: usize,
     /// Nodes from the config (the first ones); the rest joined by discovery.
     configured: usize,
+    /// Role facts → failover events and data at risk.
+    failover: Tracker,
 }
 
 impl Engine {
@@ -100,7 +103,15 @@ impl Engine {
             joins: None,
             joined: 0,
             configured: specs_len,
+            failover: Tracker::new(crate::failover::Journal::new(None), Vec::new()),
         }
+    }
+
+    /// Keep failover events with `tracker` (its journal, the events read
+    /// back from it).
+    pub fn with_failover(mut self, tracker: Tracker) -> Self {
+        self.failover = tracker;
+        self
     }
 
     /// Announce nodes that join by discovery on `joins`. Without it,
@@ -224,13 +235,15 @@ impl Engine {
             poll_interval: self.poll_interval,
         };
         let (mut links, details) = self.memory.derive(&fleet, now);
+        let roles = systems::role_facts(&fleet);
         self.note_stale_sources(&mut links, now);
         self.note_heartbeats(&mut links);
         links.sort_by(|a, b| {
             (a.id.system, &a.id.source, &a.id.replica).cmp(&(b.id.system, &b.id.source, &b.id.replica))
         });
         self.track_outages(&mut links, now);
-        Snapshot { generated_at: wall, started_at: self.started_at, nodes, links, details, taken: now }
+        let failover = self.failover.observe(&roles, &links, now, wall);
+        Snapshot { generated_at: wall, started_at: self.started_at, nodes, links, details, failover, roles, taken: now }
     }
 
     /// With heartbeats on, each link's heartbeat lag: against the heartbeats
@@ -363,6 +376,7 @@ impl Engine {
         next.joins = joins;
         next.histories = self.histories;
         next.down_since = self.down_since;
+        next.failover = self.failover;
         next
     }
 }
@@ -490,6 +504,7 @@ mod tests {
             subscriptions: vec![],
             status_interval: Some(10.0),
             heartbeats: Default::default(),
+            timeline_switch: None,
         }
     }
 

@@ -431,6 +431,7 @@ pub fn render(tracked: &Tracked, in_force: &InForce) -> String {
     }
 
     crate::systems::render_metrics(&f, &s.links, &s.details);
+    crate::failover::metrics::render(&f, &s.failover, &s.roles);
 
     f.encode()
 }

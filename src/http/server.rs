@@ -150,6 +150,17 @@ pub fn handle(method: &Method, path: &str, query: Option<&str>, gzip: bool, serv
             Ok(json) => respond(StatusCode::OK, "application/json", json),
             Err(e) => text(StatusCode::INTERNAL_SERVER_ERROR, format!("cannot encode status: {e}\n")),
         },
+        "/api/v1/events" => {
+            let now = crate::model::to_unix(std::time::SystemTime::now());
+            match super::failover::events(snapshot, query.unwrap_or(""), now) {
+                Ok(json) => respond(StatusCode::OK, "application/json", json),
+                Err((status, param, message)) => json_error(status, param, &message),
+            }
+        }
+        "/promote" => match super::failover::promote(snapshot, query.unwrap_or(""), std::time::Instant::now()) {
+            Ok((status, json)) => respond(status, "application/json", json),
+            Err((status, param, message)) => json_error(status, param, &message),
+        },
         "/api/v1/history" => {
             let (now, wall) = (std::time::Instant::now(), std::time::SystemTime::now());
             match serde_json::to_vec(&history::build(&served.tracked, now, wall)) {
@@ -170,7 +181,7 @@ pub fn handle(method: &Method, path: &str, query: Option<&str>, gzip: bool, serv
         other => text(
             StatusCode::NOT_FOUND,
             format!(
-                "no such endpoint {other:?}; try /, /metrics, /healthz, /gate, /api/v1/status or /api/v1/history\n",
+                "no such endpoint {other:?}; try /, /metrics, /healthz, /gate, /promote, /api/v1/status, /api/v1/events or /api/v1/history\n",
                 other = truncate(other, 100)
             ),
         ),

@@ -194,6 +194,33 @@ impl PositionHistory {
                 || (self.mark_trails && s.get(i + 1).is_none_or(|next| next.mark != s[i].mark)))
     }
 
+    /// Did the source surely write data into sample `i`: its position and
+    /// its mark moved there (or, where the mark trails, at the next
+    /// sample)? Unlike `data_into`, the newest sample is not given the
+    /// benefit of the doubt: a dead source's last sample stays as it was.
+    fn surely_data_into(&self, i: usize) -> bool {
+        let s = &self.samples;
+        i > 0
+            && s[i].position > s[i - 1].position
+            && (s[i].mark != s[i - 1].mark || (self.mark_trails && s.get(i + 1).is_some_and(|n| n.mark != s[i].mark)))
+    }
+
+    /// The last interval the source wrote data in: its last write happened
+    /// between the two samples' moments.
+    pub fn last_write(&self) -> Option<(Instant, Instant)> {
+        (1..self.samples.len())
+            .rev()
+            .find(|&i| self.surely_data_into(i))
+            .map(|i| (self.samples[i - 1].at, self.samples[i].at))
+    }
+
+    /// The first interval the source wrote data in.
+    pub fn first_write(&self) -> Option<(Instant, Instant)> {
+        (1..self.samples.len())
+            .find(|&i| self.surely_data_into(i))
+            .map(|i| (self.samples[i - 1].at, self.samples[i].at))
+    }
+
     /// Drop every other sample of the older half, keeping the oldest: how far
     /// back the history reaches keeps growing, only at a coarser resolution.
     fn thin_older_half(&mut self) {

@@ -24,8 +24,8 @@ use crate::exposition::Families;
 use crate::lag::{Histories, Member, StreamKey};
 use crate::model::config::{ConfigError, RawNode};
 use crate::model::{
-    Heartbeat, Heartbeats, Identity, LinkView, Node, NodeIndex, OpenPositionReader, PollFailure, Sampled, Source,
-    SourcePosition, System,
+    Heartbeat, Heartbeats, Identity, LinkView, Node, NodeIndex, OpenPositionReader, PollFailure, RoleFact, Sampled,
+    Source, SourcePosition, System,
 };
 
 /// How to reach a node, per system.
@@ -353,6 +353,39 @@ impl Memory {
             .chain(seaweed_links.into_iter().map(|l| l.map_detail(|()| LinkDetail::default())))
             .collect();
         (links, Details { postgres, redis, seaweedfs })
+    }
+}
+
+/// Every node's role facts (PostgreSQL and Redis: the systems that fail
+/// over), for the failover part.
+pub fn role_facts(fleet: &FleetState<'_>) -> Vec<RoleFact> {
+    let mut out = Vec::new();
+    let pg_view = fleet.view(
+        postgres::SYSTEM,
+        |t| if let Target::Postgres(t) = t { Some(t) } else { None },
+        |o| if let Observation::Postgres(o) = o { Some(o) } else { None },
+    );
+    postgres::role_facts(&pg_view, &mut out);
+    let redis_view = fleet.view(
+        redis::SYSTEM,
+        |t| if let Target::Redis(t) = t { Some(t).filter(|t| t.role == redis::RedisRole::Server) } else { None },
+        |o| if let Observation::Redis(o) = o { Some(o) } else { None },
+    );
+    let topology_view = fleet.view(
+        redis::SYSTEM,
+        |t| if let Target::Redis(t) = t { Some(t).filter(|t| t.role != redis::RedisRole::Server) } else { None },
+        |o| if let Observation::RedisTopology(o) = o { Some(o) } else { None },
+    );
+    redis::role_facts(&redis_view, &topology_view, &mut out);
+    out
+}
+
+/// A position as people read it in `system`: an LSN (`0/5A3B2C10`) for
+/// PostgreSQL, an offset for the others.
+pub fn position_text(system: System, position: u64) -> String {
+    match system {
+        System::Postgres => postgres::Lsn(position).to_string(),
+        System::Redis | System::Seaweedfs => position.to_string(),
     }
 }
 

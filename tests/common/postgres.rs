@@ -110,6 +110,52 @@ impl PgServer {
         self.running = false;
     }
 
+    /// `pg_ctl stop -m immediate`: the server dies as in a crash (no
+    /// shutdown checkpoint, nothing more sent to its standbys).
+    pub fn kill(&mut self) {
+        let mut c = pg_command("pg_ctl");
+        c.arg("-D").arg(&self.data).args(["-m", "immediate", "-w", "stop"]);
+        run(c, &format!("pg_ctl stop -m immediate {}", self.name));
+        self.running = false;
+    }
+
+    /// The end of the WAL in this (stopped) server's data directory: where
+    /// the next record would have gone, as `pg_waldump` reads it from
+    /// `from` on. The truth of what a dead primary had written.
+    pub fn wal_end(&self, from: u64) -> u64 {
+        let mut c = pg_command("pg_waldump");
+        c.arg("-p").arg(self.data.join("pg_wal")).args(["-s", &lsn_text(from)]);
+        let out = c.stdin(Stdio::null()).output().expect("pg_waldump runs");
+        let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        // "error in WAL record at X: invalid record length at Y: wanted 24, got 0": Y is the end.
+        if let Some(end) =
+            text.rsplit("invalid record length at ").next().filter(|_| text.contains("invalid record length at "))
+        {
+            return parse_lsn(end.split(':').next().unwrap_or(""));
+        }
+        // Else the end of the last record printed ("len (rec/tot): a/b, ..., lsn: X, ...").
+        let last = text.lines().rev().find(|l| l.contains("lsn: ")).unwrap_or_else(|| panic!("pg_waldump: {text}"));
+        let lsn = parse_lsn(last.split("lsn: ").nth(1).and_then(|r| r.split(',').next()).unwrap_or(""));
+        let total: u64 = last
+            .split("len (rec/tot): ")
+            .nth(1)
+            .and_then(|r| r.split(',').next())
+            .and_then(|r| r.split('/').nth(1))
+            .and_then(|t| t.trim().parse().ok())
+            .unwrap_or_else(|| panic!("pg_waldump line: {last}"));
+        (lsn + total).div_ceil(8) * 8
+    }
+
+    /// Make this (stopped) server a standby of `upstream` at its next
+    /// start: how an old primary rejoins after a switchover.
+    pub fn follow(&self, upstream: &PgServer) {
+        self.append_conf(&format!(
+            "\nprimary_conninfo = 'host=127.0.0.1 port={} user=postgres application_name={}'\n",
+            upstream.port, self.name
+        ));
+        self.install_file("standby.signal", b"");
+    }
+
     pub fn promote(&self) {
         let mut c = pg_command("pg_ctl");
         c.arg("-D").arg(&self.data).args(["-w", "promote"]);
@@ -259,6 +305,16 @@ pub async fn pair(prefix: &str) -> (PgServer, PgServer) {
     p.exec("INSERT INTO writes (payload) VALUES ('first')").await;
     wait_for_standby_caught_up(&p, &s).await;
     (p, s)
+}
+
+/// `X/Y` → a number.
+pub fn parse_lsn(text: &str) -> u64 {
+    let (hi, lo) = text.trim().split_once('/').unwrap_or_else(|| panic!("not an LSN: {text:?}"));
+    (u64::from_str_radix(hi, 16).unwrap() << 32) | u64::from_str_radix(lo, 16).unwrap()
+}
+
+pub fn lsn_text(lsn: u64) -> String {
+    format!("{:X}/{:X}", lsn >> 32, lsn & 0xFFFF_FFFF)
 }
 
 pub async fn current_lsn(server: &PgServer) -> String {

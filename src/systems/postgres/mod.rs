@@ -24,12 +24,13 @@ pub use fleet::{Fleet, PgLink, SYSTEM};
 pub use lsn::Lsn;
 pub use metrics::render as render_metrics;
 pub use source::{
-    decode, poll_query, PgObservation, PostgresSource, Slot, Subscription, SubscriptionWorker, WalReceiver, WalSender,
+    decode, parse_timeline_history, poll_query, PgObservation, PostgresSource, Slot, Subscription, SubscriptionWorker,
+    TimelineSwitch, WalReceiver, WalSender,
 };
 pub use target::{from_config, PgTls, PgTlsMode, PostgresTarget};
 
 use crate::lag::StreamKey;
-use crate::model::{Identity, SourcePosition};
+use crate::model::{Identity, Primary, Replica, Role, RoleFact, SourcePosition, Switch};
 
 /// What PostgreSQL's link rules remember between snapshots.
 #[derive(Debug, Default)]
@@ -58,6 +59,53 @@ pub fn source_position(pg: &PgObservation) -> Option<(StreamKey, SourcePosition)
         StreamKey { system: SYSTEM, id: pg.system_identifier.clone(), epoch: u64::from(pg.timeline.unwrap_or(0)) };
     let position = pg.current_lsn?.0;
     Some((key, SourcePosition { position, mark: pg.commit_mark.unwrap_or(position), mark_trails: true }))
+}
+
+/// Each node's role as the failover part reads it: the group is the system
+/// identifier, a primary's generation its timeline (its switch point from
+/// the timeline's history file), a standby's positions what it received
+/// and replayed.
+pub fn role_facts(fleet: &Fleet<'_>, out: &mut Vec<RoleFact>) {
+    for i in fleet.indices() {
+        let Some(member) = fleet.member(i) else { continue };
+        let Some((pg, at)) = member.last_ok else { continue };
+        let node = &fleet.nodes[i];
+        let role = if pg.in_recovery {
+            let received = pg.wal_receiver.as_ref().and_then(|w| w.flushed_lsn).max(pg.receive_lsn);
+            Role::Replica(Replica {
+                generation: pg.timeline.map(|t| t.to_string()),
+                received: received.map(|l| l.0),
+                replayed: pg.replay_lsn.map(|l| l.0),
+                mark: pg.commit_mark,
+            })
+        } else {
+            let Some((key, position)) = source_position(pg) else { continue };
+            let history = fleet.histories.get(&key);
+            let latest = history.and_then(|h| h.latest()).filter(|s| s.at >= at);
+            Role::Primary(Primary {
+                generation: key.epoch.to_string(),
+                position: latest.map_or(position.position, |s| s.position),
+                position_at: latest.map_or(at, |s| s.at),
+                last_write: history.and_then(|h| h.last_write()),
+                first_write: history.and_then(|h| h.first_write()),
+                switch: pg.timeline_switch.map(|s| Switch {
+                    from_generation: s.parent.to_string(),
+                    at: s.at.0,
+                    exact: true,
+                }),
+                opened: history.and_then(|h| h.oldest()).map(|s| (s.at, s.mark)),
+            })
+        };
+        out.push(RoleFact {
+            system: SYSTEM,
+            node: node.name.clone(),
+            region: node.region.clone(),
+            group: pg.system_identifier.clone(),
+            up: member.is_up(),
+            seen_at: at,
+            role,
+        });
+    }
 }
 
 pub fn identity(pg: &PgObservation) -> Identity {

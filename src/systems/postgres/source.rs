@@ -30,8 +30,9 @@ pub struct PgObservation {
     pub timeline: Option<u32>,
     /// Primary only: `pg_current_wal_lsn()`.
     pub current_lsn: Option<Lsn>,
-    /// Primary only: the next transaction ID not yet completed (its current
-    /// snapshot's xmax), which moves when a transaction that wrote commits or
+    /// The next transaction ID not yet completed (its current snapshot's
+    /// xmax; on a standby, as replayed: what tells a promoted node's first
+    /// writes), which moves when a transaction that wrote commits or
     /// aborts and not for WAL without one (checkpoints, standby snapshots):
     /// what tells data from housekeeping in the WAL (`SourcePosition::mark`).
     pub commit_mark: Option<u64>,
@@ -53,6 +54,34 @@ pub struct PgObservation {
     pub status_interval: Option<f64>,
     /// replag's heartbeats (`replag.heartbeat`), when enabled on this node.
     pub heartbeats: Heartbeats,
+    /// A primary past timeline 1: where its timeline branched off its
+    /// parent, from the timeline's history file (read once per timeline;
+    /// None where the role may not read it).
+    pub timeline_switch: Option<TimelineSwitch>,
+}
+
+/// The last line of a timeline's history file: the parent timeline and the
+/// LSN where the new one began.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TimelineSwitch {
+    pub parent: u32,
+    pub at: Lsn,
+}
+
+/// Parse a timeline history file (`parentTLI<TAB>switchpoint<TAB>reason`
+/// per line, comments and blank lines allowed): its last entry.
+pub fn parse_timeline_history(text: &str) -> Option<TimelineSwitch> {
+    text.lines()
+        .rev()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .filter_map(|line| {
+            let mut fields = line.split_whitespace();
+            let parent = fields.next()?.parse().ok()?;
+            let at = fields.next()?.parse().ok()?;
+            Some(TimelineSwitch { parent, at })
+        })
+        .next()
 }
 
 /// A `pg_subscription` row with its workers and statistics.
@@ -200,7 +229,7 @@ pub fn poll_query(version_num: u32, heartbeat: bool) -> String {
   'in_recovery', pg_is_in_recovery(),
   'system_identifier', (SELECT system_identifier::text FROM pg_control_system()),
   'walfile', CASE WHEN pg_is_in_recovery() THEN NULL ELSE pg_walfile_name(pg_current_wal_lsn()) END,
-  'commit_mark', CASE WHEN pg_is_in_recovery() THEN NULL ELSE txid_snapshot_xmax(txid_current_snapshot()) END,
+  'commit_mark', txid_snapshot_xmax(txid_current_snapshot()),
   'current_lsn', CASE WHEN pg_is_in_recovery() THEN NULL ELSE pg_current_wal_lsn()::text END,
   'receive_lsn', pg_last_wal_receive_lsn()::text,
   'replay_lsn', pg_last_wal_replay_lsn()::text,
@@ -465,6 +494,7 @@ pub fn decode(json: &str) -> Result<PgObservation, PollFailure> {
             written: None,
             seen: raw.heartbeats.into_iter().filter(|h| h.seq >= 0).map(|h| (h.source, h.seq as u64)).collect(),
         },
+        timeline_switch: None,
     })
 }
 
@@ -575,6 +605,9 @@ pub struct PostgresSource {
     last_sequence: u64,
     /// The node was a primary at the last poll: heartbeats are written there.
     was_primary: bool,
+    /// The timeline whose history file was read, and what it said: read
+    /// once per timeline, so it costs nothing while nothing fails over.
+    switch_of: Option<(u32, Option<TimelineSwitch>)>,
 }
 
 /// A connection and its prepared statements.
@@ -587,11 +620,35 @@ struct Session {
 
 impl PostgresSource {
     pub fn new(target: PostgresTarget, timeout: Duration, connect_timeout: Duration) -> Self {
-        Self { target, timeout, connect_timeout, session: None, last_sequence: 0, was_primary: false }
+        Self { target, timeout, connect_timeout, session: None, last_sequence: 0, was_primary: false, switch_of: None }
     }
 
     fn classify(&self, error: &tokio_postgres::Error, connecting: bool) -> PollFailure {
         classify(error, connecting, self.target.password())
+    }
+
+    /// A promoted primary's switch point, from its timeline's history file
+    /// (`pg_read_file`: superuser, `pg_read_server_files` or a GRANT; without
+    /// it the failover figures say they are estimates).
+    async fn timeline_switch(&mut self, observation: &PgObservation) -> Option<TimelineSwitch> {
+        let timeline = observation.timeline.filter(|t| *t > 1 && !observation.in_recovery)?;
+        if let Some((read_for, switch)) = self.switch_of {
+            if read_for == timeline {
+                return switch;
+            }
+        }
+        let session = self.session.as_ref()?;
+        let path = format!("pg_wal/{timeline:08X}.history");
+        let switch = match session.client.query_one("SELECT pg_read_file($1)", &[&path]).await {
+            Ok(row) => row.try_get::<_, String>(0).ok().and_then(|text| parse_timeline_history(&text)),
+            Err(e) => {
+                let failure = self.classify(&e, false);
+                tracing::info!(timeline, error = %failure, "cannot read the timeline history file; failover figures will be estimates");
+                None
+            }
+        };
+        self.switch_of = Some((timeline, switch));
+        switch
     }
 
     async fn connect(&self) -> Result<Session, PollFailure> {
@@ -675,6 +732,7 @@ impl Source for PostgresSource {
                     None => {}
                 }
                 self.was_primary = !observation.in_recovery;
+                observation.timeline_switch = self.timeline_switch(&observation).await;
                 Ok(Sampled { at, observation })
             }
             Err(e) => {
@@ -721,6 +779,14 @@ mod tests {
         "workers":[{"pid":77,"relid":null,"received_lsn":"0/3000E08","last_msg_send_age":0.2,"last_msg_receipt_age":0.1},
                    {"pid":78,"relid":16400,"received_lsn":null,"last_msg_send_age":null,"last_msg_receipt_age":null}],
         "apply_error_count":3,"sync_error_count":0,"table_states":{"r":2,"d":1}}]}"#;
+
+    #[test]
+    fn a_timeline_history_file_says_where_its_timeline_began() {
+        let text = "1\t0/3006B60\tno recovery target specified\n\n2\t0/5000000\tat restore point \"x\"\n";
+        assert_eq!(parse_timeline_history(text), Some(TimelineSwitch { parent: 2, at: Lsn(0x5000000) }));
+        assert_eq!(parse_timeline_history("# comment only\n"), None);
+        assert_eq!(parse_timeline_history("garbage\n1 not-an-lsn\n"), None);
+    }
 
     #[test]
     fn decodes_a_primary() {

@@ -30,7 +30,7 @@ pub use target::{from_config, RedisRole, RedisTarget};
 pub use topology::{RedisTopology, Revealed, TopologySource};
 
 use crate::lag::StreamKey;
-use crate::model::{Identity, SourcePosition};
+use crate::model::{Identity, Primary, Replica, Role, RoleFact, SourcePosition, Switch};
 
 /// Replica links, the servers' figures, and the Sentinel groups' and
 /// Cluster shards' view (`topology`: the Sentinel and Cluster entries).
@@ -43,6 +43,59 @@ pub fn derive(
     let (mut links, mut details) = links::derive(memory, &links::RedisInputs { fleet }, now);
     (details.groups, details.clusters) = groups::derive(&mut memory.groups, &topology, &mut links);
     (links, details)
+}
+
+/// Each server's role as the failover part reads it: a master's generation
+/// is its replication ID (a promoted one names the ID it branched from,
+/// `master_replid2`, up to `second_repl_offset`); a replica's position is
+/// its applied offset. The group is the Sentinel master name or the
+/// config's `group`, never a Cluster's name (its shards are no one group).
+pub fn role_facts(fleet: &Fleet<'_>, topology: &TopologyFleet<'_>, out: &mut Vec<RoleFact>) {
+    let clusters: Vec<&str> = topology
+        .indices()
+        .filter(|&i| matches!(topology.last_ok(i), Some((RedisTopology::Cluster(_), _))))
+        .map(|i| topology.nodes[i].group.as_deref().unwrap_or(&topology.nodes[i].name))
+        .collect();
+    for i in fleet.indices() {
+        let Some(member) = fleet.member(i) else { continue };
+        let Some((r, at)) = member.last_ok else { continue };
+        let node = &fleet.nodes[i];
+        let group = node.group.as_deref().filter(|g| !clusters.contains(g)).unwrap_or("");
+        let role = match &r.replica {
+            Some(replica) => Role::Replica(Replica {
+                generation: Some(r.replid.clone()),
+                received: Some(replica.offset),
+                replayed: Some(replica.offset),
+                mark: Some(replica.offset),
+            }),
+            None => {
+                let history = fleet.histories.get(&stream(&r.replid));
+                let latest = history.and_then(|h| h.latest()).filter(|s| s.at >= at);
+                Role::Primary(Primary {
+                    generation: r.replid.clone(),
+                    position: latest.map_or(r.master_repl_offset, |s| s.position),
+                    position_at: latest.map_or(at, |s| s.at),
+                    last_write: history.and_then(|h| h.last_write()),
+                    first_write: history.and_then(|h| h.first_write()),
+                    switch: r.replid2.as_ref().zip(r.second_repl_offset).map(|(from, second)| Switch {
+                        from_generation: from.clone(),
+                        at: second.saturating_sub(1),
+                        exact: true,
+                    }),
+                    opened: history.and_then(|h| h.oldest()).map(|s| (s.at, s.position)),
+                })
+            }
+        };
+        out.push(RoleFact {
+            system: SYSTEM,
+            node: node.name.clone(),
+            region: node.region.clone(),
+            group: group.to_string(),
+            up: member.is_up(),
+            seen_at: at,
+            role,
+        });
+    }
 }
 
 /// A master's `master_repl_offset` in the stream of its replication ID.

@@ -30,6 +30,9 @@ pub struct RedisObservation {
     pub replid: String,
     /// The previous replication ID after a promotion (`master_replid2`).
     pub replid2: Option<String>,
+    /// The first offset not of `replid2`'s history (`second_repl_offset`):
+    /// the stream branched off just before it.
+    pub second_repl_offset: Option<u64>,
     /// The node's replication offset (`master_repl_offset`).
     pub master_repl_offset: u64,
     /// A master: the offset after the last write that was not one of its
@@ -241,6 +244,7 @@ pub fn decode_replication(replication: &str, facts: &ServerFacts) -> Result<Redi
             .map(|s| s.to_string())
             .ok_or_else(|| malformed("INFO has no master_replid"))?,
         replid2,
+        second_repl_offset: number::<i64>(&repl, "second_repl_offset")?.and_then(|o| u64::try_from(o).ok()),
         master_repl_offset: required(&repl, "master_repl_offset")?,
         data_mark: required(&repl, "master_repl_offset")?,
         backlog_size: number(&repl, "repl_backlog_size")?,
