@@ -177,6 +177,11 @@ async fn a_primary_dies_under_writes_and_replag_measures_the_failover() {
     let at_risk = scrape.get("replag_data_at_risk_bytes", &link).unwrap();
     within("data at risk, bytes", at_risk, truth_at_risk as f64, truth_at_risk as f64 * 0.10);
     assert!(scrape.get("replag_primary_last_seen_seconds", &[("node", "pg-us-east")]).is_some());
+    let (_, page) = replag.get("/").await.unwrap();
+    assert!(
+        page.contains("data-primary-lost=\"pg-us-east\"") && page.contains("lacks at least"),
+        "the page shows the loss"
+    );
     let (status, verdict) = replag.get("/promote?node=pg-eu-west").await.unwrap();
     println!("/promote: {status} {verdict}");
     assert_eq!(status, 503, "a standby missing {truth_at_risk} bytes cannot be promoted: {verdict}");
@@ -257,6 +262,8 @@ async fn a_primary_dies_under_writes_and_replag_measures_the_failover() {
     within("diverged bytes (what pg_rewind discards)", diverged, (old_end - switch_at) as f64, 1024.0);
     let failover = event_of(&all, "failover").unwrap();
     assert_eq!(failover["lost_bytes_exact"], true, "seen to its end now: {failover}");
+    let (_, page) = replag.get("/").await.unwrap();
+    assert!(page.contains("SPLIT BRAIN") && page.contains("data-event=\"failover\""), "the page shows both");
     let exact = failover["lost_bytes"].as_u64().unwrap();
     println!(
         "lost bytes, exact: replag {exact}, end of WAL at the kill − switch {truth_lost} (+ its restart's own records)"

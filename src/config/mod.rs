@@ -434,6 +434,20 @@ mod tests {
     "#;
 
     #[test]
+    fn the_events_journal_comes_from_the_file_or_the_environment_and_is_never_empty() {
+        let base = "[[regions.us-east.postgres]]\nname = \"a\"\nurl = \"postgresql://u@h/db\"\n";
+        let cfg = load_toml(&format!("[events]\njournal = \"/var/lib/replag/events.jsonl\"\n{base}"), &[]).unwrap();
+        assert_eq!(cfg.events_journal.as_deref(), Some(Path::new("/var/lib/replag/events.jsonl")));
+        let cfg = load_toml(base, &[("REPLAG_EVENTS__JOURNAL", "/tmp/e.jsonl")]).unwrap();
+        assert_eq!(cfg.events_journal.as_deref(), Some(Path::new("/tmp/e.jsonl")));
+        assert_eq!(load_toml(base, &[]).unwrap().events_journal, None, "in memory by default");
+        let e = error_of(&format!("[events]\njournal = \"\"\n{base}"), &[]);
+        assert!(e.contains("events.journal"), "{e}");
+        let e = error_of(&format!("[events]\njournl = \"x\"\n{base}"), &[]);
+        assert!(e.contains("journl"), "{e}");
+    }
+
+    #[test]
     fn loads_a_good_file_with_defaults() {
         let cfg = load_toml(GOOD, &[("PGB_PASSWORD", "s3cret")]).unwrap();
         assert_eq!(cfg.poll.interval, Duration::from_secs(2));

@@ -1,7 +1,7 @@
 //! The failover families. Series for data at risk and unreachable
 //! primaries exist only while a primary is unreachable; split brain is a
 //! 0/1 series per group that has a primary; failovers are counted from the
-//! events (so the count survives a restart with the journal).
+//! events (so the count survives a restart with the journal), from 0.
 
 use std::collections::BTreeMap;
 
@@ -54,10 +54,12 @@ pub fn render(f: &Families, view: &FailoverView, roles: &[RoleFact]) {
     for ((system, group), on) in groups {
         split.with_label_values(&[system.as_str(), group]).set(crate::exposition::bool_value(on));
     }
-    render_events(f, &view.events);
+    render_events(f, &view.events, roles);
 }
 
-fn render_events(f: &Families, events: &[Event]) {
+/// Counters from the events; 0 for every group that has a primary, so the
+/// first failover is an increase Prometheus sees, not a new series.
+fn render_events(f: &Families, events: &[Event], roles: &[RoleFact]) {
     let total = f.counter(
         "replag_failovers_total",
         "Promotions replag saw (kind failover or switchover), from its events journal.",
@@ -77,6 +79,11 @@ fn render_events(f: &Families, events: &[Event]) {
     let when =
         f.gauge("replag_last_failover_timestamp_seconds", "When the last failover was seen (Unix time).", GROUP_LABELS);
     let mut counts: BTreeMap<(System, &str, EventKind), u64> = BTreeMap::new();
+    for fact in roles.iter().filter(|r| r.primary().is_some() && !r.group.is_empty()) {
+        for kind in [EventKind::Failover, EventKind::Switchover] {
+            counts.insert((fact.system, fact.group.as_str(), kind), 0);
+        }
+    }
     let mut last: BTreeMap<(System, &str), &Event> = BTreeMap::new();
     // Newest first: the first seen per group is its last.
     for e in events.iter().filter(|e| matches!(e.kind, EventKind::Failover | EventKind::Switchover)) {

@@ -12,6 +12,7 @@ mod map;
 mod sparkline;
 pub mod view;
 
+use std::collections::BTreeMap;
 use std::time::{Instant, SystemTime};
 
 use maud::{html, Markup, PreEscaped, DOCTYPE};
@@ -95,6 +96,7 @@ fn fleet(view: &PageView<'_>) -> Markup {
                 }
             }
         }
+        (failover(view))
         section aria-label="Map" { (map::render(view)) }
         @if !view.redis_groups.is_empty() {
             section aria-label="Redis groups" {
@@ -156,6 +158,63 @@ fn fleet(view: &PageView<'_>) -> Markup {
                     @if !region.links.is_empty() {
                         h3 { "Replication into " (region.name) }
                         ul.links { @for row in &region.links { (link(row, view.now)) } }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Events shown per group on the page (all are at /api/v1/events).
+const EVENTS_SHOWN: usize = 12;
+
+/// Primaries lost now (with what their replicas lack), split brains, and
+/// each group's failover timeline, newest first. Nothing while nothing
+/// ever failed.
+fn failover(view: &PageView<'_>) -> Markup {
+    let f = view.failover;
+    if f.primaries_unreachable.is_empty() && f.split_brains.is_empty() && f.events.is_empty() {
+        return html! {};
+    }
+    let mut groups: BTreeMap<(&str, &str), Vec<&crate::failover::Event>> = BTreeMap::new();
+    for e in f.events.iter() {
+        groups.entry((e.system.as_str(), e.group.as_str())).or_default().push(e);
+    }
+    let at = |unix: f64| rfc3339(std::time::UNIX_EPOCH + std::time::Duration::from_secs_f64(unix.max(0.0)));
+    html! {
+        section aria-label="Failover" {
+            h2 { "Failover" }
+            ul.groups {
+                @for p in &f.primaries_unreachable {
+                    li.down data-primary-lost=(p.node) {
+                        span.chip { "✕ PRIMARY LOST" } " " b { (p.node) } " (" (p.node_region) ") "
+                        span.meta { "unreachable " (duration_text(p.unreachable_seconds)) " · last seen at " (p.last_position_text) " " (duration_text(p.last_seen_seconds)) " ago" }
+                        ul {
+                            @for r in f.data_at_risk.iter().filter(|r| r.link.source == p.node && r.link.system == p.system) {
+                                li { (r.link.replica) " (" (r.link.replica_region) "): "
+                                    @if r.at_risk_bytes == 0 { "has everything it was seen to write" } @else { "lacks at least " (bytes_text(r.at_risk_bytes)) }
+                                    @if let Some(u) = r.unreplayed_bytes.filter(|u| *u > 0) { " · " (bytes_text(u)) " received, not replayed" }
+                                    @if !r.stream_live_to_end { " · its stream went down before the primary" }
+                                }
+                            }
+                        }
+                    }
+                }
+                @for s in &f.split_brains {
+                    li.down data-split-brain=(s.group) {
+                        span.chip { "✕ SPLIT BRAIN" } " " b { (s.old_primary) } " and " b { (s.new_primary) } " are both primaries "
+                        span.meta { "for " (duration_text(s.since_seconds))
+                            @if let Some(d) = s.diverged_bytes { " · " (s.old_primary) " wrote " (bytes_text(d)) " past the switch point" } }
+                    }
+                }
+                @for ((system, group), events) in &groups {
+                    li data-failover-group=(group) {
+                        b { (system) " " @if group.is_empty() { "(no group)" } @else { (group) } }
+                        ol.timeline {
+                            @for e in events.iter().take(EVENTS_SHOWN) {
+                                li data-event=(e.kind.as_str()) { span.meta { (at(e.at)) } " " b { (e.kind.as_str()) } " " (e.summary) }
+                            }
+                        }
                     }
                 }
             }

@@ -128,6 +128,8 @@ pub struct PageView<'a> {
     /// Redis Sentinel groups and Cluster shards, worst first.
     pub redis_groups: Vec<GroupRow<'a>>,
     pub redis_clusters: &'a [crate::systems::redis::RedisClusterState],
+    /// Primaries lost, what is at risk, split brains, and the events.
+    pub failover: &'a crate::failover::FailoverView,
     pub now: Instant,
     pub wall: SystemTime,
 }
@@ -224,6 +226,7 @@ pub fn build<'a>(tracked: &'a Tracked, in_force: &InForce, now: Instant, wall: S
     PageView {
         redis_groups,
         redis_clusters: &snapshot.details.redis.clusters,
+        failover: &snapshot.failover,
         generated_at: snapshot.generated_at,
         data_age_seconds: wall.duration_since(snapshot.generated_at).unwrap_or_default().as_secs_f64(),
         regions: regions.into_values().collect(),
