@@ -11,6 +11,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use criterion::{BatchSize, BenchmarkId, Criterion, Throughput};
 use replag::engine::Engine;
+use replag::failover::{Journal, Tracker};
 use replag::gate::breach::{BreachHistory, RETENTION};
 use replag::gate::memory::Memory;
 use replag::lag::history::{PositionHistory, DEFAULT_CAPACITY};
@@ -404,6 +405,33 @@ fn engine_round(c: &mut Criterion) {
     group.finish();
 }
 
+/// What failover tracking adds to each snapshot while nothing fails: the
+/// role facts (cloned here as the engine builds them: one per node) and the
+/// tracker's pass over them and the links. Compare with `engine_round`.
+fn failover_while_nothing_fails(c: &mut Criterion) {
+    let mut group = c.benchmark_group("failover_per_snapshot");
+    for &links in link_counts().iter().filter(|&&l| l <= SAMPLED_UP_TO) {
+        let deployment = Deployment::new(links);
+        let mut engine = Engine::new(deployment.specs.clone(), SystemTime::now());
+        let mut snapshot = None;
+        for round in 0..WARM_UP_ROUNDS {
+            let (reports, at) = deployment.reports(round);
+            reports.into_iter().for_each(|r| engine.ingest(r));
+            snapshot = Some(engine.snapshot(at, SystemTime::now()));
+        }
+        let snapshot = snapshot.expect("warmed up");
+        assert!(snapshot.failover.split_brains.is_empty() && snapshot.failover.events.is_empty());
+        let mut tracker = Tracker::new(Journal::new(None), Vec::new());
+        tracker.observe(&snapshot.roles, &snapshot.links, snapshot.taken, SystemTime::now());
+        group.throughput(Throughput::Elements(links as u64));
+        group.bench_function(BenchmarkId::new("role_facts", links), |b| b.iter(|| black_box(snapshot.roles.clone())));
+        group.bench_function(BenchmarkId::new("tracker", links), |b| {
+            b.iter(|| tracker.observe(black_box(&snapshot.roles), &snapshot.links, snapshot.taken, SystemTime::now()))
+        });
+    }
+    group.finish();
+}
+
 fn main() {
-    common::main(&[position_history, breach_history, engine_round]);
+    common::main(&[position_history, breach_history, engine_round, failover_while_nothing_fails]);
 }

@@ -110,16 +110,23 @@ fn event_of<'a>(events: &'a [Value], kind: &str) -> Option<&'a Value> {
     events.iter().find(|e| e["kind"] == kind)
 }
 
-fn config(primary: &PgServer, standby: &PgServer, journal: &std::path::Path) -> String {
+fn config(primary: &PgServer, standby: &PgServer, journal: &std::path::Path, heartbeat: bool) -> String {
     format!(
-        "[events]\njournal = \"{}\"\n\n\
-         [[regions.us-east.postgres]]\nname = \"pg-us-east\"\nurl = \"{}\"\n\n\
-         [[regions.eu-west.postgres]]\nname = \"pg-eu-west\"\nurl = \"{}\"\n",
+        "[events]\njournal = \"{}\"\n\n[heartbeat]\nwriter = \"test\"\n\n\
+         [[regions.us-east.postgres]]\nname = \"pg-us-east\"\nurl = \"{}\"\nheartbeat = {heartbeat}\n\n\
+         [[regions.eu-west.postgres]]\nname = \"pg-eu-west\"\nurl = \"{}\"\nheartbeat = {heartbeat}\n",
         journal.display(),
         primary.monitor_url(),
         standby.monitor_url()
     )
 }
+
+/// replag's heartbeat table, for the monitoring role (docs/configuration.md).
+const HEARTBEAT_TABLE: &str = "CREATE SCHEMA replag;
+    CREATE TABLE replag.heartbeat (writer text NOT NULL, source text NOT NULL, seq bigint NOT NULL,
+        written_at timestamptz NOT NULL, PRIMARY KEY (writer, source));
+    GRANT USAGE ON SCHEMA replag TO replag_mon;
+    GRANT SELECT, INSERT, UPDATE ON replag.heartbeat TO replag_mon;";
 
 fn within(what: &str, reported: f64, truth: f64, tolerance: f64) {
     println!("{what}: replag {reported:.0}, truth {truth:.0}");
@@ -137,11 +144,12 @@ async fn a_primary_dies_under_writes_and_replag_measures_the_failover() {
     // The switch point from the server's own record: the monitor role may
     // read the timeline history file.
     primary.exec(&format!("GRANT EXECUTE ON FUNCTION pg_read_file(text) TO {MONITOR_USER}")).await;
+    primary.exec(HEARTBEAT_TABLE).await;
     primary.exec("INSERT INTO writes (payload) VALUES ('first')").await;
     postgres::wait_for_standby_caught_up(&primary, &standby).await;
     let state = tempfile::tempdir().unwrap();
     let journal = state.path().join("events.jsonl");
-    let body = config(&primary, &standby, &journal);
+    let body = config(&primary, &standby, &journal, true);
     let replag = Replag::start(&body, &[]).await;
     let link = [("source", "pg-us-east"), ("replica", "pg-eu-west")];
     replag.wait_until("the link up", Duration::from_secs(20), |s| s.get("replag_link_up", &link) == Some(1.0)).await;
@@ -223,6 +231,13 @@ async fn a_primary_dies_under_writes_and_replag_measures_the_failover() {
     let rows_lost = commits.iter().filter(|c| c.target == 0 && !on_new.contains(&c.token)).count();
     println!("rows the writer saw committed that the new primary lacks: {rows_lost}");
     assert!(rows_lost > 0, "the cut lost writes: the test's premise");
+    // The window of lost writes, from replag's heartbeats (one a poll): the
+    // writer's commits the new primary lacks span about as long.
+    let lost: Vec<&Commit> = commits.iter().filter(|c| c.target == 0 && !on_new.contains(&c.token)).collect();
+    let truth_window = (lost.last().unwrap().at - lost.first().unwrap().at).as_secs_f64();
+    let window = event["lost_window_seconds"].as_f64().expect("heartbeats on: the lost window");
+    println!("lost window: replag {window:.2} s (heartbeats), the writer's lost commits span {truth_window:.2} s");
+    assert!((window - truth_window).abs() <= 1.1, "within a poll (heartbeats are written once a poll)");
 
     // 3. The write gap, once the new primary has taken writes.
     let event = wait_for("the write gap", Duration::from_secs(15), || async {
@@ -298,7 +313,7 @@ async fn a_caught_up_standby_may_be_promoted_and_a_rejoining_primary_makes_it_a_
     postgres::wait_for_standby_caught_up(&primary, &standby).await;
     let state = tempfile::tempdir().unwrap();
     let journal = state.path().join("events.jsonl");
-    let replag = Replag::start(&config(&primary, &standby, &journal), &[]).await;
+    let replag = Replag::start(&config(&primary, &standby, &journal, false), &[]).await;
     let link = [("source", "pg-us-east"), ("replica", "pg-eu-west")];
     replag.wait_until("the link up", Duration::from_secs(20), |s| s.get("replag_link_up", &link) == Some(1.0)).await;
 

@@ -234,8 +234,7 @@ impl Engine {
             discovery: self.states[..self.configured].iter().all(|s| s.last_report.is_some()),
             poll_interval: self.poll_interval,
         };
-        let (mut links, details) = self.memory.derive(&fleet, now);
-        let roles = systems::role_facts(&fleet);
+        let (mut links, details, roles) = self.memory.derive(&fleet, now);
         self.note_stale_sources(&mut links, now);
         self.note_heartbeats(&mut links);
         links.sort_by(|a, b| {

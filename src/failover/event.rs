@@ -89,6 +89,13 @@ pub struct Event {
     /// From the last write seen on the old primary to the first on the new
     /// one (None until the new primary takes a write).
     pub write_gap_seconds: Option<f64>,
+    /// With replag's heartbeats on: how much older the new primary's newest
+    /// heartbeat of the old primary is than the last one replag wrote
+    /// there (heartbeats are replag's wall-clock microseconds, one a poll):
+    /// the old primary's writes of about this long before it was lost are
+    /// not on the new primary, to within a poll.
+    #[serde(default)]
+    pub lost_window_seconds: Option<f64>,
     /// Split brain: what the side to be thrown away wrote past the switch
     /// point (what pg_rewind would discard), as last seen.
     pub diverged_bytes: Option<u64>,
@@ -121,6 +128,7 @@ impl Event {
             lost_bytes: None,
             lost_bytes_exact: false,
             write_gap_seconds: None,
+            lost_window_seconds: None,
             diverged_bytes: None,
             ended_at: None,
             summary: String::new(),

@@ -64,6 +64,9 @@ pub fn markdown(events: &[Event], since: f64, until: f64) -> String {
             (None, _) => "unknown".into(),
         };
         let _ = writeln!(out, "- Data lost: {lost}");
+        if let Some(window) = e.lost_window_seconds {
+            let _ = writeln!(out, "- Writes lost: about the last {window:.1} s before the loss (replag's heartbeats)");
+        }
         let _ = writeln!(
             out,
             "- Write gap: {}",

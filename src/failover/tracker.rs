@@ -4,6 +4,9 @@
 //! per primary in place and allocates nothing per node.
 
 use std::collections::HashMap;
+use std::hash::{Hash, Hasher};
+
+use rustc_hash::{FxHashMap, FxHashSet, FxHasher};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -23,6 +26,9 @@ pub const SPLIT_BRAIN_AFTER: Duration = Duration::from_secs(2);
 /// Events kept in memory (and served); the journal keeps them all.
 const EVENTS_KEPT: usize = 10_000;
 
+/// Per system (by `System as usize`), per node name.
+type BySystem<T> = [FxHashMap<String, T>; System::ALL.len()];
+
 /// What the tracker remembers of a node that was a primary.
 #[derive(Debug)]
 struct PrimaryRecord {
@@ -39,6 +45,8 @@ struct PrimaryRecord {
     lost_event: Option<u64>,
     /// A promotion took over from it.
     successor: Option<Successor>,
+    /// The last heartbeat replag wrote on it: `(source, sequence)`.
+    heartbeat_written: Option<(String, u64)>,
 }
 
 #[derive(Debug)]
@@ -129,9 +137,14 @@ pub struct Tracker {
     events: Vec<Event>,
     shared: Arc<Vec<Event>>,
     next_id: u64,
-    primaries: HashMap<System, HashMap<String, PrimaryRecord>>,
-    following: HashMap<System, HashMap<String, Following>>,
+    /// By system, then node name (Fx: hashing names was most of the
+    /// tracker's cost per snapshot with SipHash).
+    primaries: BySystem<PrimaryRecord>,
+    following: BySystem<Following>,
     splits: HashMap<(System, String, String), SplitRecord>,
+    /// Scratch: the groups of this snapshot's primaries (hashed), kept to
+    /// reuse its memory.
+    groups_seen: FxHashSet<u64>,
 }
 
 impl Tracker {
@@ -144,9 +157,10 @@ impl Tracker {
             events,
             shared: Arc::default(),
             next_id,
-            primaries: HashMap::new(),
-            following: HashMap::new(),
+            primaries: Default::default(),
+            following: Default::default(),
             splits: HashMap::new(),
+            groups_seen: FxHashSet::default(),
         };
         tracker.publish();
         tracker
@@ -203,7 +217,7 @@ impl Tracker {
                 Role::Replica(r) => {
                     let following =
                         Following { received: r.received.or(r.replayed), mark: r.mark, seen_at: fact.seen_at };
-                    self.following.entry(fact.system).or_default().insert_if_changed(&fact.node, following);
+                    self.following[fact.system as usize].insert_if_changed(&fact.node, following);
                     changed |= self.now_replica(fact, clock);
                 }
             }
@@ -218,7 +232,7 @@ impl Tracker {
     }
 
     fn primary_up(&mut self, fact: &RoleFact, p: &Primary, clock: Clock) -> bool {
-        let records = self.primaries.entry(fact.system).or_default();
+        let records = &mut self.primaries[fact.system as usize];
         if let Some(record) = records.get_mut(fact.node.as_str()).filter(|r| r.generation == p.generation) {
             record.position = p.position;
             record.position_at = p.position_at;
@@ -227,6 +241,12 @@ impl Tracker {
             // Its last read: the poll, or a position read after it.
             record.last_seen = fact.seen_at.max(p.position_at);
             record.group.clone_from(&fact.group);
+            if let Some(written) = fact.heartbeats.as_ref().and_then(|h| h.written.as_ref()) {
+                match &mut record.heartbeat_written {
+                    Some(known) => known.clone_from(written),
+                    None => record.heartbeat_written = Some(written.clone()),
+                }
+            }
             let was_down = record.down_since.take().is_some();
             let lost = record.lost_event.take().filter(|_| was_down);
             // Back from an outage on its old generation: seen to its end.
@@ -263,7 +283,7 @@ impl Tracker {
     /// branched from (or, without the server's word, of its group).
     fn new_generation(&mut self, fact: &RoleFact, p: &Primary, clock: Clock) -> bool {
         let system = fact.system;
-        let records = self.primaries.entry(system).or_default();
+        let records = &mut self.primaries[system as usize];
         let old = p
             .switch
             .as_ref()
@@ -277,14 +297,14 @@ impl Tracker {
                 // (not a primary restarted empty, which starts a generation of
                 // its own) took over from its group's primary.
                 let was_replica = !records.contains_key(fact.node.as_str())
-                    && self.following.get(&system).is_some_and(|f| f.contains_key(fact.node.as_str()));
+                    && self.following[system as usize].contains_key(fact.node.as_str());
                 (was_replica && !fact.group.is_empty()).then_some(()).and_then(|()| {
                     records.iter().find(|(n, r)| *n != &fact.node && r.successor.is_none() && r.group == fact.group)
                 })
             })
             .map(|(n, _)| n.clone());
         // What it was last seen to hold as a replica; it is a primary now.
-        let following = self.following.get_mut(&system).and_then(|f| f.remove(fact.node.as_str()));
+        let following = self.following[system as usize].remove(fact.node.as_str());
         let opened = p.opened;
         let mut record = PrimaryRecord {
             region: fact.region.clone(),
@@ -298,6 +318,7 @@ impl Tracker {
             down_since: None,
             lost_event: None,
             successor: None,
+            heartbeat_written: fact.heartbeats.as_ref().and_then(|h| h.written.clone()),
         };
         // Writes between the candidate's last read as a replica and the
         // first read as primary: its first write was in that interval.
@@ -337,6 +358,11 @@ impl Tracker {
         event.old_primary_position_text = Some(position_text(system, old_record.position));
         event.lost_bytes = switch_at.map(|at| old_record.position.saturating_sub(at));
         event.lost_bytes_exact = false;
+        // Heartbeats are microseconds of replag's wall clock.
+        event.lost_window_seconds = old_record.heartbeat_written.as_ref().and_then(|(source, written)| {
+            let seen = fact.heartbeats.as_ref()?.seen(source)?;
+            Some(written.saturating_sub(seen) as f64 / 1e6)
+        });
         let old_up = old_record.down_since.is_none()
             && old_record.last_seen >= fact.seen_at.checked_sub(Duration::from_secs(5)).unwrap_or(fact.seen_at);
         let lost_event = old_record.lost_event;
@@ -344,7 +370,7 @@ impl Tracker {
         self.next_id += 1;
         event.id = id;
         event.summary = failover_summary(&event, old_up);
-        let records = self.primaries.entry(system).or_default();
+        let records = &mut self.primaries[system as usize];
         if let Some(old_record) = records.get_mut(&old_node) {
             old_record.successor = Some(Successor {
                 node: fact.node.clone(),
@@ -365,7 +391,7 @@ impl Tracker {
 
     fn primary_down(&mut self, fact: &RoleFact, clock: Clock) -> bool {
         let system = fact.system;
-        let Some(record) = self.primaries.get_mut(&system).and_then(|r| r.get_mut(fact.node.as_str())) else {
+        let Some(record) = self.primaries[system as usize].get_mut(fact.node.as_str()) else {
             return false;
         };
         let since = *record.down_since.get_or_insert(clock.now);
@@ -400,7 +426,7 @@ impl Tracker {
     /// A node replag knew as a primary follows another now: an old primary
     /// that rejoined (a switchover when nothing was lost), or a demotion.
     fn now_replica(&mut self, fact: &RoleFact, clock: Clock) -> bool {
-        let Some(records) = self.primaries.get_mut(&fact.system) else { return false };
+        let records = &mut self.primaries[fact.system as usize];
         let Some(record) = records.remove(fact.node.as_str()) else { return false };
         if let Some(id) = record.lost_event {
             self.amend(id, |e| e.ended_at = Some(clock.unix(fact.seen_at)));
@@ -428,7 +454,7 @@ impl Tracker {
     /// Fill in write gaps once the new primary has taken a write.
     fn write_gaps(&mut self, clock: Clock) -> bool {
         let mut found = Vec::new();
-        for records in self.primaries.values() {
+        for records in &self.primaries {
             for old in records.values() {
                 let Some(successor) = &old.successor else { continue };
                 let Some(new) = records.get(&successor.node) else { continue };
@@ -450,6 +476,19 @@ impl Tracker {
 
     /// Primaries of one group (or of one lineage) up at once.
     fn split_brains(&mut self, facts: &[RoleFact], clock: Clock, changed: &mut bool) -> Vec<SplitBrain> {
+        // While nothing fails: one primary per group, none taken over from,
+        // no split open — found without building anything.
+        self.groups_seen.clear();
+        let mut shared_group = false;
+        for fact in facts.iter().filter(|f| f.up && !f.group.is_empty() && f.primary().is_some()) {
+            let mut hasher = FxHasher::default();
+            (fact.system, fact.group.as_str()).hash(&mut hasher);
+            shared_group |= !self.groups_seen.insert(hasher.finish());
+        }
+        let superseded = self.primaries.iter().flat_map(FxHashMap::values).any(|r| r.successor.is_some());
+        if !shared_group && !superseded && self.splits.is_empty() {
+            return Vec::new();
+        }
         for split in self.splits.values_mut() {
             split.seen = false;
         }
@@ -476,11 +515,11 @@ impl Tracker {
         // Lineage: an old primary still up beside the node that took over from it.
         let up: HashMap<(System, &str), &RoleFact> =
             facts.iter().filter(|f| f.up && f.primary().is_some()).map(|f| ((f.system, f.node.as_str()), f)).collect();
-        for (system, records) in &self.primaries {
+        for (system, records) in System::ALL.into_iter().zip(&self.primaries) {
             for (node, record) in records {
                 if let Some(s) = &record.successor {
-                    if up.contains_key(&(*system, node.as_str())) && up.contains_key(&(*system, s.node.as_str())) {
-                        pairs.push((*system, node.as_str(), s.node.as_str()));
+                    if up.contains_key(&(system, node.as_str())) && up.contains_key(&(system, s.node.as_str())) {
+                        pairs.push((system, node.as_str(), s.node.as_str()));
                     }
                 }
             }
@@ -489,7 +528,7 @@ impl Tracker {
         let mut new_events = Vec::new();
         for (system, a, b) in pairs {
             // The old side: the one a promotion took over from.
-            let records = self.primaries.get(&system);
+            let records = Some(&self.primaries[system as usize]);
             let superseded =
                 |n: &str| records.and_then(|r| r.get(n)).and_then(|r| r.successor.as_ref()).map(|s| s.node.as_str());
             let (old, new) = if superseded(b) == Some(a) { (b, a) } else { (a, b) };
@@ -559,10 +598,10 @@ impl Tracker {
     /// Lost primaries and, for each of their links, what the replica lacks.
     fn at_risk<D>(&self, facts: &[RoleFact], links: &[LinkView<D>], clock: Clock) -> (Vec<LostPrimary>, Vec<AtRisk>) {
         let mut lost = Vec::new();
-        for (system, records) in &self.primaries {
+        for (system, records) in System::ALL.into_iter().zip(&self.primaries) {
             for (node, r) in records {
                 let Some(since) = r.down_since.filter(|_| r.successor.is_none()) else { continue };
-                lost.push((*system, node.as_str(), r, since));
+                lost.push((system, node.as_str(), r, since));
             }
         }
         if lost.is_empty() {
@@ -657,7 +696,7 @@ trait InsertIfChanged {
     fn insert_if_changed(&mut self, node: &str, following: Following);
 }
 
-impl InsertIfChanged for HashMap<String, Following> {
+impl InsertIfChanged for FxHashMap<String, Following> {
     /// No allocation for a node already known.
     fn insert_if_changed(&mut self, node: &str, following: Following) {
         match self.get_mut(node) {
@@ -697,6 +736,7 @@ mod tests {
                 switch: switch.map(|(from, at)| Switch { from_generation: from.into(), at, exact: true }),
                 opened: None,
             }),
+            heartbeats: None,
         }
     }
 
@@ -708,12 +748,8 @@ mod tests {
             group: "42".into(),
             up: true,
             seen_at: at,
-            role: Role::Replica(Replica {
-                generation: Some("1".into()),
-                received: Some(position),
-                replayed: Some(position),
-                mark: None,
-            }),
+            role: Role::Replica(Replica { received: Some(position), replayed: Some(position), mark: None }),
+            heartbeats: None,
         }
     }
 

@@ -7,6 +7,7 @@
 
 use std::time::Instant;
 
+use super::heartbeat::Heartbeats;
 use super::labels::System;
 
 /// One node's role, as of its last successful poll.
@@ -24,6 +25,10 @@ pub struct RoleFact {
     /// When the facts were read (the last successful poll's moment).
     pub seen_at: Instant,
     pub role: Role,
+    /// replag's heartbeats this node's last poll wrote and saw, where they
+    /// are on (None otherwise): a promoted node's heartbeats of the old
+    /// primary say how much of the old primary's last writes it lacks.
+    pub heartbeats: Option<Heartbeats>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -71,8 +76,6 @@ pub struct Switch {
 /// A node that follows a primary.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Replica {
-    /// The generation it follows, where it says.
-    pub generation: Option<String>,
     /// Everything up to here is on the replica (written to its disk or
     /// memory); None where it does not say.
     pub received: Option<u64>,

@@ -321,13 +321,17 @@ pub struct Memory {
 }
 
 impl Memory {
-    /// Every system's links (in system order) and details.
-    pub fn derive(&mut self, fleet: &FleetState<'_>, now: Instant) -> (Vec<Link>, Details) {
+    /// Every system's links (in system order) and details, and every
+    /// node's role facts (PostgreSQL and Redis: the systems that fail over)
+    /// for the failover part, read from the same views.
+    pub fn derive(&mut self, fleet: &FleetState<'_>, now: Instant) -> (Vec<Link>, Details, Vec<RoleFact>) {
+        let mut roles = Vec::new();
         let pg_view = fleet.view(
             postgres::SYSTEM,
             |t| if let Target::Postgres(t) = t { Some(t) } else { None },
             |o| if let Observation::Postgres(o) = o { Some(o) } else { None },
         );
+        postgres::role_facts(&pg_view, &mut roles);
         let (pg_links, postgres) = postgres::derive(&mut self.postgres, pg_view, now);
         let redis_view = fleet.view(
             redis::SYSTEM,
@@ -339,6 +343,7 @@ impl Memory {
             |t| if let Target::Redis(t) = t { Some(t).filter(|t| t.role != redis::RedisRole::Server) } else { None },
             |o| if let Observation::RedisTopology(o) = o { Some(o) } else { None },
         );
+        redis::role_facts(&redis_view, &topology_view, &mut roles);
         let (redis_links, redis) = redis::derive(&mut self.redis, redis_view, topology_view, now);
         let seaweed_view = fleet.view(
             seaweedfs::SYSTEM,
@@ -352,32 +357,8 @@ impl Memory {
             .chain(redis_links.into_iter().map(|l| l.map_detail(|redis| LinkDetail { postgres: None, redis })))
             .chain(seaweed_links.into_iter().map(|l| l.map_detail(|()| LinkDetail::default())))
             .collect();
-        (links, Details { postgres, redis, seaweedfs })
+        (links, Details { postgres, redis, seaweedfs }, roles)
     }
-}
-
-/// Every node's role facts (PostgreSQL and Redis: the systems that fail
-/// over), for the failover part.
-pub fn role_facts(fleet: &FleetState<'_>) -> Vec<RoleFact> {
-    let mut out = Vec::new();
-    let pg_view = fleet.view(
-        postgres::SYSTEM,
-        |t| if let Target::Postgres(t) = t { Some(t) } else { None },
-        |o| if let Observation::Postgres(o) = o { Some(o) } else { None },
-    );
-    postgres::role_facts(&pg_view, &mut out);
-    let redis_view = fleet.view(
-        redis::SYSTEM,
-        |t| if let Target::Redis(t) = t { Some(t).filter(|t| t.role == redis::RedisRole::Server) } else { None },
-        |o| if let Observation::Redis(o) = o { Some(o) } else { None },
-    );
-    let topology_view = fleet.view(
-        redis::SYSTEM,
-        |t| if let Target::Redis(t) = t { Some(t).filter(|t| t.role != redis::RedisRole::Server) } else { None },
-        |o| if let Observation::RedisTopology(o) = o { Some(o) } else { None },
-    );
-    redis::role_facts(&redis_view, &topology_view, &mut out);
-    out
 }
 
 /// A position as people read it in `system`: an LSN (`0/5A3B2C10`) for

@@ -73,7 +73,6 @@ pub fn role_facts(fleet: &Fleet<'_>, out: &mut Vec<RoleFact>) {
         let role = if pg.in_recovery {
             let received = pg.wal_receiver.as_ref().and_then(|w| w.flushed_lsn).max(pg.receive_lsn);
             Role::Replica(Replica {
-                generation: pg.timeline.map(|t| t.to_string()),
                 received: received.map(|l| l.0),
                 replayed: pg.replay_lsn.map(|l| l.0),
                 mark: pg.commit_mark,
@@ -104,6 +103,8 @@ pub fn role_facts(fleet: &Fleet<'_>, out: &mut Vec<RoleFact>) {
             up: member.is_up(),
             seen_at: at,
             role,
+            heartbeats: (pg.heartbeats.written.is_some() || !pg.heartbeats.seen.is_empty())
+                .then(|| pg.heartbeats.clone()),
         });
     }
 }

@@ -63,7 +63,6 @@ pub fn role_facts(fleet: &Fleet<'_>, topology: &TopologyFleet<'_>, out: &mut Vec
         let group = node.group.as_deref().filter(|g| !clusters.contains(g)).unwrap_or("");
         let role = match &r.replica {
             Some(replica) => Role::Replica(Replica {
-                generation: Some(r.replid.clone()),
                 received: Some(replica.offset),
                 replayed: Some(replica.offset),
                 mark: Some(replica.offset),
@@ -94,6 +93,7 @@ pub fn role_facts(fleet: &Fleet<'_>, topology: &TopologyFleet<'_>, out: &mut Vec
             up: member.is_up(),
             seen_at: at,
             role,
+            heartbeats: (r.heartbeats.written.is_some() || !r.heartbeats.seen.is_empty()).then(|| r.heartbeats.clone()),
         });
     }
 }
