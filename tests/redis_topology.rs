@@ -329,6 +329,21 @@ async fn sentinel_failovers_are_followed_without_bogus_lag() {
     })
     .await;
     println!("SENTINEL FAILOVER event: {planned}");
+    assert_eq!(planned["switch_exact"], true);
+    // Writes the old master acknowledged after the switch point are gone:
+    // the event's bytes hold them (29–45 bytes each in the stream, plus a
+    // ping a second), within a sample of the old master's last writes.
+    let planned = wait_for("the old master followed (its figure final)", Duration::from_secs(30), || async {
+        let e = event(&replag, "failover", &addr(first), &addr(promoted)).await;
+        e.or(event(&replag, "switchover", &addr(first), &addr(promoted)).await)
+            .filter(|e| e["lost_bytes_exact"] == true)
+    })
+    .await;
+    let missing = writes.missing_on(first, group.server(promoted)).await as u64;
+    let lost = planned["lost_bytes"].as_u64().expect("lost bytes");
+    println!("SENTINEL FAILOVER: {missing} acknowledged writes missing on the new master; replag: {lost} bytes lost");
+    assert!(lost + 5 * 45 >= missing * 29, "{lost} bytes cannot hold {missing} lost writes");
+    assert!(lost <= (missing + 1) * 45 + 30 * 14, "{lost} bytes for {missing} lost writes");
     // The old master took writes until Sentinel demoted it: when it did
     // for two seconds or more, that was a split brain, and replag says so.
     if let Some(split) = event(&replag, "split_brain", &addr(first), &addr(promoted)).await {
@@ -653,6 +668,22 @@ async fn cluster_shards_frozen_replica_failovers_and_a_lost_shard() {
         "the shard keeps its name; its master changed"
     );
     assert!(!up_links(&s).contains(&(addr(old_master), addr(new_master))), "the old link is gone");
+    // A CLUSTER FAILOVER waits for the replica to catch up, and the old
+    // master follows the new one: nothing lost but, at most, a replication
+    // ping sent in the moment between (14 bytes). No split brain: the other
+    // shards' masters are no second primary of this one.
+    let promotion = wait_for("the shard's promotion event", Duration::from_secs(10), || async {
+        let failover = event(&replag, "failover", &addr(old_master), &addr(new_master)).await;
+        failover.or(event(&replag, "switchover", &addr(old_master), &addr(new_master)).await)
+    })
+    .await;
+    println!("CLUSTER FAILOVER event: {promotion}");
+    assert_eq!(promotion["switch_exact"], true);
+    let lost = promotion["lost_bytes"].as_u64().expect("lost bytes known");
+    assert!(lost <= 2 * 14, "a manual failover loses no data: {promotion}");
+    assert_eq!(promotion["kind"] == "switchover", lost == 0, "nothing lost and followed: a switchover");
+    let (_, body) = replag.get("/api/v1/events?kind=split_brain").await.unwrap();
+    assert!(body.contains("\"events\":[]"), "no split brain across shards: {body}");
 
     // An automatic failover: the shard's master killed; after the cluster's
     // node timeout its replica takes over.

@@ -210,16 +210,21 @@ impl Tracker {
         let clock = Clock { now, wall };
         let before = self.events.len();
         let mut changed = false;
+        // Primaries first: a promotion and the old primary's turn to follow
+        // can both show in one snapshot (a Cluster's manual failover takes
+        // milliseconds), and the promotion must still find the old record.
         for fact in facts {
             match &fact.role {
                 Role::Primary(p) if fact.up => changed |= self.primary_up(fact, p, clock),
                 Role::Primary(_) => changed |= self.primary_down(fact, clock),
-                Role::Replica(r) => {
-                    let following =
-                        Following { received: r.received.or(r.replayed), mark: r.mark, seen_at: fact.seen_at };
-                    self.following[fact.system as usize].insert_if_changed(&fact.node, following);
-                    changed |= self.now_replica(fact, clock);
-                }
+                Role::Replica(_) => {}
+            }
+        }
+        for fact in facts {
+            if let Role::Replica(r) = &fact.role {
+                let following = Following { received: r.received.or(r.replayed), mark: r.mark, seen_at: fact.seen_at };
+                self.following[fact.system as usize].insert_if_changed(&fact.node, following);
+                changed |= self.now_replica(fact, clock);
             }
         }
         changed |= self.write_gaps(clock);
@@ -833,6 +838,19 @@ mod tests {
         lab.see(2.0, &[stopped, b.clone()]);
         assert_eq!(lab.kinds(), vec![EventKind::Failover]);
         lab.see(3.0, &[replica("a", 1200, t(3.0)), b]);
+        let e = &lab.tracker.events()[0];
+        assert_eq!((e.kind, e.lost_bytes, e.lost_bytes_exact), (EventKind::Switchover, Some(0), true));
+    }
+
+    #[test]
+    fn a_promotion_and_the_old_primary_following_in_one_snapshot_is_a_switchover() {
+        let mut lab = Lab::new();
+        let start = lab.start;
+        let t = |s: f64| start + Duration::from_secs_f64(s);
+        lab.see(0.0, &[replica("b", 1000, t(0.0)), primary("a", "1", 1000, t(0.0), None)]);
+        // The old primary is listed first: it follows already when its
+        // successor's promotion is read.
+        lab.see(1.0, &[replica("a", 1000, t(1.0)), primary("b", "2", 1000, t(1.0), Some(("1", 1000)))]);
         let e = &lab.tracker.events()[0];
         assert_eq!((e.kind, e.lost_bytes, e.lost_bytes_exact), (EventKind::Switchover, Some(0), true));
     }

@@ -51,6 +51,9 @@ pub struct Sample {
 /// carry the later stamp.
 pub const REORDER_WINDOW: Duration = Duration::from_secs(1);
 
+/// How far into a history `first_write` looks.
+const FIRST_WRITE_WITHIN: usize = 256;
+
 /// What a push did to the history.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Pushed {
@@ -214,9 +217,12 @@ impl PositionHistory {
             .map(|i| (self.samples[i - 1].at, self.samples[i].at))
     }
 
-    /// The first interval the source wrote data in.
+    /// The first interval the source wrote data in, among its first
+    /// `FIRST_WRITE_WITHIN` samples (a promoted node's first writes come
+    /// soon after its history begins; asked every snapshot, it must not
+    /// walk a full history that holds no data).
     pub fn first_write(&self) -> Option<(Instant, Instant)> {
-        (1..self.samples.len())
+        (1..self.samples.len().min(FIRST_WRITE_WITHIN))
             .find(|&i| self.surely_data_into(i))
             .map(|i| (self.samples[i - 1].at, self.samples[i].at))
     }
@@ -347,6 +353,25 @@ mod tests {
 
     fn secs(base: Instant, s: f64) -> Instant {
         base + Duration::from_secs_f64(s)
+    }
+
+    #[test]
+    fn first_and_last_writes_are_the_intervals_the_mark_moved_in() {
+        let t0 = Instant::now();
+        let at = |ms: u64| t0 + Duration::from_millis(ms);
+        let mut h = PositionHistory::default();
+        let mark = |position, mark| SourcePosition { position, mark, mark_trails: false };
+        h.push_marked(at(0), mark(100, 1));
+        h.push_marked(at(25), mark(150, 1)); // housekeeping
+        h.push_marked(at(50), mark(300, 2)); // data
+        h.push_marked(at(75), mark(400, 3)); // data
+        h.push_marked(at(100), mark(450, 3)); // housekeeping
+        assert_eq!(h.first_write(), Some((at(25), at(50))));
+        assert_eq!(h.last_write(), Some((at(50), at(75))));
+        let mut idle = PositionHistory::default();
+        idle.push_marked(at(0), mark(100, 1));
+        idle.push_marked(at(25), mark(150, 1));
+        assert_eq!((idle.first_write(), idle.last_write()), (None, None), "housekeeping is no write");
     }
 
     #[test]
