@@ -157,8 +157,10 @@ async fn a_primary_dies_under_writes_and_replag_measures_the_failover() {
         replag.sampling(&["pg-us-east"]).await.then_some(())
     })
     .await;
-    let (status, body_200) = replag.get("/promote?node=pg-eu-west").await.unwrap();
-    println!("/promote with the primary up: {status} {body_200}");
+    let (status, verdict) = replag.get("/promote?node=pg-eu-west").await.unwrap();
+    println!("/promote with the primary up: {status} {verdict}");
+    assert_eq!(status, 503, "never beside a primary that answers: {verdict}");
+    assert!(verdict.contains("stop it first"), "{verdict}");
 
     // Writes, then the stream cut silently, then the primary killed.
     let writer = Writer::start(vec![superuser(&primary), superuser(&standby)], Duration::from_millis(20));

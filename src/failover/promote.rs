@@ -249,7 +249,18 @@ fn judge<D>(roles: &[RoleFact], links: &[LinkView<D>], c: &RoleFact, now: Instan
     } else {
         format!("last seen {age:.1} s ago, before it became unreachable")
     };
-    if behind > 0 || !c.up {
+    if pf.up {
+        // Caught up or not, promoting beside a primary that answers makes two.
+        let caught_up = if behind == 0 { format!("; {} is caught up with it {when}", c.node) } else { String::new() };
+        reasons.insert(
+            0,
+            format!(
+                "{} is up and taking writes: stop it first (a switchover), or two primaries will take writes{caught_up}",
+                pf.node
+            ),
+        );
+    }
+    if behind > 0 || !c.up || pf.up {
         let unreplayed = replica.received.filter(|r| *r > replayed).map_or(String::new(), |r| {
             format!("; {} bytes of it received but not replayed", r.saturating_sub(replayed).min(behind))
         });
@@ -266,14 +277,7 @@ fn judge<D>(roles: &[RoleFact], links: &[LinkView<D>], c: &RoleFact, now: Instan
         let summary = reasons[0].clone();
         return fail(candidate, reasons, Some(primary), summary);
     }
-    if pf.up {
-        reasons.push(format!(
-            "{} is up and taking writes: stop it first (a switchover), or two primaries will take writes",
-            pf.node
-        ));
-    } else {
-        reasons.push(format!("{} may have written more after replag last saw it, {age:.1} s ago", pf.node));
-    }
+    reasons.push(format!("{} may have written more after replag last saw it, {age:.1} s ago", pf.node));
     let summary = format!("{} is caught up to {}, the primary's position {when}", c.node, primary.position_text);
     PromoteVerdict {
         pass: true,

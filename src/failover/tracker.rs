@@ -293,9 +293,15 @@ impl Tracker {
             .switch
             .as_ref()
             .and_then(|sw| {
-                records
-                    .iter()
-                    .find(|(n, r)| *n != &fact.node && r.successor.is_none() && r.generation == sw.from_generation)
+                // Within the group: PostgreSQL timelines are numbers every
+                // cluster counts from 1 (Redis IDs are random; their group
+                // may be empty on both sides).
+                records.iter().find(|(n, r)| {
+                    *n != &fact.node
+                        && r.successor.is_none()
+                        && r.generation == sw.from_generation
+                        && r.group == fact.group
+                })
             })
             .or_else(|| {
                 // Without the server's word, only a node last seen following
@@ -853,6 +859,23 @@ mod tests {
         lab.see(1.0, &[replica("a", 1000, t(1.0)), primary("b", "2", 1000, t(1.0), Some(("1", 1000)))]);
         let e = &lab.tracker.events()[0];
         assert_eq!((e.kind, e.lost_bytes, e.lost_bytes_exact), (EventKind::Switchover, Some(0), true));
+    }
+
+    #[test]
+    fn another_cluster_on_the_same_timeline_is_not_the_old_primary() {
+        let mut lab = Lab::new();
+        let start = lab.start;
+        let t = |s: f64| start + Duration::from_secs_f64(s);
+        let mut other = primary("subscriber", "1", 9000, t(0.0), None);
+        other.group = "77".into();
+        lab.see(0.0, &[other.clone(), primary("a", "1", 1000, t(0.0), None), replica("b", 1000, t(0.0))]);
+        let lost = down(primary("a", "1", 1000, t(0.0), None));
+        lab.see(1.0, &[other.clone(), lost.clone(), primary("b", "2", 1000, t(1.0), Some(("1", 1000)))]);
+        let e = &lab.tracker.events()[0];
+        assert_eq!(e.from.as_ref().unwrap().node, "a", "{e:?}");
+        assert_eq!(e.group, "42");
+        let view = lab.see(4.0, &[other, lost, primary("b", "2", 1000, t(4.0), Some(("1", 1000)))]);
+        assert!(view.split_brains.is_empty(), "a cluster of its own is no second primary");
     }
 
     #[test]
