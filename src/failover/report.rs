@@ -58,6 +58,9 @@ pub fn markdown(events: &[Event], since: f64, until: f64) -> String {
         );
         let lost = match (e.lost_bytes, e.lost_bytes_exact) {
             (Some(b), true) => format!("{b} bytes (exact: the old primary was seen to its end)"),
+            (Some(0), false) => {
+                "none that replag saw (the old primary may have written more after it last saw it)".into()
+            }
             (Some(b), false) => {
                 format!("at least {b} bytes (the old primary may have written more after replag last saw it)")
             }
