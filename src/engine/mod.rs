@@ -124,7 +124,7 @@ impl Engine {
     /// Servers a Sentinel or Cluster entry revealed that the fleet does not
     /// have yet join it, at the end: indices of the nodes already there
     /// never change, so what the link rules remember by index stays right.
-    fn admit_revealed(&mut self, from: usize, revealed: Vec<systems::redis::Revealed>) {
+    fn admit_revealed(&mut self, from: usize, revealed: Vec<crate::model::Revealed>) {
         let Some(joins) = &self.joins else { return };
         let system = self.specs[from].system();
         let mut added = HashSet::new();

@@ -168,3 +168,60 @@ pub fn refuse_seaweedfs_keys(key: &str, node: &RawNode) -> Result<(), ConfigErro
         None => Ok(()),
     }
 }
+
+/// `node_regions`: where servers an entry discovers (Sentinel, Cluster,
+/// Patroni) are, by `host:port`, host, or CIDR network; most specific first.
+#[derive(Clone, Debug, Default)]
+pub struct NodeRegions(Vec<(RegionMatch, String)>);
+
+#[derive(Clone, Debug, PartialEq)]
+enum RegionMatch {
+    Address(String, u16),
+    Host(String),
+    Network(ipnet::IpNet),
+}
+
+impl NodeRegions {
+    /// The entry's `node_regions` (`key` is its config key).
+    pub fn from_config(key: &str, node: &RawNode) -> Result<NodeRegions, ConfigError> {
+        use super::node::normalize_host;
+        let mut out = Vec::new();
+        for (pattern, region) in &node.node_regions {
+            let entry_key = format!("{key}.node_regions.{pattern:?}");
+            check_label_value(&entry_key, region)?;
+            let m = if let Ok(net) = pattern.parse::<ipnet::IpNet>() {
+                RegionMatch::Network(net)
+            } else if let Some((host, port)) =
+                pattern.rsplit_once(':').filter(|(h, _)| !h.contains(':') || h.ends_with(']'))
+            {
+                let port = port.parse().map_err(|_| key_error(&entry_key, "port is not a number"))?;
+                RegionMatch::Address(normalize_host(host), port)
+            } else if !pattern.is_empty() && !pattern.contains('/') {
+                RegionMatch::Host(normalize_host(pattern))
+            } else {
+                return Err(key_error(entry_key, "is not host:port, a host, or a network like 10.1.0.0/16"));
+            };
+            out.push((m, region.clone()));
+        }
+        out.sort_by_key(|(m, _)| match m {
+            RegionMatch::Address(..) => 0,
+            RegionMatch::Host(_) => 1,
+            RegionMatch::Network(net) => 2 + u32::from(128 - net.prefix_len()),
+        });
+        Ok(NodeRegions(out))
+    }
+
+    /// The region of the server at `host:port`, if a pattern matches.
+    pub fn region_of(&self, host: &str, port: u16) -> Option<&str> {
+        let host = super::node::normalize_host(host);
+        let ip = host.parse::<std::net::IpAddr>().ok();
+        self.0
+            .iter()
+            .find(|(m, _)| match m {
+                RegionMatch::Address(h, p) => *h == host && *p == port,
+                RegionMatch::Host(h) => *h == host,
+                RegionMatch::Network(net) => ip.is_some_and(|ip| net.contains(&ip)),
+            })
+            .map(|(_, region)| region.as_str())
+    }
+}

@@ -16,7 +16,7 @@ mod view;
 pub use failure::{error_chain, scrub, FailureKind, PollFailure};
 pub use heartbeat::{next_sequence, Heartbeat, Heartbeats};
 pub use labels::{LinkId, LinkKind, System, UNKNOWN_REGION};
-pub use node::{normalize_host, Node, NodeIndex};
+pub use node::{normalize_host, Node, NodeIndex, Revealed};
 pub use role::{Primary, Replica, Role, RoleFact, Switch};
 pub use source::{OpenPositionReader, PositionRead, PositionReader, Sampled, Source, SourcePosition};
 pub use text::{quoted, rfc3339, table, to_unix, truncate};

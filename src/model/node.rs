@@ -22,6 +22,19 @@ pub struct Node {
     pub group: Option<String>,
 }
 
+/// A server a discovering entry (a Redis Sentinel or Cluster node, a
+/// Patroni cluster) names: it joins the fleet and is polled like a
+/// configured one.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Revealed {
+    pub host: String,
+    pub port: u16,
+    /// The group it belongs to, where the entry says (a Sentinel master name).
+    pub group: Option<String>,
+    /// Its name where the entry gives one (a Patroni member); else `host:port`.
+    pub name: Option<String>,
+}
+
 /// Configured nodes by address and by name. Built once per config: matching
 /// a replica list, a WAL receiver's sender or an `upstream` against the
 /// config is then a lookup, not a scan of every node (which made each

@@ -10,6 +10,7 @@
 //! a system is a folder plus an arm in each of them (see
 //! docs/architecture.md, "Adding a system").
 
+mod http;
 pub mod postgres;
 pub mod redis;
 pub mod seaweedfs;
@@ -135,7 +136,7 @@ impl NodeSpec {
     /// The node to poll for a server this (Sentinel or Cluster) node
     /// revealed: named `host:port`, placed by the entry's `node_regions`
     /// (else region `unknown`), reached with the entry's credentials.
-    pub fn revealed_member(&self, found: &redis::Revealed) -> Option<NodeSpec> {
+    pub fn revealed_member(&self, found: &crate::model::Revealed) -> Option<NodeSpec> {
         let Target::Redis(t) = &self.target else { return None };
         let region = t.region_of(&found.host, found.port).unwrap_or(crate::model::UNKNOWN_REGION);
         let node = Node {
@@ -168,7 +169,7 @@ pub enum Observation {
 impl Observation {
     /// Servers this observation names that should be polled too (a
     /// Sentinel's masters and replicas, a Cluster's nodes).
-    pub fn revealed(&self) -> Vec<redis::Revealed> {
+    pub fn revealed(&self) -> Vec<crate::model::Revealed> {
         match self {
             Observation::RedisTopology(t) => t.revealed(),
             _ => Vec::new(),

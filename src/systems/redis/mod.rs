@@ -27,7 +27,7 @@ pub use metrics::render as render_metrics;
 pub use sentinel::{SentinelMaster, SentinelReplica, SentinelView};
 pub use source::{decode, parse_info, ConnectedReplica, RedisObservation, RedisSource, ReplicaState};
 pub use target::{from_config, RedisRole, RedisTarget};
-pub use topology::{RedisTopology, Revealed, TopologySource};
+pub use topology::{RedisTopology, TopologySource};
 
 use crate::lag::StreamKey;
 use crate::model::{Identity, Primary, Replica, Role, RoleFact, SourcePosition, Switch};

@@ -4,10 +4,9 @@
 
 use std::collections::HashMap;
 use std::fmt;
-use std::net::IpAddr;
 
 use crate::model::config::{
-    check_label_value, configured_password, key_error, only_for, read_ca, refuse_seaweedfs_keys, ConfigError, RawNode,
+    configured_password, key_error, only_for, read_ca, refuse_seaweedfs_keys, ConfigError, NodeRegions, RawNode,
 };
 use crate::model::{normalize_host, Heartbeat};
 
@@ -28,18 +27,11 @@ pub enum RedisRole {
 /// and TLS settings, and its `node_regions`.
 #[derive(Clone, Default)]
 pub struct Discovery {
-    /// `(match, region)`, most specific first: `host:port`, then host, then networks.
-    regions: Vec<(RegionMatch, String)>,
+    /// `node_regions`: where discovered servers are.
+    regions: NodeRegions,
     /// The discovered servers' password (`password_env`/`password_file`);
     /// for a Sentinel, not the Sentinel's own.
     password: Option<String>,
-}
-
-#[derive(Clone, Debug, PartialEq)]
-enum RegionMatch {
-    Address(String, u16),
-    Host(String),
-    Network(ipnet::IpNet),
 }
 
 /// Connection settings for a Redis node. Debug never shows the password.
@@ -105,17 +97,7 @@ impl RedisTarget {
 
     /// The region of a discovered server, from `node_regions`.
     pub fn region_of(&self, host: &str, port: u16) -> Option<&str> {
-        let host = normalize_host(host);
-        let ip = host.parse::<IpAddr>().ok();
-        self.discovery
-            .regions
-            .iter()
-            .find(|(m, _)| match m {
-                RegionMatch::Address(h, p) => *h == host && *p == port,
-                RegionMatch::Host(h) => *h == host,
-                RegionMatch::Network(net) => ip.is_some_and(|ip| net.contains(&ip)),
-            })
-            .map(|(_, region)| region.as_str())
+        self.discovery.regions.region_of(host, port)
     }
 }
 
@@ -126,35 +108,6 @@ impl fmt::Debug for RedisTarget {
             .field("role", &self.role)
             .finish_non_exhaustive()
     }
-}
-
-/// `node_regions`: `host:port`, host or CIDR network → region.
-fn region_matches(key: &str, node: &RawNode) -> Result<Vec<(RegionMatch, String)>, ConfigError> {
-    let mut out = Vec::new();
-    for (pattern, region) in &node.node_regions {
-        let entry_key = format!("{key}.node_regions.{pattern:?}");
-        check_label_value(&entry_key, region)?;
-        let m = if let Ok(net) = pattern.parse::<ipnet::IpNet>() {
-            RegionMatch::Network(net)
-        } else if let Some((host, port)) =
-            pattern.rsplit_once(':').filter(|(h, _)| !h.contains(':') || h.ends_with(']'))
-        {
-            let port = port.parse().map_err(|_| key_error(&entry_key, "port is not a number"))?;
-            RegionMatch::Address(normalize_host(host), port)
-        } else if !pattern.is_empty() && !pattern.contains('/') {
-            RegionMatch::Host(normalize_host(pattern))
-        } else {
-            return Err(key_error(entry_key, "is not host:port, a host, or a network like 10.1.0.0/16"));
-        };
-        out.push((m, region.clone()));
-    }
-    // Most specific first.
-    out.sort_by_key(|(m, _)| match m {
-        RegionMatch::Address(..) => 0,
-        RegionMatch::Host(_) => 1,
-        RegionMatch::Network(net) => 2 + u32::from(128 - net.prefix_len()),
-    });
-    Ok(out)
 }
 
 fn role_of(key: &str, node: &RawNode) -> Result<RedisRole, ConfigError> {
@@ -214,7 +167,7 @@ pub fn from_config(key: &str, node: &RawNode, env: &HashMap<String, String>) -> 
     })?;
     let role = role_of(key, node)?;
     let password = configured_password(key, node, env)?;
-    let mut discovery = Discovery { regions: region_matches(key, node)?, password: None };
+    let mut discovery = Discovery { regions: NodeRegions::from_config(key, node)?, password: None };
     match &role {
         RedisRole::Sentinel { .. } => {
             // The Sentinel's own password is not its servers'.

@@ -13,7 +13,7 @@ use super::cluster::{self, ClusterView};
 use super::sentinel::{parse_master, parse_replica, SentinelView};
 use super::source::{connect, redis_failure};
 use super::target::{RedisRole, RedisTarget};
-use crate::model::{FailureKind, PollFailure, Sampled, Source};
+use crate::model::{FailureKind, PollFailure, Revealed, Sampled, Source};
 
 /// What a Sentinel or Cluster entry reported.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -21,15 +21,6 @@ use crate::model::{FailureKind, PollFailure, Sampled, Source};
 pub enum RedisTopology {
     Sentinel(SentinelView),
     Cluster(ClusterView),
-}
-
-/// A server the topology names, to be polled.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct Revealed {
-    pub host: String,
-    pub port: u16,
-    /// The Sentinel master name it belongs to (a Cluster's members belong to the entry).
-    pub group: Option<String>,
 }
 
 impl RedisTopology {
@@ -40,15 +31,15 @@ impl RedisTopology {
             RedisTopology::Sentinel(s) => {
                 for m in &s.masters {
                     let group = Some(m.name.clone());
-                    out.push(Revealed { host: m.ip.clone(), port: m.port, group: group.clone() });
+                    out.push(Revealed { host: m.ip.clone(), port: m.port, group: group.clone(), name: None });
                     for r in &m.replicas {
-                        out.push(Revealed { host: r.ip.clone(), port: r.port, group: group.clone() });
+                        out.push(Revealed { host: r.ip.clone(), port: r.port, group: group.clone(), name: None });
                     }
                 }
             }
             RedisTopology::Cluster(c) => {
                 for n in c.nodes.iter().filter(|n| n.reachable_address) {
-                    out.push(Revealed { host: n.ip.clone(), port: n.port, group: None });
+                    out.push(Revealed { host: n.ip.clone(), port: n.port, group: None, name: None });
                 }
             }
         }

@@ -15,7 +15,7 @@ use std::time::Instant;
 use base64::Engine as _;
 use serde::Deserialize;
 
-use super::http::{fetch, parse};
+use crate::systems::http::{fetch, parse};
 use crate::model::{next_sequence, FailureKind, Heartbeat, Heartbeats, PollFailure, Sampled};
 
 /// The extended attribute holding a heartbeat's sequence number (the filer

@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 use std::time::Instant;
 
-use super::http::fetch;
+use crate::systems::http::fetch;
 use crate::model::{FailureKind, PollFailure, Sampled};
 
 /// Directions read from one process at most (one per `-a`/`-b` way and path).

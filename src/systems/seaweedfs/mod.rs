@@ -3,7 +3,7 @@
 //!
 //! Everything replag knows about SeaweedFS is in this folder: how to reach a
 //! master, filer or filer.sync (`target`), how to poll each (`source`,
-//! `filer`, `filer_sync`, over `http`), how a master's topology becomes
+//! `filer`, `filer_sync`, over `systems::http`), how a master's topology becomes
 //! volume links (`links`) and filer.sync's directions `filer_sync` links
 //! (`sync_links`),
 //! what a snapshot shows beyond links (`detail`), and the
@@ -13,7 +13,6 @@ mod detail;
 mod filer;
 mod filer_sync;
 mod fleet;
-mod http;
 mod links;
 mod metrics;
 mod source;

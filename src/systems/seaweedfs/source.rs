@@ -13,7 +13,7 @@ use serde::Deserialize;
 
 use super::filer::{self, FilerObservation};
 use super::filer_sync::{self, SyncObservation};
-use super::http::{fetch, parse};
+use crate::systems::http::{fetch, parse};
 use super::target::{SeaweedRole, SeaweedTarget};
 use crate::model::{FailureKind, PollFailure, Sampled, Source};
 

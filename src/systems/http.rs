@@ -1,6 +1,7 @@
-//! HTTP(S) for every SeaweedFS role: one request, a bounded reply, and
-//! failures classified the way replag reports them. A leaf: masters
-//! (`source`), filers (`filer`) and filer.sync (`filer_sync`) all use it.
+//! HTTP(S) for the systems polled over it (SeaweedFS masters, filers and
+//! filer.sync; Patroni's REST API): one request, a bounded reply, and
+//! failures classified the way replag reports them. A leaf below the
+//! systems' folders.
 
 use serde::Deserialize;
 
