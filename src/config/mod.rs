@@ -596,6 +596,50 @@ mod tests {
     }
 
     #[test]
+    fn patroni_entries() {
+        let entry = |extra: &str| {
+            format!(
+                "[[regions.eu.postgres]]\nname = \"ha\"\nrole = \"patroni\"\n\
+                 endpoints = [\"http://10.0.0.1:8008/\", \"https://10.0.0.2:8008\"]\n{extra}"
+            )
+        };
+        let env = [("PG", "member-secret"), ("REST", "rest-secret")];
+        let text = entry(
+            "url = \"postgresql://replag@/postgres?sslmode=disable\"\npassword_env = \"PG\"\n\
+             patroni_username = \"patroni\"\npatroni_password_env = \"REST\"\nheartbeat = true\n\
+             node_regions = { \"10.2.0.0/16\" = \"us\" }\n",
+        );
+        let cfg = load_toml(&text, &env).unwrap();
+        let Target::Patroni(t) = &cfg.nodes[0].target else { panic!("a patroni target") };
+        assert_eq!(t.endpoints, ["http://10.0.0.1:8008", "https://10.0.0.2:8008"]);
+        assert_eq!(t.auth, Some(("patroni".into(), "rest-secret".into())));
+        let member = t.member("10.2.0.5", 5433);
+        assert_eq!(member.addresses(), [("10.2.0.5".to_string(), 5433)]);
+        assert_eq!(member.password(), Some("member-secret".as_bytes()));
+        assert_eq!(member.config().get_dbname(), Some("postgres"));
+        assert!(member.heartbeat.is_some(), "heartbeats on the members");
+        assert_eq!(t.regions.region_of("10.2.0.5", 5433), Some("us"));
+        assert!(!format!("{t:?}").contains("secret"));
+        assert!(cfg.nodes[0].target.addresses().is_empty(), "no server itself");
+
+        let url = "url = \"postgresql://replag@/postgres\"\n";
+        assert!(error_of(&entry(""), &[]).contains("postgres[0].url"));
+        assert!(error_of(&entry("url = \"postgresql://replag@h/postgres\"\n"), &[]).contains("must not name a host"));
+        let no_endpoints = entry(url).replace("endpoints = [\"http://10.0.0.1:8008/\", \"https://10.0.0.2:8008\"]\n", "");
+        assert!(error_of(&no_endpoints, &[]).contains("postgres[0].endpoints"));
+        let with_secret = entry(url).replace("http://10.0.0.1", "http://u:hunter2@10.0.0.1");
+        let e = error_of(&with_secret, &[]);
+        assert!(e.contains("endpoints[0]") && !e.contains("hunter2"), "{e}");
+        assert!(error_of(&entry(url).replace("https://", "ftp://"), &[]).contains("endpoints[1]"));
+        assert!(error_of(&entry(&format!("{url}patroni_username = \"p\"\n")), &[]).contains("patroni_password_env"));
+        assert!(error_of(&entry(&format!("{url}masters = [\"x\"]\n")), &[]).contains("masters"));
+        let server = "[[regions.r.postgres]]\nname = \"p\"\nurl = \"postgresql://h/db\"\n";
+        assert!(error_of(&format!("{server}endpoints = [\"http://h:8008\"]\n"), &[]).contains("postgres[0].endpoints"));
+        let redis = "[[regions.r.redis]]\nname = \"s\"\nurl = \"redis://h:6379\"\n";
+        assert!(error_of(&format!("{redis}patroni_ca_file = \"x\"\n"), &[]).contains("redis[0].patroni_ca_file"));
+    }
+
+    #[test]
     fn errors_name_the_key() {
         let base = "[[regions.r1.postgres]]\nname = \"a\"\nurl = \"postgresql://u:pw@h/db\"\n";
         assert!(error_of(&format!("[poll]\ninterval = \"banana\"\n{base}"), &[]).contains("poll.interval"));

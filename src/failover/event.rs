@@ -4,7 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::model::System;
+use crate::model::{HaRecord, System};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -99,6 +99,10 @@ pub struct Event {
     /// Split brain: what the side to be thrown away wrote past the switch
     /// point (what pg_rewind would discard), as last seen.
     pub diverged_bytes: Option<u64>,
+    /// The HA manager's own record of the switch (Patroni's `/history`),
+    /// where it keeps one: its switch point, time and reason.
+    #[serde(default)]
+    pub ha: Option<HaRecord>,
     /// When it ended (split brain over, primary back or replaced).
     pub ended_at: Option<f64>,
     /// One line for people.
@@ -130,6 +134,7 @@ impl Event {
             write_gap_seconds: None,
             lost_window_seconds: None,
             diverged_bytes: None,
+            ha: None,
             ended_at: None,
             summary: String::new(),
         }

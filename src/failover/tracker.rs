@@ -47,6 +47,10 @@ struct PrimaryRecord {
     successor: Option<Successor>,
     /// The last heartbeat replag wrote on it: `(source, sequence)`.
     heartbeat_written: Option<(String, u64)>,
+    /// The event of its own promotion, and whether that event has the HA
+    /// manager's record yet (Patroni writes it after the promotion).
+    promoted_in: Option<u64>,
+    ha_known: bool,
 }
 
 #[derive(Debug)]
@@ -252,6 +256,9 @@ impl Tracker {
                     None => record.heartbeat_written = Some(written.clone()),
                 }
             }
+            let ha = p.switch.as_ref().and_then(|s| s.record.as_deref()).filter(|_| !record.ha_known).cloned();
+            let ha = ha.zip(record.promoted_in);
+            record.ha_known |= ha.is_some();
             let was_down = record.down_since.take().is_some();
             let lost = record.lost_event.take().filter(|_| was_down);
             // Back from an outage on its old generation: seen to its end.
@@ -263,6 +270,10 @@ impl Tracker {
             });
             let position = p.position;
             let mut changed = false;
+            if let Some((ha, id)) = ha {
+                self.amend(id, |e| e.ha = Some(ha));
+                changed = true;
+            }
             if let Some(id) = lost {
                 self.amend(id, |e| e.ended_at = Some(clock.unix(fact.seen_at)));
                 changed = true;
@@ -330,6 +341,8 @@ impl Tracker {
             lost_event: None,
             successor: None,
             heartbeat_written: fact.heartbeats.as_ref().and_then(|h| h.written.clone()),
+            promoted_in: None,
+            ha_known: false,
         };
         // Writes between the candidate's last read as a replica and the
         // first read as primary: its first write was in that interval.
@@ -365,6 +378,7 @@ impl Tracker {
         event.switch_position = switch_at;
         event.switch_text = switch_at.map(|at| position_text(system, at));
         event.switch_exact = switch_exact;
+        event.ha = p.switch.as_ref().and_then(|s| s.record.as_deref()).cloned();
         event.old_primary_position = Some(old_record.position);
         event.old_primary_position_text = Some(position_text(system, old_record.position));
         event.lost_bytes = switch_at.map(|at| old_record.position.saturating_sub(at));
@@ -381,6 +395,8 @@ impl Tracker {
         self.next_id += 1;
         event.id = id;
         event.summary = failover_summary(&event, old_up);
+        record.promoted_in = Some(id);
+        record.ha_known = event.ha.is_some();
         let records = &mut self.primaries[system as usize];
         if let Some(old_record) = records.get_mut(&old_node) {
             old_record.successor = Some(Successor {
@@ -744,7 +760,7 @@ mod tests {
                 position_at: at,
                 last_write: Some((at - Duration::from_millis(20), at)),
                 first_write: None,
-                switch: switch.map(|(from, at)| Switch { from_generation: from.into(), at, exact: true }),
+                switch: switch.map(|(from, at)| Switch { from_generation: from.into(), at, exact: true, record: None }),
                 opened: None,
             }),
             heartbeats: None,

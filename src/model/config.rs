@@ -69,10 +69,23 @@ pub struct RawNode {
     /// Redis Sentinel: the environment variable holding the Sentinel's own
     /// password (`password_env` is the discovered servers').
     pub sentinel_password_env: Option<String>,
-    /// Redis Sentinel and Cluster: the region of discovered servers, by
-    /// `host:port`, host, or CIDR network (`10.1.0.0/16`).
+    /// Redis Sentinel and Cluster, Patroni: the region of discovered
+    /// servers, by `host:port`, host, or CIDR network (`10.1.0.0/16`).
     #[serde(default)]
     pub node_regions: BTreeMap<String, String>,
+    /// PostgreSQL `role = "patroni"`: the cluster's Patroni REST API
+    /// endpoints (`http(s)://host:8008`); any one answering is enough.
+    #[serde(default)]
+    pub endpoints: Vec<String>,
+    /// Patroni REST API basic auth: the user, and the environment variable
+    /// holding its password.
+    pub patroni_username: Option<String>,
+    pub patroni_password_env: Option<String>,
+    /// Patroni REST API over HTTPS: CA certificate(s) to verify it with.
+    pub patroni_ca_file: Option<PathBuf>,
+    /// Patroni: how far (bytes) Patroni's lag of a member may be from
+    /// replag's before the two are flagged as disagreeing.
+    pub patroni_lag_tolerance_bytes: Option<u64>,
 }
 
 impl std::fmt::Debug for RawNode {
@@ -137,17 +150,44 @@ pub fn only_for(key: &str, set: bool, field: &str, system: &str) -> Result<(), C
     Ok(())
 }
 
-/// Refuse the keys only Redis Sentinel and Cluster entries take.
+/// Refuse the keys only Redis Sentinel and Cluster entries take
+/// (`node_regions` too, unless `discovering`: a Patroni entry takes it).
 pub fn refuse_redis_topology_keys(key: &str, node: &RawNode) -> Result<(), ConfigError> {
-    let set = [
-        ("masters", !node.masters.is_empty()),
-        ("sentinel_password_env", node.sentinel_password_env.is_some()),
-        ("node_regions", !node.node_regions.is_empty()),
-    ];
+    refuse_sentinel_keys(key, node)?;
+    if !node.node_regions.is_empty() {
+        return Err(key_error(
+            format!("{key}.node_regions"),
+            "only applies to entries that discover servers: redis role = \"sentinel\" or \"cluster\", postgres role = \"patroni\"",
+        ));
+    }
+    Ok(())
+}
+
+/// Refuse the keys only Redis Sentinel entries take.
+pub fn refuse_sentinel_keys(key: &str, node: &RawNode) -> Result<(), ConfigError> {
+    let set = [("masters", !node.masters.is_empty()), ("sentinel_password_env", node.sentinel_password_env.is_some())];
     match set.iter().find(|(_, set)| *set) {
         Some((field, _)) => Err(key_error(
             format!("{key}.{field}"),
             "only applies to redis entries with role = \"sentinel\" or \"cluster\"",
+        )),
+        None => Ok(()),
+    }
+}
+
+/// Refuse the keys only PostgreSQL `role = "patroni"` entries take.
+pub fn refuse_patroni_keys(key: &str, node: &RawNode) -> Result<(), ConfigError> {
+    let set = [
+        ("endpoints", !node.endpoints.is_empty()),
+        ("patroni_username", node.patroni_username.is_some()),
+        ("patroni_password_env", node.patroni_password_env.is_some()),
+        ("patroni_ca_file", node.patroni_ca_file.is_some()),
+        ("patroni_lag_tolerance_bytes", node.patroni_lag_tolerance_bytes.is_some()),
+    ];
+    match set.iter().find(|(_, set)| *set) {
+        Some((field, _)) => Err(key_error(
+            format!("{key}.{field}"),
+            "only applies to postgres entries with role = \"patroni\"",
         )),
         None => Ok(()),
     }

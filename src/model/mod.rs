@@ -17,7 +17,7 @@ pub use failure::{error_chain, scrub, FailureKind, PollFailure};
 pub use heartbeat::{next_sequence, Heartbeat, Heartbeats};
 pub use labels::{LinkId, LinkKind, System, UNKNOWN_REGION};
 pub use node::{normalize_host, Node, NodeIndex, Revealed};
-pub use role::{Primary, Replica, Role, RoleFact, Switch};
+pub use role::{HaRecord, Primary, Replica, Role, RoleFact, Switch};
 pub use source::{OpenPositionReader, PositionRead, PositionReader, Sampled, Source, SourcePosition};
 pub use text::{quoted, rfc3339, table, to_unix, truncate};
 pub use view::{as_object, Identity, LagView, LinkView, NodeView, SILENT};

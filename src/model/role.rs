@@ -71,6 +71,24 @@ pub struct Switch {
     /// Read from the server's own record (PostgreSQL's timeline history
     /// file, Redis' `second_repl_offset`), not estimated.
     pub exact: bool,
+    /// The HA manager's own record of this switch, where one keeps it.
+    pub record: Option<Box<HaRecord>>,
+}
+
+/// How an HA manager (Patroni's `/history`) recorded a switch: its own
+/// switch point, time and reason, beside what replag saw.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct HaRecord {
+    /// Who keeps the record: `patroni`.
+    pub by: String,
+    /// Its switch position, and as people read it.
+    pub switch_position: u64,
+    pub switch_text: String,
+    /// When it says the switch happened (Unix seconds), if it says.
+    pub at: Option<f64>,
+    pub reason: Option<String>,
+    /// The new leader, as it names it.
+    pub new_leader: Option<String>,
 }
 
 /// A node that follows a primary.

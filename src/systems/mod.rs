@@ -33,6 +33,8 @@ use crate::model::{
 #[derive(Debug, Clone)]
 pub enum Target {
     Postgres(postgres::PostgresTarget),
+    /// A Patroni cluster's REST API: its members join as PostgreSQL nodes.
+    Patroni(postgres::patroni::PatroniTarget),
     Redis(redis::RedisTarget),
     Seaweedfs(seaweedfs::SeaweedTarget),
 }
@@ -47,6 +49,9 @@ impl Target {
         env: &HashMap<String, String>,
     ) -> Result<Target, ConfigError> {
         Ok(match system {
+            System::Postgres if raw.role.as_deref() == Some("patroni") => {
+                Target::Patroni(postgres::patroni::from_config(key, raw, env)?)
+            }
             System::Postgres => Target::Postgres(postgres::from_config(key, raw, env)?),
             System::Redis => Target::Redis(redis::from_config(key, raw, env)?),
             System::Seaweedfs => Target::Seaweedfs(seaweedfs::from_config(key, raw, env)?),
@@ -57,6 +62,7 @@ impl Target {
     pub fn with_heartbeat(mut self, key: &str, heartbeat: Heartbeat) -> Result<Target, ConfigError> {
         match &mut self {
             Target::Postgres(t) => t.heartbeat = Some(heartbeat),
+            Target::Patroni(t) => t.set_heartbeat(heartbeat),
             Target::Redis(t) => t.heartbeat = Some(heartbeat),
             Target::Seaweedfs(t) => {
                 t.set_heartbeat(heartbeat)
@@ -68,7 +74,7 @@ impl Target {
 
     pub fn system(&self) -> System {
         match self {
-            Target::Postgres(_) => postgres::SYSTEM,
+            Target::Postgres(_) | Target::Patroni(_) => postgres::SYSTEM,
             Target::Redis(_) => redis::SYSTEM,
             Target::Seaweedfs(_) => seaweedfs::SYSTEM,
         }
@@ -79,6 +85,8 @@ impl Target {
     pub fn addresses(&self) -> Vec<(String, u16)> {
         match self {
             Target::Postgres(t) => t.addresses(),
+            // A Patroni entry is no server: its members join as their own nodes.
+            Target::Patroni(_) => Vec::new(),
             // A Sentinel or Cluster entry is no server anyone replicates
             // from: a Cluster seed's server joins as its own node.
             Target::Redis(t) if t.role != redis::RedisRole::Server => Vec::new(),
@@ -91,7 +99,7 @@ impl Target {
     pub fn peers(&self) -> Vec<&String> {
         match self {
             Target::Seaweedfs(t) => t.peers(),
-            Target::Postgres(_) | Target::Redis(_) => Vec::new(),
+            Target::Postgres(_) | Target::Patroni(_) | Target::Redis(_) => Vec::new(),
         }
     }
 
@@ -100,6 +108,9 @@ impl Target {
         match self {
             Target::Postgres(t) => {
                 AnySource::Postgres(Box::new(postgres::PostgresSource::new(t.clone(), timeout, connect_timeout)))
+            }
+            Target::Patroni(t) => {
+                AnySource::Patroni(postgres::patroni::PatroniSource::new(t.clone(), timeout, connect_timeout))
             }
             Target::Redis(t) if t.role != redis::RedisRole::Server => {
                 AnySource::RedisTopology(redis::TopologySource::new(t.clone(), timeout, connect_timeout))
@@ -133,10 +144,24 @@ impl NodeSpec {
         self.node.system
     }
 
-    /// The node to poll for a server this (Sentinel or Cluster) node
-    /// revealed: named `host:port`, placed by the entry's `node_regions`
-    /// (else region `unknown`), reached with the entry's credentials.
+    /// The node to poll for a server this (Sentinel, Cluster or Patroni)
+    /// node revealed: named `host:port` (a Patroni member: its name), placed
+    /// by the entry's `node_regions` (else: a Patroni member in the entry's
+    /// region, a Redis server in `unknown`), reached with the entry's
+    /// credentials.
     pub fn revealed_member(&self, found: &crate::model::Revealed) -> Option<NodeSpec> {
+        if let Target::Patroni(t) = &self.target {
+            let region = t.regions.region_of(&found.host, found.port).unwrap_or(&self.region);
+            let node = Node {
+                name: found.name.clone().unwrap_or_else(|| format!("{}:{}", found.host, found.port)),
+                region: region.to_string(),
+                system: System::Postgres,
+                upstream: None,
+                publishers: Default::default(),
+                group: Some(self.group.clone().unwrap_or_else(|| self.name.clone())),
+            };
+            return Some(NodeSpec { node, target: Target::Postgres(t.member(&found.host, found.port)) });
+        }
         let Target::Redis(t) = &self.target else { return None };
         let region = t.region_of(&found.host, found.port).unwrap_or(crate::model::UNKNOWN_REGION);
         let node = Node {
@@ -163,6 +188,8 @@ pub enum Observation {
     Redis(redis::RedisObservation),
     /// What a Redis Sentinel or Cluster entry knows of its servers.
     RedisTopology(redis::RedisTopology),
+    /// What a Patroni cluster's REST API says of its members.
+    Patroni(postgres::patroni::PatroniView),
     Seaweedfs(seaweedfs::SeaweedObservation),
 }
 
@@ -172,6 +199,7 @@ impl Observation {
     pub fn revealed(&self) -> Vec<crate::model::Revealed> {
         match self {
             Observation::RedisTopology(t) => t.revealed(),
+            Observation::Patroni(p) => p.revealed(),
             _ => Vec::new(),
         }
     }
@@ -183,7 +211,7 @@ impl Observation {
         match self {
             Observation::Postgres(o) => postgres::source_position(o).into_iter().collect(),
             Observation::Redis(o) => redis::source_position(o).into_iter().collect(),
-            Observation::RedisTopology(_) => Vec::new(),
+            Observation::RedisTopology(_) | Observation::Patroni(_) => Vec::new(),
             Observation::Seaweedfs(o) => seaweedfs::source_positions(o),
         }
     }
@@ -193,7 +221,7 @@ impl Observation {
         match self {
             Observation::Postgres(o) => Some(&o.heartbeats),
             Observation::Redis(o) => Some(&o.heartbeats),
-            Observation::RedisTopology(_) => None,
+            Observation::RedisTopology(_) | Observation::Patroni(_) => None,
             Observation::Seaweedfs(o) => seaweedfs::heartbeats(o),
         }
     }
@@ -203,6 +231,7 @@ impl Observation {
             Observation::Postgres(o) => postgres::identity(o),
             Observation::Redis(o) => redis::identity(o),
             Observation::RedisTopology(t) => redis::topology_identity(t),
+            Observation::Patroni(_) => Identity { role: "patroni".into(), version: None, labels: Vec::new() },
             Observation::Seaweedfs(o) => seaweedfs::identity(o),
         }
     }
@@ -214,6 +243,7 @@ pub enum AnySource {
     Postgres(Box<postgres::PostgresSource>),
     Redis(redis::RedisSource),
     RedisTopology(redis::TopologySource),
+    Patroni(postgres::patroni::PatroniSource),
     Seaweedfs(seaweedfs::SeaweedSource),
 }
 
@@ -225,6 +255,7 @@ impl Source for AnySource {
             AnySource::Postgres(s) => Ok(s.poll().await?.map(Observation::Postgres)),
             AnySource::Redis(s) => Ok(s.poll().await?.map(Observation::Redis)),
             AnySource::RedisTopology(s) => Ok(s.poll().await?.map(Observation::RedisTopology)),
+            AnySource::Patroni(s) => Ok(s.poll().await?.map(Observation::Patroni)),
             AnySource::Seaweedfs(s) => Ok(s.poll().await?.map(Observation::Seaweedfs)),
         }
     }
@@ -234,6 +265,7 @@ impl Source for AnySource {
             AnySource::Postgres(s) => s.is_connected(),
             AnySource::Redis(s) => s.is_connected(),
             AnySource::RedisTopology(s) => s.is_connected(),
+            AnySource::Patroni(s) => s.is_connected(),
             AnySource::Seaweedfs(s) => s.is_connected(),
         }
     }
@@ -242,7 +274,7 @@ impl Source for AnySource {
         match self {
             AnySource::Postgres(s) => s.position_reader(),
             AnySource::Redis(s) => s.position_reader(),
-            AnySource::RedisTopology(_) | AnySource::Seaweedfs(_) => None,
+            AnySource::RedisTopology(_) | AnySource::Patroni(_) | AnySource::Seaweedfs(_) => None,
         }
     }
 
@@ -251,6 +283,7 @@ impl Source for AnySource {
             AnySource::Postgres(s) => s.reset(),
             AnySource::Redis(s) => s.reset(),
             AnySource::RedisTopology(s) => s.reset(),
+            AnySource::Patroni(s) => s.reset(),
             AnySource::Seaweedfs(s) => s.reset(),
         }
     }
@@ -332,8 +365,15 @@ impl Memory {
             |t| if let Target::Postgres(t) = t { Some(t) } else { None },
             |o| if let Observation::Postgres(o) = o { Some(o) } else { None },
         );
+        let patroni_view = fleet.view(
+            postgres::SYSTEM,
+            |t| if let Target::Patroni(t) = t { Some(t) } else { None },
+            |o| if let Observation::Patroni(o) = o { Some(o) } else { None },
+        );
         postgres::role_facts(&pg_view, &mut roles);
-        let (pg_links, postgres) = postgres::derive(&mut self.postgres, pg_view, now);
+        postgres::patroni::annotate_switches(&patroni_view, &mut roles);
+        let (pg_links, mut postgres) = postgres::derive(&mut self.postgres, pg_view, now);
+        postgres.patroni = postgres::patroni::derive(&patroni_view, &postgres.servers);
         let redis_view = fleet.view(
             redis::SYSTEM,
             |t| if let Target::Redis(t) = t { Some(t).filter(|t| t.role == redis::RedisRole::Server) } else { None },

@@ -23,6 +23,8 @@ pub struct PgDetails {
     pub servers: Vec<PgServerView>,
     pub slots: Vec<PgSlotView>,
     pub subscriptions: Vec<PgSubscriptionView>,
+    /// Clusters under Patroni, as its REST API shows them.
+    pub patroni: Vec<super::patroni::PatroniClusterView>,
 }
 
 /// A logical subscription, from the subscriber's last successful poll.

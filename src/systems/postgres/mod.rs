@@ -5,7 +5,8 @@
 //! a server (`target`, `tls`), how to poll it in one round trip (`source`),
 //! LSNs (`lsn`), the fleet as its link rules read it (`fleet`), how
 //! observations become physical (`links`) and logical (`logical`) links, what a snapshot shows beyond links (`detail`), and the
-//! `replag_pg_*` families (`metrics`).
+//! `replag_pg_*` families (`metrics`); clusters under Patroni found and
+//! followed from its REST API (`patroni`).
 
 mod detail;
 mod fleet;
@@ -13,6 +14,7 @@ mod links;
 mod logical;
 mod lsn;
 mod metrics;
+pub mod patroni;
 mod source;
 mod target;
 mod tls;
@@ -91,6 +93,7 @@ pub fn role_facts(fleet: &Fleet<'_>, out: &mut Vec<RoleFact>) {
                     from_generation: s.parent.to_string(),
                     at: s.at.0,
                     exact: true,
+                    record: None,
                 }),
                 opened: history.and_then(|h| h.oldest()).map(|s| (s.at, s.mark)),
             })

@@ -9,8 +9,8 @@ use std::str::FromStr;
 use tokio_postgres::config::Host;
 
 use crate::model::config::{
-    configured_password, key_error, only_for, read_ca, refuse_redis_topology_keys, refuse_seaweedfs_keys, ConfigError,
-    RawNode,
+    configured_password, key_error, only_for, read_ca, refuse_patroni_keys, refuse_redis_topology_keys,
+    refuse_seaweedfs_keys, ConfigError, RawNode,
 };
 use crate::model::{normalize_host, Heartbeat};
 
@@ -81,6 +81,35 @@ impl PostgresTarget {
     }
 }
 
+impl PostgresTarget {
+    /// The same connection settings (user, password, database, TLS, …) at
+    /// another server: a member a Patroni cluster names.
+    pub fn at(&self, host: &str, port: u16) -> PostgresTarget {
+        let from = &self.config;
+        let mut config = tokio_postgres::Config::new();
+        config.host(host).port(port).ssl_mode(from.get_ssl_mode());
+        if let Some(user) = from.get_user() {
+            config.user(user);
+        }
+        if let Some(password) = from.get_password() {
+            config.password(password);
+        }
+        if let Some(dbname) = from.get_dbname() {
+            config.dbname(dbname);
+        }
+        if let Some(options) = from.get_options() {
+            config.options(options);
+        }
+        if let Some(name) = from.get_application_name() {
+            config.application_name(name);
+        }
+        if let Some(timeout) = from.get_connect_timeout() {
+            config.connect_timeout(*timeout);
+        }
+        PostgresTarget { config, tls: self.tls.clone(), heartbeat: self.heartbeat.clone() }
+    }
+}
+
 impl fmt::Debug for PostgresTarget {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("PostgresTarget").field("addresses", &self.addresses()).finish_non_exhaustive()
@@ -89,6 +118,21 @@ impl fmt::Debug for PostgresTarget {
 
 /// The target a `[[regions.R.postgres]]` entry describes (`key` is its config key).
 pub fn from_config(key: &str, node: &RawNode, env: &HashMap<String, String>) -> Result<PostgresTarget, ConfigError> {
+    let target = connection(key, node, env, true)?;
+    only_for(key, node.role.is_some(), "role", "seaweedfs and redis, and postgres role = \"patroni\"")?;
+    refuse_redis_topology_keys(key, node)?;
+    refuse_patroni_keys(key, node)?;
+    Ok(target)
+}
+
+/// How to connect, from an entry's `url`, password and TLS keys; with
+/// `require_host` false, a template whose hosts come from elsewhere (Patroni).
+pub fn connection(
+    key: &str,
+    node: &RawNode,
+    env: &HashMap<String, String>,
+    require_host: bool,
+) -> Result<PostgresTarget, ConfigError> {
     let url_key = format!("{key}.url");
     let url = node.url.as_deref().ok_or_else(|| key_error(&url_key, "is required"))?;
     // libpq's verify modes are not tokio-postgres syntax: take them out here.
@@ -106,7 +150,7 @@ pub fn from_config(key: &str, node: &RawNode, env: &HashMap<String, String>) -> 
             "is not a valid PostgreSQL URL or key=value connection string (value not shown: it may hold a password)",
         )
     })?;
-    if pg.get_hosts().is_empty() {
+    if require_host && pg.get_hosts().is_empty() {
         return Err(key_error(&url_key, "names no host"));
     }
     if let Some(password) = configured_password(key, node, env)? {
@@ -147,8 +191,6 @@ pub fn from_config(key: &str, node: &RawNode, env: &HashMap<String, String>) -> 
         target.tls = Some(PgTls { mode, ca_pem, client_cert });
     }
     only_for(key, !node.datacenters.is_empty(), "datacenters", "seaweedfs")?;
-    only_for(key, node.role.is_some(), "role", "seaweedfs and redis")?;
     refuse_seaweedfs_keys(key, node)?;
-    refuse_redis_topology_keys(key, node)?;
     Ok(target)
 }

@@ -80,6 +80,7 @@ pub fn role_facts(fleet: &Fleet<'_>, topology: &TopologyFleet<'_>, out: &mut Vec
                         from_generation: from.clone(),
                         at: second.saturating_sub(1),
                         exact: true,
+                        record: None,
                     }),
                     opened: history.and_then(|h| h.oldest()).map(|s| (s.at, s.position)),
                 })

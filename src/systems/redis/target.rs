@@ -193,6 +193,7 @@ pub fn from_config(key: &str, node: &RawNode, env: &HashMap<String, String>) -> 
     only_for(key, node.client_cert_file.is_some() || node.client_key_file.is_some(), "client_cert_file", "postgres")?;
     only_for(key, !node.datacenters.is_empty(), "datacenters", "seaweedfs")?;
     refuse_seaweedfs_keys(key, node)?;
+    crate::model::config::refuse_patroni_keys(key, node)?;
     only_for(key, !node.publishers.is_empty(), "publishers", "postgres")?;
     Ok(target)
 }

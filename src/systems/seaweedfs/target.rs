@@ -114,6 +114,7 @@ pub fn from_config(key: &str, node: &RawNode, _env: &HashMap<String, String>) ->
     only_for(key, node.client_cert_file.is_some() || node.client_key_file.is_some(), "client_cert_file", "postgres")?;
     only_for(key, !node.publishers.is_empty(), "publishers", "postgres")?;
     refuse_redis_topology_keys(key, node)?;
+    crate::model::config::refuse_patroni_keys(key, node)?;
     if !matches!(role, SeaweedRole::Master) {
         only_for(key, !node.datacenters.is_empty(), "datacenters", "seaweedfs master")?;
     }
