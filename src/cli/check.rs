@@ -121,5 +121,47 @@ pub fn report(s: &Snapshot) -> String {
     } else {
         let _ = write!(out, "\nLinks\n{}", table(&links));
     }
+    for c in &s.details.postgres.patroni {
+        out += &patroni_report(c);
+    }
     out
+}
+
+/// What a Patroni entry found: its members as Patroni and replag see them.
+fn patroni_report(c: &crate::systems::postgres::patroni::PatroniClusterView) -> String {
+    let mut rows =
+        vec![["MEMBER", "NODE", "ROLE", "STATE", "TL", "PATRONI LAG", "REPLAG LAG", "NOTE"].map(String::from).to_vec()];
+    for m in &c.members {
+        let bytes = |b: Option<u64>| b.map_or("-".to_string(), |b| b.to_string());
+        rows.push(vec![
+            m.member.clone(),
+            m.node.clone().unwrap_or_else(|| "-".into()),
+            m.role.clone(),
+            m.state.clone(),
+            m.timeline.map_or("-".into(), |t| t.to_string()),
+            bytes(m.patroni_lag_bytes),
+            bytes(m.replag_lag_bytes),
+            match (&m.note, m.lag_disagrees) {
+                (Some(note), _) => note.clone(),
+                (None, true) => "Patroni's lag and replag's disagree".into(),
+                (None, false) => String::new(),
+            },
+        ]);
+    }
+    let mut out = format!(
+        "\nPatroni {} ({}): leader {}, timeline {}{}\n",
+        c.node,
+        c.region,
+        c.leader.as_deref().unwrap_or("none"),
+        c.timeline,
+        if c.paused { ", PAUSED (maintenance mode: no automatic failover)" } else { "" }
+    );
+    for e in &c.endpoints {
+        let _ =
+            writeln!(out, "  {} {}", e.endpoint, e.error.as_deref().map_or("answers".into(), |e| format!("DOWN: {e}")));
+    }
+    if let Some(d) = &c.disagreement {
+        let _ = writeln!(out, "  {d}");
+    }
+    out + &table(&rows)
 }

@@ -625,7 +625,8 @@ mod tests {
         let url = "url = \"postgresql://replag@/postgres\"\n";
         assert!(error_of(&entry(""), &[]).contains("postgres[0].url"));
         assert!(error_of(&entry("url = \"postgresql://replag@h/postgres\"\n"), &[]).contains("must not name a host"));
-        let no_endpoints = entry(url).replace("endpoints = [\"http://10.0.0.1:8008/\", \"https://10.0.0.2:8008\"]\n", "");
+        let no_endpoints =
+            entry(url).replace("endpoints = [\"http://10.0.0.1:8008/\", \"https://10.0.0.2:8008\"]\n", "");
         assert!(error_of(&no_endpoints, &[]).contains("postgres[0].endpoints"));
         let with_secret = entry(url).replace("http://10.0.0.1", "http://u:hunter2@10.0.0.1");
         let e = error_of(&with_secret, &[]);

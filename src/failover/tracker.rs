@@ -14,7 +14,7 @@ use serde::Serialize;
 
 use super::event::{Event, EventKind, EventNode};
 use super::journal::Journal;
-use crate::model::{to_unix, LinkId, LinkKind, LinkView, Primary, Role, RoleFact, System};
+use crate::model::{to_unix, HaRecord, LinkId, LinkKind, LinkView, Primary, Role, RoleFact, System};
 use crate::systems::position_text;
 
 /// A primary unreachable this long is recorded as lost (a poll timing out
@@ -271,7 +271,7 @@ impl Tracker {
             let position = p.position;
             let mut changed = false;
             if let Some((ha, id)) = ha {
-                self.amend(id, |e| e.ha = Some(ha));
+                self.join_ha_record(fact.system, id, ha);
                 changed = true;
             }
             if let Some(id) = lost {
@@ -292,6 +292,34 @@ impl Tracker {
             return changed;
         }
         self.new_generation(fact, p, clock)
+    }
+
+    /// The HA manager's record of promotion `id`, come after the event: its
+    /// switch point replaces an estimate (and the lost bytes follow it).
+    fn join_ha_record(&mut self, system: System, id: u64, ha: HaRecord) {
+        let switch = ha.switch_position;
+        let mut estimated = false;
+        self.amend(id, |e| {
+            if !e.switch_exact {
+                estimated = true;
+                e.switch_position = Some(switch);
+                e.switch_text = Some(ha.switch_text.clone());
+                e.switch_exact = true;
+                if let Some(old) = e.old_primary_position {
+                    e.lost_bytes = Some(old.saturating_sub(switch));
+                }
+                let old_up = e.summary.ends_with("; the old primary is up");
+                e.summary = failover_summary(e, old_up);
+            }
+            e.ha = Some(ha);
+        });
+        if estimated {
+            for r in self.primaries[system as usize].values_mut() {
+                if let Some(s) = r.successor.as_mut().filter(|s| s.event == id) {
+                    s.switch_at = switch;
+                }
+            }
+        }
     }
 
     /// A node seen as primary of a generation replag did not know it on:

@@ -185,10 +185,9 @@ pub fn refuse_patroni_keys(key: &str, node: &RawNode) -> Result<(), ConfigError>
         ("patroni_lag_tolerance_bytes", node.patroni_lag_tolerance_bytes.is_some()),
     ];
     match set.iter().find(|(_, set)| *set) {
-        Some((field, _)) => Err(key_error(
-            format!("{key}.{field}"),
-            "only applies to postgres entries with role = \"patroni\"",
-        )),
+        Some((field, _)) => {
+            Err(key_error(format!("{key}.{field}"), "only applies to postgres entries with role = \"patroni\""))
+        }
         None => Ok(()),
     }
 }

@@ -4,6 +4,7 @@
 
 pub mod browser;
 pub mod netfault;
+pub mod patroni;
 pub mod postgres;
 pub mod prometheus;
 pub mod redis;

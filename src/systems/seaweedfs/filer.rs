@@ -15,8 +15,8 @@ use std::time::Instant;
 use base64::Engine as _;
 use serde::Deserialize;
 
-use crate::systems::http::{fetch, parse};
 use crate::model::{next_sequence, FailureKind, Heartbeat, Heartbeats, PollFailure, Sampled};
+use crate::systems::http::{fetch, parse};
 
 /// The extended attribute holding a heartbeat's sequence number (the filer
 /// keeps `Seaweed-*` request headers as attributes).

@@ -7,8 +7,8 @@
 use std::collections::BTreeMap;
 use std::time::Instant;
 
-use crate::systems::http::fetch;
 use crate::model::{FailureKind, PollFailure, Sampled};
+use crate::systems::http::fetch;
 
 /// Directions read from one process at most (one per `-a`/`-b` way and path).
 const MAX_DIRECTIONS: usize = 64;

@@ -13,9 +13,9 @@ use serde::Deserialize;
 
 use super::filer::{self, FilerObservation};
 use super::filer_sync::{self, SyncObservation};
-use crate::systems::http::{fetch, parse};
 use super::target::{SeaweedRole, SeaweedTarget};
 use crate::model::{FailureKind, PollFailure, Sampled, Source};
+use crate::systems::http::{fetch, parse};
 
 /// One poll of a SeaweedFS server, by role.
 #[derive(Debug, Clone, PartialEq)]

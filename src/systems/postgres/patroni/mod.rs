@@ -84,9 +84,8 @@ pub fn derive(fleet: &PatroniFleet<'_>, servers: &[PgServerView]) -> Vec<Patroni
         let Some((view, _)) = member.last_ok else { continue };
         let tolerance = member.target.lag_tolerance_bytes;
         let leader = view.leader();
-        let leader_position = leader
-            .and_then(|l| servers.get(node_of(fleet, l)?))
-            .and_then(|s| s.current_lsn.or(s.receive_lsn));
+        let leader_position =
+            leader.and_then(|l| servers.get(node_of(fleet, l)?)).and_then(|s| s.current_lsn.or(s.receive_lsn));
         let members = view
             .members
             .iter()
@@ -99,7 +98,8 @@ pub fn derive(fleet: &PatroniFleet<'_>, servers: &[PgServerView]) -> Vec<Patroni
                         Some(leader_position?.saturating_sub(had))
                     })
                     .flatten();
-                let lag_disagrees = matches!((m.lag_bytes, replag_lag_bytes), (Some(p), Some(r)) if p.abs_diff(r) > tolerance);
+                let lag_disagrees =
+                    matches!((m.lag_bytes, replag_lag_bytes), (Some(p), Some(r)) if p.abs_diff(r) > tolerance);
                 PatroniMemberView {
                     member: m.name.clone(),
                     node: polled.map(str::to_string),
@@ -144,9 +144,8 @@ fn note(m: &PatroniMember, server: Option<&PgServerView>) -> Option<String> {
         return None;
     }
     let receiver = server?.wal_receiver_status.as_deref();
-    (receiver != Some("streaming")).then(|| {
-        format!("Patroni says {}, but its WAL receiver is {}", m.state, receiver.unwrap_or("not running"))
-    })
+    (receiver != Some("streaming"))
+        .then(|| format!("Patroni says {}, but its WAL receiver is {}", m.state, receiver.unwrap_or("not running")))
 }
 
 /// Patroni's record of each switch joins the promoted primary's facts: the

@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use futures_util::future::join_all;
+use futures_util::stream::{FuturesUnordered, StreamExt};
 
 use super::target::PatroniTarget;
 use super::view::{parse_cluster, parse_history, EndpointStatus, PatroniView};
@@ -53,8 +53,9 @@ impl PatroniSource {
                 None => request,
             }
         };
-        let not_patroni =
-            |path: &str| PollFailure::new(FailureKind::Protocol, format!("{path}: HTTP 404 (is this Patroni's REST API?)"));
+        let not_patroni = |path: &str| {
+            PollFailure::new(FailureKind::Protocol, format!("{path}: HTTP 404 (is this Patroni's REST API?)"))
+        };
         let (cluster, history) = tokio::join!(fetch(get("/cluster"), "/cluster"), fetch(get("/history"), "/history"));
         let (members, paused) = parse_cluster(&cluster?.ok_or_else(|| not_patroni("/cluster"))?)?;
         // An empty history (never failed over) is `[]`; a 404 from an old
@@ -89,10 +90,10 @@ fn newest(endpoints: &[String], answers: Vec<Answer>, password: Option<&str>) ->
         })
         .collect();
     let views: Vec<&PatroniView> = answers.iter().filter_map(|a| a.as_ref().ok()).collect();
-    let Some(best) = views.iter().max_by_key(|v| (v.timeline(), v.leader().is_some(), v.members.len())).copied()
-    else {
+    let Some(best) = views.iter().max_by_key(|v| (v.timeline(), v.leader().is_some(), v.members.len())).copied() else {
         let first = answers.iter().find_map(|a| a.as_ref().err()).map_or(FailureKind::Connect, |f| f.kind);
-        let why: Vec<String> = statuses.iter().map(|s| format!("{}: {}", s.endpoint, s.error.as_deref().unwrap_or("?"))).collect();
+        let why: Vec<String> =
+            statuses.iter().map(|s| format!("{}: {}", s.endpoint, s.error.as_deref().unwrap_or("?"))).collect();
         return Err(PollFailure::new(first, format!("no Patroni endpoint answered ({})", why.join("; "))));
     };
     let leader_of = |v: &PatroniView| v.leader().map_or("none".to_string(), |m| m.name.clone());
@@ -122,8 +123,43 @@ impl Source for PatroniSource {
         let client = self.client()?;
         let started = Instant::now();
         let target = &self.target;
-        let answers = join_all(target.endpoints.iter().map(|e| Self::ask(&client, target, e))).await;
-        let at = started + started.elapsed() / 2;
+        let mut pending: FuturesUnordered<_> = target
+            .endpoints
+            .iter()
+            .enumerate()
+            .map(|(i, e)| {
+                let ask = Self::ask(&client, target, e);
+                async move { (i, ask.await) }
+            })
+            .collect();
+        let mut answers: Vec<Option<Answer>> = vec![None; target.endpoints.len()];
+        // A silent endpoint must not hold up the others' view: once one has
+        // answered, the rest get until `poll.timeout`; with none yet, until
+        // just before the poller gives up on the whole poll.
+        let soon = tokio::time::Instant::from_std(started + self.timeout);
+        let last = tokio::time::Instant::from_std(started + (self.connect_timeout + self.timeout) * 9 / 10);
+        loop {
+            let answered = answers.iter().flatten().any(Result::is_ok);
+            let deadline = if answered { soon.min(last) } else { last };
+            tokio::select! {
+                next = pending.next() => match next {
+                    Some((i, answer)) => answers[i] = Some(answer),
+                    None => break,
+                },
+                () = tokio::time::sleep_until(deadline) => break,
+            }
+        }
+        drop(pending);
+        let waited = started.elapsed();
+        let answers = answers
+            .into_iter()
+            .map(|a| {
+                a.unwrap_or_else(|| {
+                    Err(PollFailure::new(FailureKind::Timeout, format!("no answer within {} ms", waited.as_millis())))
+                })
+            })
+            .collect();
+        let at = started + waited / 2;
         let view = newest(&target.endpoints, answers, target.password())?;
         Ok(Sampled { at, observation: view })
     }
@@ -178,7 +214,8 @@ mod tests {
         let agreeing = vec![Ok(view("http://x", "a", 3)), Ok(view("http://y", "a", 3)), Err(down.clone())];
         assert_eq!(newest(&endpoints, agreeing, None).unwrap().disagreement, None);
 
-        let none = newest(&endpoints, vec![Err(down.clone()), Err(down.clone()), Err(down)], Some("s3cret")).unwrap_err();
+        let none =
+            newest(&endpoints, vec![Err(down.clone()), Err(down.clone()), Err(down)], Some("s3cret")).unwrap_err();
         assert_eq!(none.kind, FailureKind::Timeout);
         assert!(none.message.contains("http://y") && !none.message.contains("s3cret"), "{}", none.message);
     }

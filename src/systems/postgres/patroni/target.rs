@@ -57,7 +57,10 @@ impl fmt::Debug for PatroniTarget {
 pub fn from_config(key: &str, node: &RawNode, env: &HashMap<String, String>) -> Result<PatroniTarget, ConfigError> {
     let endpoints_key = format!("{key}.endpoints");
     if node.endpoints.is_empty() {
-        return Err(key_error(&endpoints_key, "is required: the Patroni REST API URLs, like [\"http://10.0.0.1:8008\"]"));
+        return Err(key_error(
+            &endpoints_key,
+            "is required: the Patroni REST API URLs, like [\"http://10.0.0.1:8008\"]",
+        ));
     }
     let mut endpoints = Vec::new();
     for (i, text) in node.endpoints.iter().enumerate() {
@@ -88,8 +91,12 @@ pub fn from_config(key: &str, node: &RawNode, env: &HashMap<String, String>) -> 
             Some((user.clone(), password.clone()))
         }
         (None, None) => None,
-        (Some(_), None) => return Err(key_error(format!("{key}.patroni_password_env"), "is required with patroni_username")),
-        (None, Some(_)) => return Err(key_error(format!("{key}.patroni_username"), "is required with patroni_password_env")),
+        (Some(_), None) => {
+            return Err(key_error(format!("{key}.patroni_password_env"), "is required with patroni_username"))
+        }
+        (None, Some(_)) => {
+            return Err(key_error(format!("{key}.patroni_username"), "is required with patroni_password_env"))
+        }
     };
     let ca_pem = match &node.patroni_ca_file {
         Some(path) => {

@@ -103,8 +103,8 @@ fn shown(v: &Value) -> String {
 
 /// `GET /cluster`: members and pause. Anything else is refused.
 pub fn parse_cluster(body: &[u8]) -> Result<(Vec<PatroniMember>, bool), PollFailure> {
-    let reply: Value = serde_json::from_slice(body)
-        .map_err(|e| malformed(format!("not a Patroni /cluster reply (not JSON: {e})")))?;
+    let reply: Value =
+        serde_json::from_slice(body).map_err(|e| malformed(format!("not a Patroni /cluster reply (not JSON: {e})")))?;
     let Some(listed) = reply.get("members").and_then(Value::as_array) else {
         return Err(malformed("not a Patroni /cluster reply (no members list)".into()));
     };
@@ -145,8 +145,8 @@ pub fn parse_cluster(body: &[u8]) -> Result<(Vec<PatroniMember>, bool), PollFail
 /// `GET /history`: `[[timeline, lsn, reason, timestamp, new_leader], …]`
 /// (the last two from Patroni 2.x and 3.x on).
 pub fn parse_history(body: &[u8]) -> Result<Vec<PatroniSwitch>, PollFailure> {
-    let reply: Value = serde_json::from_slice(body)
-        .map_err(|e| malformed(format!("not a Patroni /history reply (not JSON: {e})")))?;
+    let reply: Value =
+        serde_json::from_slice(body).map_err(|e| malformed(format!("not a Patroni /history reply (not JSON: {e})")))?;
     let Some(entries) = reply.as_array() else {
         return Err(malformed(format!("not a Patroni /history reply: {}", shown(&reply))));
     };
