@@ -24,7 +24,7 @@ pub struct PgDetails {
     pub slots: Vec<PgSlotView>,
     pub subscriptions: Vec<PgSubscriptionView>,
     /// Clusters under Patroni, as its REST API shows them.
-    pub patroni: Vec<super::patroni::PatroniClusterView>,
+    pub patroni: Vec<super::patroni::detail::PatroniClusterView>,
 }
 
 /// A logical subscription, from the subscriber's last successful poll.

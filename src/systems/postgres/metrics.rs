@@ -10,7 +10,7 @@ const WAL_STATUSES: &[&str] = &["reserved", "extended", "unreserved", "lost"];
 /// Every `replag_pg_*` family: `links` are the PostgreSQL links that carry
 /// an upstream's view.
 pub fn render<'a>(f: &Families, links: impl Iterator<Item = (&'a LinkId, &'a PgLinkDetail)>, s: &PgDetails) {
-    super::patroni::render_metrics(f, &s.patroni);
+    super::patroni::metrics::render(f, &s.patroni);
     let stage_bytes = f.gauge(
         "replag_pg_stage_lag_bytes",
         "PostgreSQL physical link: bytes behind the root primary per stage (sent, write, flush, replay), from the upstream's pg_stat_replication.",

@@ -1,7 +1,7 @@
 //! The `replag_patroni_*` families: each cluster's endpoints, maintenance
 //! mode and members, Patroni's lag beside replag's.
 
-use super::PatroniClusterView;
+use super::detail::PatroniClusterView;
 use crate::exposition::{bool_value, Families};
 
 pub fn render(f: &Families, clusters: &[PatroniClusterView]) {

@@ -4,19 +4,19 @@
 //! (`source`, `view`); every member it names joins the fleet as a
 //! PostgreSQL node and is measured like any other. Links follow switchovers
 //! from the servers themselves; this part adds Patroni's view beside
-//! replag's (`derive`: its lag, member states, maintenance mode) and its
+//! replag's (`derive`, `detail`: its lag, member states, maintenance mode) and its
 //! record of each switch (`annotate_switches`), and the `replag_patroni_*`
 //! families (`metrics`).
 
-mod metrics;
+pub(super) mod detail;
+pub(super) mod metrics;
 mod source;
 pub(super) mod target;
 mod view;
 
 use std::collections::HashMap;
 
-use serde::Serialize;
-
+pub use detail::{PatroniClusterView, PatroniMemberView};
 pub use metrics::render as render_metrics;
 pub use source::PatroniSource;
 pub use target::{from_config, PatroniTarget};
@@ -28,50 +28,10 @@ use crate::model::{normalize_host, HaRecord, Role, RoleFact, Switch};
 /// The fleet as Patroni entries are read: their targets and views.
 pub type PatroniFleet<'a> = crate::lag::Fleet<'a, PatroniTarget, PatroniView>;
 
-/// A Patroni cluster as a snapshot shows it.
-#[derive(Debug, Clone, Serialize)]
-pub struct PatroniClusterView {
-    /// The `role = "patroni"` entry.
-    pub node: String,
-    pub region: String,
-    /// Its last poll had an answer; false: the view is the last one had.
-    pub up: bool,
-    pub answered_by: String,
-    pub leader: Option<String>,
-    pub timeline: u32,
-    /// Maintenance mode: Patroni will not fail over.
-    pub paused: bool,
-    pub disagreement: Option<String>,
-    pub endpoints: Vec<EndpointStatus>,
-    pub members: Vec<PatroniMemberView>,
-    pub history: Vec<PatroniSwitch>,
-}
-
-/// One member: Patroni's word and replag's beside it.
-#[derive(Debug, Clone, Serialize)]
-pub struct PatroniMemberView {
-    pub member: String,
-    /// The replag node polled for it (None: no address to poll).
-    pub node: Option<String>,
-    pub role: String,
-    pub state: String,
-    pub timeline: Option<u32>,
-    /// Patroni's lag: the leader's position in the DCS minus the member's,
-    /// each up to `loop_wait` old.
-    pub patroni_lag_bytes: Option<u64>,
-    /// replag's, read the same way (received, not replayed): the leader's
-    /// position at its last poll minus what the member had received at its own.
-    pub replag_lag_bytes: Option<u64>,
-    /// The two differ by more than `patroni_lag_tolerance_bytes`.
-    pub lag_disagrees: bool,
-    /// Why the member is not simply running, where it is not.
-    pub note: Option<String>,
-}
-
 /// The node polled for the member at `host:port`, by address.
 fn node_of<'a>(fleet: &'a PatroniFleet<'_>, member: &PatroniMember) -> Option<&'a str> {
     let host = normalize_host(member.host.as_deref()?);
-    let i = fleet.index.nodes_at(super::SYSTEM, &host, member.port?).next()?;
+    let i = fleet.index.nodes_at(super::fleet::SYSTEM, &host, member.port?).next()?;
     Some(fleet.nodes[i].name.as_str())
 }
 
@@ -164,7 +124,7 @@ pub fn annotate_switches(fleet: &PatroniFleet<'_>, roles: &mut [RoleFact]) {
     if records.is_empty() {
         return;
     }
-    for fact in roles.iter_mut().filter(|f| f.system == super::SYSTEM) {
+    for fact in roles.iter_mut().filter(|f| f.system == super::fleet::SYSTEM) {
         let Some((view, _member)) = records.get(fact.node.as_str()) else { continue };
         let Role::Primary(p) = &mut fact.role else { continue };
         let Some(timeline) = p.generation.parse::<u32>().ok().filter(|t| *t > 1) else { continue };

@@ -7,7 +7,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::model::{FailureKind, PollFailure, Revealed};
-use crate::systems::postgres::Lsn;
+use crate::systems::postgres::lsn::Lsn;
 
 /// One member as Patroni lists it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
