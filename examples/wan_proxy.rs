@@ -1,5 +1,5 @@
 //! A WAN in front of a local server, for `scripts/lab --wan`: the test
-//! harness's fault-injecting proxy (tests/common/netfault.rs) as a program.
+//! harness's fault-injecting proxy (tests/it/common/netfault.rs) as a program.
 //!
 //! ```text
 //! cargo run --example wan_proxy -- LISTEN_PORT TARGET_PORT [DELAY_MS] [JITTER_MS]
@@ -8,7 +8,7 @@
 //! ```
 
 #[allow(dead_code)]
-#[path = "../tests/common/netfault.rs"]
+#[path = "../tests/it/common/netfault.rs"]
 mod netfault;
 
 use std::time::Duration;

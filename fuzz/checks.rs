@@ -1,5 +1,5 @@
 //! What each fuzz target checks, in one place: the targets in
-//! `fuzz_targets/` call these, and `tests/fuzz_inputs.rs` runs every seed
+//! `fuzz_targets/` call these, and `tests/it/fuzz_inputs.rs` runs every seed
 //! (`fuzz/seeds/<target>/`) and every input that once failed
 //! (`fuzz/regressions/<target>/`) through the same functions on each
 //! `cargo test`, so a known-bad input is checked deterministically, not

@@ -1,5 +1,5 @@
 //! The `gate_query` check of `fuzz/checks.rs` (what it feeds and asserts is
-//! documented there; `tests/fuzz_inputs.rs` runs the seeds and past
+//! documented there; `tests/it/fuzz_inputs.rs` runs the seeds and past
 //! failures through the same function on every `cargo test`).
 #![no_main]
 

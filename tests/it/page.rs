@@ -7,7 +7,7 @@
 //! when the lag goes away, and screenshots go to the test output directory
 //! (`target/tmp/status-page*.png`) for people to look at.
 
-mod common;
+use crate::common;
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};

@@ -1,7 +1,7 @@
 //! Redis replication against real `redis-server` masters and replicas: lag is
 //! made to happen (a frozen replica under writes) and checked against it.
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 

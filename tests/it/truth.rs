@@ -13,7 +13,7 @@
 //! 700 ms. Every write goes to both (a row, an `INCR`); steady writes,
 //! bursts, then idle (Redis pinging its replicas every second).
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};

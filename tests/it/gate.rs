@@ -1,7 +1,7 @@
 //! The deploy gate against real replication: HTTP and CLI, pass and fail,
 //! fail closed, bad parameters.
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 

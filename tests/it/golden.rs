@@ -5,7 +5,7 @@
 //! The state is built from real server replies (the fuzz seeds, captured
 //! from PostgreSQL, Redis and SeaweedFS) fed to the engine at fixed moments,
 //! so nothing depends on timing. A change to any output shows here as a
-//! diff; when it is meant, `REPLAG_BLESS=1 cargo test --test golden` writes
+//! diff; when it is meant, `REPLAG_BLESS=1 cargo test --test it golden::` writes
 //! the new files (review them like code).
 
 use std::path::Path;
@@ -211,7 +211,7 @@ fn golden(name: &str, actual: &str) {
         let line = first.unwrap_or(expected.lines().count().min(actual.lines().count()));
         panic!(
             "{name} differs from tests/golden/{name} at line {}:\n  expected: {:?}\n  actual:   {:?}\n\
-             (REPLAG_BLESS=1 cargo test --test golden rewrites it once the change is meant)",
+             (REPLAG_BLESS=1 cargo test --test it golden:: rewrites it once the change is meant)",
             line + 1,
             expected.lines().nth(line),
             actual.lines().nth(line)

@@ -1,5 +1,5 @@
 //! Faults at the network, between regions: replication links and replag's
-//! own connections through fault-injecting proxies (tests/common/netfault.rs).
+//! own connections through fault-injecting proxies (tests/it/common/netfault.rs).
 //! A black hole — packets vanish, no reset — is what every replication
 //! protocol notices only after a 60 s timeout; replag must say within its
 //! heartbeat interval plus two polls that the link is silent, at idle as
@@ -9,7 +9,7 @@
 //! Each test prints what replag reported and how fast, next to the targets
 //! (docs/operations.md, "What each partition looks like").
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 

@@ -3,7 +3,7 @@
 //! with data in a real Prometheus, and ReplicationLagHigh reaches a real
 //! Alertmanager when lag is made to happen.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeSet;
 use std::time::Duration;
@@ -16,8 +16,8 @@ use common::seaweedfs::{filer_sync, master, upload, volume, Cluster};
 use common::{wait_for, Replag};
 use serde_json::Value;
 
-const RULES: &str = include_str!("../alerts/replag.rules.yml");
-const DASHBOARD: &str = include_str!("../dashboards/replag-overview.json");
+const RULES: &str = include_str!("../../alerts/replag.rules.yml");
+const DASHBOARD: &str = include_str!("../../dashboards/replag-overview.json");
 
 /// Every `replag_*` metric name in a text.
 fn metric_names(text: &str) -> BTreeSet<String> {
@@ -68,8 +68,8 @@ fn rules_pass_promtool_check_and_unit_tests() {
     let tested = promtool(&["test", "rules", "replag.rules.test.yml"]);
     assert!(tested.contains("SUCCESS"), "{tested}");
     // Every alert has a unit test, a severity, and a runbook section.
-    let tests = include_str!("../alerts/replag.rules.test.yml");
-    let runbooks = include_str!("../alerts/runbooks.md");
+    let tests = include_str!("../../alerts/replag.rules.test.yml");
+    let runbooks = include_str!("../../alerts/runbooks.md");
     for line in RULES.lines().filter_map(|l| l.trim().strip_prefix("- alert: ")) {
         assert!(tests.contains(&format!("alertname: {line}")), "{line} has promtool tests");
         assert!(runbooks.contains(&format!("## {line}")), "{line} has a runbook");
@@ -145,7 +145,7 @@ async fn alerts_and_dashboard_match_what_replag_emits() {
 
     // 1. Every metric an alert or a panel names is one replag emits: in a
     //    healthy lab, but for what exists only while a primary is lost
-    //    (tests/failover.rs sees those against a real failover).
+    //    (tests/it/failover.rs sees those against a real failover).
     let only_while_failing = ["replag_data_at_risk_bytes"];
     let referenced: BTreeSet<String> = metric_names(RULES)
         .union(&metric_names(DASHBOARD))

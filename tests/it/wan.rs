@@ -7,7 +7,7 @@
 //! Own test binary: its tolerances are about timing, so it does not share
 //! the machine with the partition tests.
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 

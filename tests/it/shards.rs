@@ -5,7 +5,7 @@
 //! while the standby's replay is really paused under writes, and while a
 //! shard is really gone (SIGKILL).
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

@@ -1,7 +1,7 @@
 //! Process lifecycle: replag stops cleanly on SIGTERM and SIGINT, reloads
 //! on SIGHUP, and takes the command-line conventions of exporters.
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 

@@ -1,7 +1,7 @@
 //! SeaweedFS against a real cluster: one master with -defaultReplication=100
 //! and volume servers in two data centers.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

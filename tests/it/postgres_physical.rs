@@ -1,7 +1,7 @@
 //! PostgreSQL physical streaming replication against real servers: lag is
 //! made to happen for real and replag's figures are checked against it.
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 
@@ -302,6 +302,8 @@ async fn refused_position_reads_leave_the_node_up_and_resume() {
         replag.log().contains("position reads between polls failed").then_some(())
     })
     .await;
+    // The standby's first poll may come after the refusal (a loaded machine).
+    replag.wait_until("the link up", Duration::from_secs(20), |s| link_up(s) == Some(1.0)).await;
     let started = Instant::now();
     while started.elapsed() < Duration::from_secs(5) {
         let s = replag.scrape().await;

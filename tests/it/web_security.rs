@@ -1,7 +1,7 @@
 //! replag's own HTTP security from a web config file: basic auth with bcrypt
 //! (re-read on change), TLS with required client certificates.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::time::{Duration, SystemTime};

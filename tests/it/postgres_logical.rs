@@ -2,7 +2,7 @@
 //! lag made to happen (a disabled subscription, an apply conflict) and
 //! checked against it; two regions replicating to each other.
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 

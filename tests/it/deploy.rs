@@ -3,7 +3,7 @@
 //! config loader, CLI and files, and the chart must not drift from alerts/
 //! and dashboards/.
 
-mod common;
+use crate::common;
 
 use std::collections::{BTreeSet, HashMap};
 use std::path::Path;

@@ -2,7 +2,7 @@
 //! accepted, a wrong CA refused, a host-name mismatch refused by verify-full
 //! but accepted by verify-ca, plaintext refused by a server that requires TLS.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

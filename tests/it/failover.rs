@@ -7,7 +7,7 @@
 //! failover event's switch point, lost bytes, write gap, the split brain
 //! and its diverged bytes, and the event surviving a restart of replag.
 
-mod common;
+use crate::common;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};

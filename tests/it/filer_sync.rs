@@ -7,7 +7,7 @@
 //! Each test prints what it measured next to the truth (docs/operations.md,
 //! "filer.sync").
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 

@@ -6,7 +6,7 @@
 //! A crash the fuzzer finds goes to `fuzz/regressions/<target>/` once its
 //! cause is fixed.
 
-#[path = "../fuzz/checks.rs"]
+#[path = "../../fuzz/checks.rs"]
 mod checks;
 
 use std::path::{Path, PathBuf};

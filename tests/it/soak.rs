@@ -10,7 +10,7 @@
 //! `SOAK_SECONDS` (default 120) bounds the run after every fault kind has
 //! run once; `SOAK_SEED` replays an order.
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 
