@@ -6,8 +6,8 @@
 //! `patronictl switchover` under writes followed (0 acknowledged writes
 //! lost, replag's event with Patroni's switch point), the leader killed
 //! (the failover followed, its event carrying Patroni's switch point and
-//! time), etcd stopped (the members still measured), and endpoints that
-//! are not Patroni or do not answer reported as such.
+//! time), maintenance mode, etcd stopped (the members still measured), and
+//! endpoints that are not Patroni or do not answer reported as such.
 
 use crate::common;
 
@@ -126,7 +126,15 @@ async fn patroni_clusters_are_found_and_followed_through_switchover_and_failover
     let names: Vec<String> = main.members.iter().map(|m| m.name.clone()).collect();
     let s = replag
         .wait_until("every member's link up", Duration::from_secs(30), |s| {
-            names.iter().filter(|n| **n != first).all(|n| link_up(s, &first, n)) && link_up(s, &first, "ordersdr-1")
+            // Claimed by its node (until its first poll, its upstream's row
+            // alone shows it, as a replica no config names).
+            let dr_placed = s
+                .all("replag_link_up", &[("replica", "ordersdr-1")])
+                .iter()
+                .all(|l| l.labels["replica_region"] == "eu-west");
+            names.iter().filter(|n| **n != first).all(|n| link_up(s, &first, n))
+                && link_up(s, &first, "ordersdr-1")
+                && dr_placed
         })
         .await;
     let dr_link = s.all("replag_link_up", &[("replica", "ordersdr-1")]);
@@ -239,6 +247,18 @@ async fn patroni_clusters_are_found_and_followed_through_switchover_and_failover
             survivors.iter().all(|n| link_up(s, &successor, n))
         })
         .await;
+
+    // Maintenance mode, as Patroni says it.
+    let paused = |s: &Scrape| s.get("replag_patroni_paused", &[("cluster", "orders-ha")]);
+    assert_eq!(paused(&replag.scrape().await), Some(0.0));
+    main.ctl(&["pause", &main.scope, "--wait"]);
+    replag.wait_until("paused shown", Duration::from_secs(10), |s| paused(s) == Some(1.0)).await;
+    // (Its exit status says whether every node is up: the killed member's
+    // endpoint is still configured.)
+    let (_, out, err) = run_replag(&["check", "--config", path.to_str().unwrap()], &[PASSWORD_ENV]);
+    assert!(out.contains("PAUSED"), "{out}{err}");
+    main.ctl(&["resume", &main.scope, "--wait"]);
+    replag.wait_until("resumed shown", Duration::from_secs(10), |s| paused(s) == Some(0.0)).await;
 
     // etcd stops: Patroni cannot say anything new; replag keeps measuring
     // the members it knows.

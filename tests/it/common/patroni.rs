@@ -260,23 +260,23 @@ impl Cluster {
         client
     }
 
-    /// `patronictl switchover` to `candidate`, as an operator runs it.
-    pub fn switchover(&self, leader: &str, candidate: &str) {
+    /// `patronictl ARGS`, as an operator runs it.
+    pub fn ctl(&self, args: &[&str]) {
         let ctl = self._dir.path().join("patronictl.yml");
         std::fs::write(&ctl, format!("etcd3:\n  host: 127.0.0.1:{}\n", self.etcd_port)).unwrap();
-        let out = Command::new("patronictl")
-            .arg("-c")
-            .arg(&ctl)
-            .args(["switchover", &self.scope, "--leader", leader, "--candidate", candidate, "--force"])
-            .stdin(Stdio::null())
-            .output()
-            .expect("patronictl runs");
+        let out = Command::new("patronictl").arg("-c").arg(&ctl).args(args).stdin(Stdio::null()).output();
+        let out = out.expect("patronictl runs");
         assert!(
             out.status.success(),
-            "patronictl switchover failed: {}{}",
+            "patronictl {args:?} failed: {}{}",
             String::from_utf8_lossy(&out.stdout),
             String::from_utf8_lossy(&out.stderr)
         );
+    }
+
+    /// `patronictl switchover` to `candidate`.
+    pub fn switchover(&self, leader: &str, candidate: &str) {
+        self.ctl(&["switchover", &self.scope, "--leader", leader, "--candidate", candidate, "--force"]);
     }
 
     /// The config entry replag needs for this cluster in `region`.
