@@ -42,7 +42,10 @@ impl Running {
     /// Start polling `cfg`'s nodes, the engine and the gates' memory.
     pub fn start(cfg: &Config) -> Running {
         let started = SystemTime::now();
-        let empty = Arc::new(Snapshot::empty(started));
+        let failover = failover_tracker(cfg);
+        let mut empty = Snapshot::empty(started);
+        empty.failover = failover.known();
+        let empty = Arc::new(empty);
         let (snapshot_tx, snapshot_rx) = watch::channel(empty.clone());
         let (tracked_tx, tracked_rx) = watch::channel(Arc::new(Tracked::new(empty)));
         let (report_tx, report_rx) = mpsc::channel(REPORT_QUEUE);
@@ -54,7 +57,7 @@ impl Running {
             Engine::new(cfg.nodes.clone(), started)
                 .with_poll_interval(cfg.poll.interval)
                 .with_joins(joins_tx)
-                .with_failover(failover_tracker(cfg)),
+                .with_failover(failover),
             report_rx,
             reconfigure_rx,
             snapshot_tx,

@@ -174,6 +174,13 @@ impl Tracker {
         &self.events
     }
 
+    /// What is known before any poll: the events read back from the
+    /// journal (a restarted replag serves them from its first moment, not
+    /// from its first snapshot).
+    pub fn known(&self) -> FailoverView {
+        FailoverView { events: self.shared.clone(), ..FailoverView::default() }
+    }
+
     fn publish(&mut self) {
         if self.events.len() > EVENTS_KEPT {
             let excess = self.events.len() - EVENTS_KEPT;
