@@ -204,7 +204,10 @@ async fn lag_is_right_across_a_wan() {
     // moves a shorter fit's slope by more than its tolerance.
     let (rate, mean_error) = growth(&readings(&replag, "standby", 16, Duration::from_millis(500)).await, paused);
     println!("wan paused replay: {rate:.3} s/s, mean error {mean_error:+.3} s against the time since the pause");
-    assert!((rate - 1.0).abs() <= 0.1, "paused replay grows {rate:.3} s/s");
+    // 0.15 s/s: a loaded CI machine placed a reading a poll off (1.125 s/s
+    // over 6 s); a wrong algorithm (a poll-interval clock, a doubled one)
+    // is off by 0.5 or more.
+    assert!((rate - 1.0).abs() <= 0.15, "paused replay grows {rate:.3} s/s");
     assert!(mean_error.abs() <= 0.3, "lag trails the pause by {mean_error:+.3} s on average");
     standby.exec("SELECT pg_wal_replay_resume()").await;
     let resumed = Instant::now();
@@ -226,9 +229,10 @@ async fn lag_is_right_across_a_wan() {
     replica.freeze();
     let frozen = Instant::now();
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let (rate, mean_error) = growth(&readings(&replag, "replica", 10, Duration::from_millis(500)).await, frozen);
+    // 16 readings (8 s), as for the paused replay.
+    let (rate, mean_error) = growth(&readings(&replag, "replica", 16, Duration::from_millis(500)).await, frozen);
     println!("wan frozen redis replica: {rate:.3} s/s, mean error {mean_error:+.3} s against the time frozen");
-    assert!((rate - 1.0).abs() <= 0.1, "frozen replica grows {rate:.3} s/s");
+    assert!((rate - 1.0).abs() <= 0.15, "frozen replica grows {rate:.3} s/s");
     // Its position is the newer of its last ACK and replag's last reading of
     // it, which is at most a poll plus the one-way delay old at the freeze.
     assert!(mean_error.abs() <= 0.5 + 0.1 + 0.1, "lag trails the freeze by {mean_error:+.3} s on average");
